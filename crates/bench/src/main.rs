@@ -1,0 +1,61 @@
+//! `toolbelt-bench`: benchmarks that print their numbers (never pass/fail on time).
+//! Run through `scripts/bench.sh`, which builds in release mode and brings up PostgreSQL.
+
+mod control;
+mod dtma;
+mod gateway;
+mod gateway_scale;
+mod oauth;
+mod rpc;
+mod stats;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Toolbelt's benchmarks")]
+struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Control plane: cold start, idle RSS, list latency over 10,000 rows per backend.
+    Control {
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+    },
+    /// DTMA: deploy time, 20 concurrent deploys, bridge overhead, idle cost.
+    Dtma {
+        #[arg(long, default_value_t = 3000)]
+        calls: usize,
+    },
+    /// Gateway: added latency and throughput against direct calls, CPU per call,
+    /// discovery and `tools/list` of 50 servers × 20 tools, memory with 100 sessions.
+    Gateway {
+        /// Calls per route at concurrency 1 (four times as many at concurrency 32).
+        #[arg(long, default_value_t = 3000)]
+        calls: usize,
+        /// Cached `tools/list` listings timed.
+        #[arg(long, default_value_t = 500)]
+        lists: usize,
+    },
+    /// Vault and OAuth: seal/open per secret, connecting and refreshing N connections
+    /// against the local authorization server, header injection per call.
+    Oauth {
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+    },
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    match Args::parse().what {
+        What::Control { rounds, requests } => control::run(rounds, requests).await,
+        What::Dtma { calls } => dtma::run(calls).await,
+        What::Gateway { calls, lists } => gateway::run(calls, lists).await,
+        What::Oauth { connections } => oauth::run(connections).await,
+    }
+}

@@ -1,0 +1,53 @@
+//! Toolbelt's control plane: the REST API under `/api/v1`, authentication and tenancy,
+//! the audit chain's writers, health and metrics. The gateway (`/mcp`), the DTMA channel
+//! and the dashboard mount beside it.
+
+pub mod api;
+pub mod audit_log;
+pub mod auth;
+pub mod bootstrap;
+pub mod extract;
+pub mod health;
+pub mod liveness;
+pub mod metrics;
+pub mod middleware;
+pub mod passwords;
+pub mod problem;
+pub mod secrets;
+pub mod state;
+pub mod token_rollout;
+pub mod toolbox_client;
+
+pub use state::{AppState, ControlConfig, Credentials};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use problem::{Kind, Problem};
+
+/// The OpenAPI document of everything [`router`] serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::router().split_for_parts().1
+}
+
+/// The control plane's HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (routes, spec) = api::router().split_for_parts();
+    let _ = health::OPENAPI.set(spec.to_pretty_json().unwrap_or_default());
+    routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::api_layer,
+        ))
+        .fallback(|| async { Problem::new(Kind::RouteNotFound, "no such route").into_response() })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                Kind::MethodNotAllowed,
+                "this route does not take that method",
+            )
+            .into_response()
+        })
+        .layer(DefaultBodyLimit::max(state.config.body_limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,90 @@
+//! The one layer every matched route passes through: resolve the caller, refuse
+//! cross-site cookie writes, record metrics, and audit mutations that failed (successful
+//! ones are audited by their handler, in the same transaction as the change).
+
+use crate::audit_log;
+use crate::auth::{self, Auth, Caller};
+use crate::metrics::{RequestLabels, RouteLabels};
+use crate::problem::{Problem, ProblemType};
+use crate::state::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::time::Instant;
+
+pub async fn api_layer(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let path = req.uri().path().to_string();
+
+    let auth = match auth::resolve(&st.store, req.headers()).await {
+        Ok(a) => a,
+        Err(p) => return p.into_response(),
+    };
+    if matches!(auth, Auth::Rejected(_)) {
+        st.metrics.auth_failures.inc();
+    }
+    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if mutating
+        && let Auth::Caller(Caller::User(u)) = &auth
+        && u.via_cookie
+        && !same_origin(&req)
+    {
+        return Problem::forbidden("cross-site request refused").into_response();
+    }
+    req.extensions_mut().insert(auth.clone());
+
+    let res = next.run(req).await;
+
+    let status = res.status();
+    if mutating && status.as_u16() >= 400 && status != StatusCode::UNAUTHORIZED {
+        let problem = res.extensions().get::<ProblemType>().and_then(|p| p.0);
+        if let Err(e) =
+            audit_log::record_failure(&st, &auth, &method, &route, &path, status, problem).await
+        {
+            tracing::error!(error = %e.detail, "could not audit a failed request");
+        }
+        st.metrics.audit_events.inc();
+    }
+    st.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method: method.to_string(),
+            route: route.clone(),
+            status: status.as_u16(),
+        })
+        .inc();
+    st.metrics
+        .latency
+        .get_or_create(&RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
+    res
+}
+
+/// Browsers send `Origin` on cross-site writes; it must name this host. (The session
+/// cookie is also `SameSite=Strict`; this is the second lock.)
+fn same_origin(req: &Request) -> bool {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
+        return true;
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or(origin);
+    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+}

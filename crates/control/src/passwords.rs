@@ -1,0 +1,48 @@
+//! argon2id password hashes, computed off the async runtime.
+
+use crate::problem::Problem;
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+pub async fn hash(password: String) -> Result<String, Problem> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(|_| Problem::internal())?
+    .map_err(|e| {
+        tracing::error!(error = %e, "argon2 hash failed");
+        Problem::internal()
+    })
+}
+
+/// Verifies `password` against a stored PHC string. Without a stored hash it still spends
+/// the time of one verification, so timing does not reveal which emails exist.
+pub async fn verify(password: String, stored: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || {
+        let dummy;
+        let phc = match &stored {
+            Some(s) => s.as_str(),
+            None => {
+                dummy = Argon2::default()
+                    .hash_password(b"not-a-password")
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                dummy.as_str()
+            }
+        };
+        let ok = PasswordHash::new(phc)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        ok && stored.is_some()
+    })
+    .await
+    .unwrap_or(false)
+}

@@ -1,0 +1,251 @@
+//! RFC 9457 problem details: every API error is `application/problem+json` with a stable
+//! `type` that scripts can match on.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use toolbelt_model::{FieldError, Invalid};
+use toolbelt_oauth::OAuthError;
+use toolbelt_store::StoreError;
+use toolbelt_vault::VaultError;
+use utoipa::ToSchema;
+
+/// The stable problem types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Unauthenticated,
+    Forbidden,
+    NotFound,
+    RouteNotFound,
+    MethodNotAllowed,
+    Conflict,
+    Ambiguous,
+    Validation,
+    MalformedJson,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    Unavailable,
+    Internal,
+    /// An OAuth callback or start URL whose state or flow does not check out.
+    OAuthState,
+    /// The OAuth provider refused (access_denied, invalid_grant, …).
+    ProviderRefused,
+    /// The OAuth provider could not be reached or answered nonsense.
+    ProviderFailed,
+    /// A sealed secret does not open (wrong key, tampered or moved ciphertext).
+    Undecryptable,
+}
+
+impl Kind {
+    pub fn slug(self) -> &'static str {
+        match self {
+            Kind::Unauthenticated => "unauthenticated",
+            Kind::Forbidden => "forbidden",
+            Kind::NotFound => "not-found",
+            Kind::RouteNotFound => "route-not-found",
+            Kind::MethodNotAllowed => "method-not-allowed",
+            Kind::Conflict => "conflict",
+            Kind::Ambiguous => "ambiguous-name",
+            Kind::Validation => "validation",
+            Kind::MalformedJson => "malformed-json",
+            Kind::UnsupportedMediaType => "unsupported-media-type",
+            Kind::PayloadTooLarge => "payload-too-large",
+            Kind::Unavailable => "unavailable",
+            Kind::Internal => "internal",
+            Kind::OAuthState => "oauth-state",
+            Kind::ProviderRefused => "provider-refused",
+            Kind::ProviderFailed => "provider-failed",
+            Kind::Undecryptable => "secret-undecryptable",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
+            Kind::NotFound | Kind::RouteNotFound => StatusCode::NOT_FOUND,
+            Kind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Kind::Conflict | Kind::Ambiguous => StatusCode::CONFLICT,
+            Kind::Validation | Kind::MalformedJson => StatusCode::UNPROCESSABLE_ENTITY,
+            Kind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Kind::Internal | Kind::Undecryptable => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::OAuthState | Kind::ProviderRefused => StatusCode::BAD_REQUEST,
+            Kind::ProviderFailed => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Kind::Unauthenticated => "Authentication required",
+            Kind::Forbidden => "Not allowed",
+            Kind::NotFound => "Not found",
+            Kind::RouteNotFound => "No such route",
+            Kind::MethodNotAllowed => "Method not allowed",
+            Kind::Conflict => "Conflict",
+            Kind::Ambiguous => "Ambiguous name",
+            Kind::Validation => "Invalid input",
+            Kind::MalformedJson => "Malformed JSON",
+            Kind::UnsupportedMediaType => "Unsupported media type",
+            Kind::PayloadTooLarge => "Request body too large",
+            Kind::Unavailable => "Service unavailable",
+            Kind::Internal => "Internal error",
+            Kind::OAuthState => "OAuth flow does not check out",
+            Kind::ProviderRefused => "The OAuth provider refused",
+            Kind::ProviderFailed => "The OAuth provider failed",
+            Kind::Undecryptable => "Secret does not decrypt",
+        }
+    }
+}
+
+pub const TYPE_PREFIX: &str = "urn:toolbelt:problem:";
+
+/// An API error. Its JSON form is the problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The fields at fault (validation problems).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    pub kind: Option<Kind>,
+}
+
+impl Problem {
+    pub fn new(kind: Kind, detail: impl Into<String>) -> Problem {
+        Problem {
+            type_uri: format!("{TYPE_PREFIX}{}", kind.slug()),
+            title: kind.title().to_string(),
+            status: kind.status().as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            kind: Some(kind),
+        }
+    }
+
+    pub fn unauthenticated(detail: impl Into<String>) -> Problem {
+        Problem::new(Kind::Unauthenticated, detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Problem {
+        Problem::new(Kind::Forbidden, detail)
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Problem {
+        Problem::new(Kind::NotFound, format!("{what} not found"))
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Problem {
+        Problem::new(Kind::Conflict, detail)
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> Problem {
+        Invalid::field(field, message).into()
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Problem {
+        Problem::new(Kind::Unavailable, detail)
+    }
+
+    pub fn internal() -> Problem {
+        Problem::new(Kind::Internal, "the server failed; the error is in its log")
+    }
+
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl From<Invalid> for Problem {
+    fn from(e: Invalid) -> Problem {
+        let mut p = Problem::new(Kind::Validation, e.to_string());
+        p.errors = e.0;
+        p
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Problem {
+        match e {
+            StoreError::NotFound => Problem::new(Kind::NotFound, "not found"),
+            StoreError::Conflict(m) => Problem::conflict(m),
+            other if other.is_unavailable() => {
+                tracing::error!(error = %other, "database unavailable");
+                Problem::new(Kind::Unavailable, "the database is unavailable")
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+impl From<VaultError> for Problem {
+    fn from(e: VaultError) -> Problem {
+        match e {
+            VaultError::NotFound => Problem::new(Kind::NotFound, "secret not found"),
+            VaultError::Forbidden(m) => Problem::forbidden(m),
+            VaultError::Conflict(m) => Problem::conflict(m),
+            VaultError::Store(s) => s.into(),
+            e @ (VaultError::UnknownKek { .. }
+            | VaultError::Unwrap { .. }
+            | VaultError::Decrypt { .. }) => {
+                tracing::error!(error = %e, "a secret does not open");
+                Problem::new(Kind::Undecryptable, e.to_string())
+            }
+            e => {
+                tracing::error!(error = %e, "vault error");
+                Problem::new(Kind::Unavailable, format!("the vault failed: {e}"))
+            }
+        }
+    }
+}
+
+impl From<OAuthError> for Problem {
+    fn from(e: OAuthError) -> Problem {
+        match e {
+            OAuthError::NotFound(what) => Problem::not_found(what),
+            OAuthError::Invalid { field, message } => Problem::invalid(&field, message),
+            OAuthError::Forbidden(m) => Problem::forbidden(m),
+            OAuthError::Conflict(m) => Problem::conflict(m),
+            e @ OAuthError::State(_) => Problem::new(Kind::OAuthState, e.to_string()),
+            e @ OAuthError::Provider { .. } => Problem::new(Kind::ProviderRefused, e.to_string()),
+            e @ (OAuthError::Unreachable(_) | OAuthError::Malformed(_)) => {
+                Problem::new(Kind::ProviderFailed, e.to_string())
+            }
+            OAuthError::Vault(v) => v.into(),
+            OAuthError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let unauth = status == StatusCode::UNAUTHORIZED;
+        let mut res = (status, axum::Json(&self)).into_response();
+        let h = res.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if unauth {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        // Lets the audit middleware name failures without re-parsing the body.
+        res.extensions_mut().insert(ProblemType(self.kind));
+        res
+    }
+}
+
+/// Marker left on error responses for the audit middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct ProblemType(pub Option<Kind>);
+
+pub type ApiResult<T> = Result<T, Problem>;

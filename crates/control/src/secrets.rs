@@ -1,0 +1,99 @@
+//! The seam to the vault: a server's secret references resolved to values, for the DTMA
+//! only, only when it must (re)create that server.
+
+use std::collections::BTreeMap;
+use toolbelt_model::UserId;
+use toolbelt_model::server::Server;
+use toolbelt_store::secrets;
+use toolbelt_vault::{Actor, Vault};
+
+#[async_trait::async_trait]
+pub trait SecretResolver: Send + Sync {
+    /// Requirement name → value, for every secret the server references.
+    async fn resolve(&self, server: &Server) -> Result<BTreeMap<String, String>, String>;
+}
+
+/// Without a vault: servers without secret references resolve to nothing; servers with
+/// references cannot be given values, and say so.
+pub struct NoVault;
+
+#[async_trait::async_trait]
+impl SecretResolver for NoVault {
+    async fn resolve(&self, server: &Server) -> Result<BTreeMap<String, String>, String> {
+        if server.secrets.is_empty() {
+            Ok(BTreeMap::new())
+        } else {
+            Err("this control plane has no vault configured to resolve secret references".into())
+        }
+    }
+}
+
+/// Resolves references in the server's own namespace: a member's server reads its owner's
+/// secrets, a shared server the shared ones — never anyone else's.
+pub struct VaultResolver {
+    vault: Vault,
+    oauth: Option<toolbelt_oauth::OAuth>,
+}
+
+impl VaultResolver {
+    pub fn new(vault: Vault, oauth: Option<toolbelt_oauth::OAuth>) -> VaultResolver {
+        VaultResolver { vault, oauth }
+    }
+}
+
+/// Where a server's secret references point: its owner's namespace, or the shared one.
+pub fn namespace_label(owner: Option<&UserId>) -> &'static str {
+    if owner.is_some() {
+        "the server owner's"
+    } else {
+        "the shared"
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretResolver for VaultResolver {
+    async fn resolve(&self, server: &Server) -> Result<BTreeMap<String, String>, String> {
+        let mut out = BTreeMap::new();
+        let actor = Actor::system(&format!("deploy {}", server.name));
+        for (requirement, name) in &server.secrets {
+            let row = {
+                let mut c = self.vault.store().conn().await.map_err(|e| e.to_string())?;
+                secrets::find_in_namespace(&mut c, server.owner_id.as_ref(), name)
+                    .await
+                    .map_err(|e| e.to_string())?
+            };
+            let Some(row) = row else {
+                return Err(format!(
+                    "secret {name} (for {requirement}) is not in {} namespace",
+                    namespace_label(server.owner_id.as_ref())
+                ));
+            };
+            let v = self
+                .vault
+                .open_by_id(&row.meta.id, &actor)
+                .await
+                .map_err(|e| format!("secret {name} (for {requirement}): {e}"))?;
+            let s = v
+                .expose_str()
+                .ok_or_else(|| format!("secret {name} (for {requirement}) is not text"))?;
+            out.insert(requirement.clone(), s.to_string());
+        }
+        // A server serving one user and acting with a provider gets that user's token.
+        if let (Some(owner), Some(oauth)) = (&server.owner_id, &self.oauth) {
+            let entry = {
+                let mut c = self.vault.store().conn().await.map_err(|e| e.to_string())?;
+                toolbelt_store::catalog::get(&mut c, server.catalog_id.as_str())
+                    .await
+                    .map_err(|e| e.to_string())?
+            };
+            if let Some(req) = &entry.spec.oauth {
+                let (_, token) = oauth
+                    .owner_token(owner, &req.provider, &format!("deploy {}", server.name))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                out.insert(crate::toolbox_client::OAUTH_TOKEN_SECRET.into(), token);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,154 @@
+//! The control plane → DTMA direction: short-lived tokens signed for one toolbox, and
+//! pushes of desired state so a change takes effect before the next heartbeat.
+
+use crate::state::AppState;
+use std::time::Duration;
+use toolbelt_model::catalog::CatalogEntry;
+use toolbelt_model::dtma::{DeployRequest, DesiredServer};
+use toolbelt_model::server::{DesiredState, Server};
+use toolbelt_model::toolbox::Toolbox;
+use toolbelt_store::{catalog, servers, toolboxes};
+
+/// Lifetime of a signed call token.
+pub const TOKEN_TTL_S: i64 = 60;
+
+pub struct ToolboxClient {
+    pub http: reqwest::Client,
+}
+
+impl ToolboxClient {
+    pub fn new() -> ToolboxClient {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("a plain HTTP client builds");
+        ToolboxClient { http }
+    }
+}
+
+impl Default for ToolboxClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A bearer token for calls to this toolbox's DTMA.
+pub fn token_for(st: &AppState, toolbox: &Toolbox) -> String {
+    st.key.sign(
+        toolbox.id.as_str(),
+        chrono::Utc::now().timestamp(),
+        TOKEN_TTL_S,
+    )
+}
+
+/// The spec a DTMA runs, from the server row and its catalog entry.
+/// The secret a server acting with its owner's OAuth connection receives its access token
+/// as (a file in its secrets directory).
+pub const OAUTH_TOKEN_SECRET: &str = "OAUTH_ACCESS_TOKEN";
+
+/// Whether a server gets its owner's OAuth token at deploy: its entry acts with a provider
+/// and it serves one user. A shared server gets user credentials per call only.
+pub fn takes_owner_token(server: &Server, entry: &CatalogEntry) -> bool {
+    entry.spec.oauth.is_some() && server.owner_id.is_some()
+}
+
+pub fn desired(server: &Server, entry: &CatalogEntry) -> DesiredServer {
+    let mut secrets = entry.spec.secrets.clone();
+    if takes_owner_token(server, entry) {
+        secrets.push(toolbelt_model::catalog::SecretRequirement {
+            name: OAUTH_TOKEN_SECRET.into(),
+            description: "the owner's OAuth access token".into(),
+            delivery: toolbelt_model::catalog::SecretDelivery::File,
+            required: true,
+        });
+    }
+    DesiredServer {
+        id: server.id.clone(),
+        name: server.name.to_string(),
+        generation: server.generation,
+        desired: server.desired,
+        source: entry.spec.source.clone(),
+        transport: entry.spec.transport,
+        port: entry.spec.port,
+        env: entry.spec.env.clone(),
+        secrets,
+        limits: entry.spec.limits,
+        config: server.config.clone(),
+    }
+}
+
+/// Pushes a server's new desired state to its toolbox now (best effort: the next
+/// heartbeat reply carries it anyway).
+pub fn push(st: &AppState, server: &Server) {
+    let st = st.clone();
+    let server = server.clone();
+    tokio::spawn(async move {
+        if let Err(e) = push_now(&st, &server).await {
+            tracing::info!(server = %server.name, error = %e, "push to toolbox failed; the next heartbeat carries it");
+        }
+    });
+}
+
+async fn push_now(st: &AppState, server: &Server) -> Result<(), String> {
+    let mut c = st.store.conn().await.map_err(|e| e.to_string())?;
+    let tb = toolboxes::get_internal(&mut c, &server.toolbox_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(url) = tb.dtma_url.clone() else {
+        return Ok(());
+    };
+    let token = token_for(st, &tb);
+    let base = url.trim_end_matches('/');
+    let res = if server.desired == DesiredState::Deleted {
+        st.toolboxes
+            .http
+            .delete(format!("{base}/v1/servers/{}", server.name))
+            .bearer_auth(token)
+            .send()
+            .await
+    } else {
+        let entry = catalog::get(&mut c, server.catalog_id.as_str())
+            .await
+            .map_err(|e| e.to_string())?;
+        let server = servers::get_internal(&mut c, &server.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        drop(c);
+        // Unresolvable references: push nothing; the DTMA's own fetch reports the reason.
+        let secrets = st.secrets.resolve(&server).await?;
+        if !secrets.is_empty() {
+            let mut ev = toolbelt_model::audit::NewAuditEvent::new(
+                "secret.deliver",
+                "server",
+                Some(server.id.to_string()),
+            );
+            ev.owner_id = server.owner_id.clone();
+            ev.detail = serde_json::json!({ "names": secrets.keys().collect::<Vec<_>>(), "toolbox": tb.id, "via": "push" });
+            st.store
+                .begin_audited()
+                .await
+                .map_err(|e| e.to_string())?
+                .commit(ev)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let req = DeployRequest {
+            server: desired(&server, &entry),
+            secrets,
+        };
+        tracing::debug!(request = ?req, toolbox = %tb.name, "push to toolbox");
+        st.toolboxes
+            .http
+            .post(format!("{base}/v1/servers"))
+            .bearer_auth(token)
+            .json(&req)
+            .send()
+            .await
+    };
+    match res {
+        Ok(r) if r.status().is_success() || r.status().as_u16() == 404 => Ok(()),
+        Ok(r) => Err(format!("the DTMA answered {}", r.status())),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -1,0 +1,273 @@
+//! `/mcp/{server}`: the Streamable HTTP face of a stdio server.
+//!
+//! `initialize` is answered from the DTMA's own handshake with the server (one stdio
+//! session serves every client); requests are forwarded and answered as JSON, or as an
+//! SSE stream when progress or server requests arrive first and the client accepts SSE.
+
+use super::mux::{Event, Upstream};
+use super::{Bridges, Target, proxy};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
+    let body = json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn json_response(v: &Value, session: Option<&str>) -> Response {
+    let mut res = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        v.to_string(),
+    )
+        .into_response();
+    if let Some(s) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        res.headers_mut().insert(SESSION_HEADER, s);
+    }
+    res
+}
+
+fn sse_frame(v: &Value) -> Bytes {
+    Bytes::from(format!("event: message\ndata: {v}\n\n"))
+}
+
+fn accepts_sse(h: &HeaderMap) -> bool {
+    h.get_all(header::ACCEPT).iter().any(|v| {
+        v.to_str()
+            .map(|s| s.contains("text/event-stream"))
+            .unwrap_or(false)
+    })
+}
+
+fn not_running(server: &str) -> Response {
+    rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Value::Null,
+        -32000,
+        &format!("MCP server {server} is not running on this toolbox"),
+    )
+}
+
+/// POST: one JSON-RPC message from a client.
+pub async fn post(
+    State(b): State<Arc<Bridges>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let up = match b.get(&server) {
+        Some(Target::Stdio(up)) if up.is_alive() => up,
+        Some(Target::Http(base)) => {
+            return proxy::forward(&b, &base, axum::http::Method::POST, &headers, body).await;
+        }
+        Some(_) | None => return not_running(&server),
+    };
+    let msg: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32700,
+                &format!("Parse error: {e}"),
+            );
+        }
+    };
+    if !msg.is_object() || msg["jsonrpc"] != "2.0" {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "Invalid Request: send one JSON-RPC 2.0 message (batches are not supported)",
+        );
+    }
+    let session = headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(s) = &session
+        && !b.touch_session(s, &server)
+    {
+        return rpc_error(
+            StatusCode::NOT_FOUND,
+            msg.get("id").cloned().unwrap_or(Value::Null),
+            -32001,
+            "Session not found",
+        );
+    }
+    let session_key = session.clone().unwrap_or_default();
+    let method = msg
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    match (method.as_deref(), msg.get("id").cloned()) {
+        (Some("initialize"), Some(id)) => match up.init_result() {
+            Some(init) => {
+                let sid = b.new_session(&server);
+                json_response(
+                    &json!({ "jsonrpc": "2.0", "id": id, "result": init }),
+                    Some(&sid),
+                )
+            }
+            None => rpc_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                id,
+                -32000,
+                "the server has not finished starting",
+            ),
+        },
+        (Some(_), Some(id)) => {
+            forward_request(&b, up, msg, id, &session_key, accepts_sse(&headers)).await
+        }
+        (Some("notifications/initialized"), None) => StatusCode::ACCEPTED.into_response(),
+        (Some(_), None) => {
+            up.notify_from_client(msg, &session_key);
+            StatusCode::ACCEPTED.into_response()
+        }
+        (None, Some(_)) if msg.get("result").is_some() || msg.get("error").is_some() => {
+            up.respond_from_client(&msg);
+            StatusCode::ACCEPTED.into_response()
+        }
+        _ => rpc_error(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            "Invalid Request",
+        ),
+    }
+}
+
+async fn forward_request(
+    b: &Bridges,
+    up: Arc<Upstream>,
+    msg: Value,
+    id: Value,
+    session: &str,
+    sse: bool,
+) -> Response {
+    let timeout = b.call_timeout;
+    let mut call = up.call(msg, session);
+    // Answer with plain JSON unless something must be streamed before the reply.
+    let first = loop {
+        match call.next(timeout, &id).await {
+            Event::Done(v) => return json_response(&v, None),
+            Event::Relay(v) if sse => break v,
+            Event::Relay(_) => continue,
+        }
+    };
+    let stream = futures::stream::unfold(
+        (Some(first), Some(call), id),
+        move |(first, call, id)| async move {
+            if let Some(v) = first {
+                return Some((
+                    Ok::<_, std::convert::Infallible>(sse_frame(&v)),
+                    (None, call, id),
+                ));
+            }
+            let mut call = call?;
+            match call.next(timeout, &id).await {
+                Event::Relay(v) => Some((Ok(sse_frame(&v)), (None, Some(call), id))),
+                Event::Done(v) => Some((Ok(sse_frame(&v)), (None, None, id))),
+            }
+        },
+    );
+    let mut res = Response::new(Body::from_stream(stream));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// GET: the server's notifications (list changes, log messages) as an SSE stream.
+pub async fn get(
+    State(b): State<Arc<Bridges>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let up = match b.get(&server) {
+        Some(Target::Stdio(up)) if up.is_alive() => up,
+        Some(Target::Http(base)) => {
+            return proxy::forward(&b, &base, axum::http::Method::GET, &headers, Bytes::new())
+                .await;
+        }
+        Some(_) | None => return not_running(&server),
+    };
+    if !accepts_sse(&headers) {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let rx = tokio_stream_from(up.subscribe());
+    let closed = {
+        let up = up.clone();
+        async move { up.closed().await }
+    };
+    let keepalive = futures::stream::unfold((), |_| async {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        Some((Bytes::from_static(b": keep-alive\n\n"), ()))
+    });
+    let events = futures::stream::select(
+        rx.map(|line| Bytes::from(format!("event: message\ndata: {line}\n\n"))),
+        keepalive,
+    )
+    .take_until(closed)
+    .map(Ok::<_, std::convert::Infallible>);
+    let mut res = Response::new(Body::from_stream(events));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    res
+}
+
+fn tokio_stream_from(
+    rx: tokio::sync::broadcast::Receiver<Arc<str>>,
+) -> futures::stream::BoxStream<'static, Arc<str>> {
+    futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(v) => return Some((v, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
+}
+
+/// DELETE: ends a session.
+pub async fn delete(
+    State(b): State<Arc<Bridges>>,
+    Path(server): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(Target::Http(base)) = b.get(&server) {
+        return proxy::forward(
+            &b,
+            &base,
+            axum::http::Method::DELETE,
+            &headers,
+            Bytes::new(),
+        )
+        .await;
+    }
+    match headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(s) if b.end_session(s) => StatusCode::OK.into_response(),
+        Some(_) => StatusCode::NOT_FOUND.into_response(),
+        None => StatusCode::BAD_REQUEST.into_response(),
+    }
+}

@@ -1,0 +1,468 @@
+//! One stdio MCP server shared by many HTTP clients: JSON-RPC requests are multiplexed by
+//! id (each client's id rewritten to a fresh upstream id and restored on the reply),
+//! progress tokens likewise, notifications fanned out. Messages the bridge does not need
+//! to understand pass through as JSON values.
+//!
+//! Failure is explicit: junk on stdout is logged and skipped, a dead server fails every
+//! pending call at once, and callers bound their wait (see [`CallHandle::finish`]).
+
+use crate::logs::LogRing;
+use crate::runtime::StdioPipes;
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::sync::CancellationToken;
+
+/// JSON-RPC error codes the bridge itself produces (as the MCP SDKs name them).
+pub const CONNECTION_CLOSED: i64 = -32000;
+pub const REQUEST_TIMEOUT: i64 = -32001;
+pub const REQUEST_CANCELLED: i64 = -32800;
+
+/// The largest line accepted from a server's stdout.
+const MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// What a caller receives for its request: notifications and server requests to relay,
+/// then the final response.
+#[derive(Debug)]
+pub enum Event {
+    Relay(Value),
+    Done(Value),
+}
+
+struct Pending {
+    tx: mpsc::UnboundedSender<Event>,
+    client_id: Value,
+    session: String,
+    progress: Option<(String, Value)>,
+}
+
+#[derive(Default)]
+struct Table {
+    pending: HashMap<i64, Pending>,
+    by_client: HashMap<(String, String), i64>,
+    progress: HashMap<String, i64>,
+}
+
+pub struct Upstream {
+    pub name: String,
+    out: mpsc::Sender<Bytes>,
+    next_id: AtomicI64,
+    table: Mutex<Table>,
+    notify: broadcast::Sender<Arc<str>>,
+    dead: CancellationToken,
+    alive: AtomicBool,
+    init: RwLock<Option<Value>>,
+    pub logs: Arc<LogRing>,
+    pub junk_lines: AtomicU64,
+}
+
+fn error_reply(id: &Value, code: i64, message: &str) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } })
+}
+
+fn id_key(id: &Value) -> String {
+    id.to_string()
+}
+
+impl Upstream {
+    /// Starts the writer and reader for one server's pipes.
+    pub fn spawn(name: &str, pipes: StdioPipes, logs: Arc<LogRing>) -> Arc<Upstream> {
+        let (out, mut rx) = mpsc::channel::<Bytes>(1024);
+        let up = Arc::new(Upstream {
+            name: name.to_string(),
+            out,
+            next_id: AtomicI64::new(1),
+            table: Mutex::new(Table::default()),
+            notify: broadcast::channel(256).0,
+            dead: CancellationToken::new(),
+            alive: AtomicBool::new(true),
+            init: RwLock::new(None),
+            logs,
+            junk_lines: AtomicU64::new(0),
+        });
+        let mut stdin = pipes.stdin;
+        let w = up.clone();
+        tokio::spawn(async move {
+            while let Some(line) = rx.recv().await {
+                if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
+                    break;
+                }
+            }
+            w.die("its stdin closed");
+        });
+        let r = up.clone();
+        let stdout = pipes.stdout;
+        tokio::spawn(async move {
+            let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE));
+            loop {
+                tokio::select! {
+                    _ = r.dead.cancelled() => break,
+                    next = lines.next() => match next {
+                        Some(Ok(line)) => r.on_line(&line),
+                        Some(Err(e)) => r.on_junk(&format!("unreadable output: {e}")),
+                        None => break,
+                    }
+                }
+            }
+            r.die("it exited");
+        });
+        up
+    }
+
+    /// Stops using the server's pipes (the instance is being given up).
+    pub fn close(&self) {
+        self.die("closed by the DTMA");
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    pub async fn closed(&self) {
+        self.dead.cancelled().await
+    }
+
+    /// Fails every pending call and stops. Idempotent.
+    fn die(&self, why: &str) {
+        if !self.alive.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        self.dead.cancel();
+        let pending =
+            std::mem::take(&mut self.table.lock().unwrap_or_else(|p| p.into_inner()).pending);
+        let msg = format!("MCP server {} stopped: {why}", self.name);
+        for (_, p) in pending {
+            let _ = p.tx.send(Event::Done(error_reply(
+                &p.client_id,
+                CONNECTION_CLOSED,
+                &msg,
+            )));
+        }
+        tracing::info!(server = %self.name, why, "upstream closed");
+    }
+
+    fn on_junk(&self, line: &str) {
+        self.junk_lines.fetch_add(1, Ordering::Relaxed);
+        let shown: String = line.chars().take(200).collect();
+        self.logs.push(format!("[stdout, not JSON-RPC] {shown}"));
+    }
+
+    fn on_line(&self, line: &str) {
+        if line.trim().is_empty() {
+            return;
+        }
+        let Ok(mut msg) = serde_json::from_str::<Value>(line) else {
+            return self.on_junk(line);
+        };
+        let has_method = msg.get("method").is_some();
+        let id = msg.get("id").cloned();
+        match (has_method, id) {
+            // A response to one of ours.
+            (false, Some(id)) => {
+                let Some(up_id) = id.as_i64() else {
+                    return self.on_junk(line);
+                };
+                let p = {
+                    let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+                    let p = t.pending.remove(&up_id);
+                    if let Some(p) = &p {
+                        t.by_client
+                            .remove(&(p.session.clone(), id_key(&p.client_id)));
+                        if let Some((tok, _)) = &p.progress {
+                            t.progress.remove(tok);
+                        }
+                    }
+                    p
+                };
+                if let Some(p) = p {
+                    msg["id"] = p.client_id;
+                    let _ = p.tx.send(Event::Done(msg));
+                }
+            }
+            // A server → client request (sampling, elicitation, roots): to the one client
+            // with a call in flight, else to listeners; nobody → refuse, never hang.
+            (true, Some(id)) => {
+                let target = {
+                    let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut clients = t.pending.values().filter(|p| !p.session.starts_with('#'));
+                    match (clients.next(), clients.next()) {
+                        (Some(p), None) => Some(p.tx.clone()),
+                        _ => None,
+                    }
+                };
+                let delivered = match target {
+                    Some(tx) => tx.send(Event::Relay(msg)).is_ok(),
+                    None => self.notify.send(Arc::from(line)).is_ok(),
+                };
+                if !delivered {
+                    self.send_raw(&error_reply(
+                        &id,
+                        -32601,
+                        "no client session can answer this request",
+                    ));
+                }
+            }
+            // A notification: progress goes to its caller, the rest to every listener.
+            (true, None) => {
+                if msg["method"] == "notifications/progress" {
+                    let tok = msg["params"]["progressToken"].as_str().map(str::to_string);
+                    let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(p) = tok
+                        .and_then(|k| t.progress.get(&k))
+                        .and_then(|id| t.pending.get(id))
+                        && let Some((_, orig)) = &p.progress
+                    {
+                        msg["params"]["progressToken"] = orig.clone();
+                        let _ = p.tx.send(Event::Relay(msg));
+                    }
+                    return;
+                }
+                let _ = self.notify.send(Arc::from(line));
+            }
+            (false, None) => self.on_junk(line),
+        }
+    }
+
+    fn send_raw(&self, msg: &Value) -> bool {
+        let mut line = serde_json::to_vec(msg).expect("a JSON value serialises");
+        line.push(b'\n');
+        self.out.try_send(Bytes::from(line)).is_ok()
+    }
+
+    /// Sends a request for `session` (sessions starting with `#` are the DTMA's own).
+    pub fn call(self: &Arc<Self>, mut msg: Value, session: &str) -> CallHandle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let client_id = msg.get("id").cloned().unwrap_or(Value::Null);
+        if !self.is_alive() {
+            let _ = tx.send(Event::Done(error_reply(
+                &client_id,
+                CONNECTION_CLOSED,
+                &format!("MCP server {} is not running", self.name),
+            )));
+            return CallHandle {
+                up: self.clone(),
+                up_id: 0,
+                rx,
+                done: true,
+            };
+        }
+        let up_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        msg["id"] = json!(up_id);
+        let progress = match msg.pointer("/params/_meta/progressToken").cloned() {
+            Some(orig) => {
+                let tok = format!("tbp-{up_id}");
+                msg["params"]["_meta"]["progressToken"] = json!(tok);
+                Some((tok, orig))
+            }
+            None => None,
+        };
+        {
+            let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+            t.by_client
+                .insert((session.to_string(), id_key(&client_id)), up_id);
+            if let Some((tok, _)) = &progress {
+                t.progress.insert(tok.clone(), up_id);
+            }
+            t.pending.insert(
+                up_id,
+                Pending {
+                    tx: tx.clone(),
+                    client_id: client_id.clone(),
+                    session: session.to_string(),
+                    progress,
+                },
+            );
+        }
+        if !self.send_raw(&msg) {
+            self.forget(up_id);
+            let _ = tx.send(Event::Done(error_reply(
+                &client_id,
+                CONNECTION_CLOSED,
+                "the server's input is blocked",
+            )));
+        }
+        CallHandle {
+            up: self.clone(),
+            up_id,
+            rx,
+            done: false,
+        }
+    }
+
+    fn forget(&self, up_id: i64) -> Option<Pending> {
+        let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let p = t.pending.remove(&up_id)?;
+        t.by_client
+            .remove(&(p.session.clone(), id_key(&p.client_id)));
+        if let Some((tok, _)) = &p.progress {
+            t.progress.remove(tok);
+        }
+        Some(p)
+    }
+
+    /// Abandons a call: the server is told to cancel it.
+    fn abandon(&self, up_id: i64, reason: &str) {
+        if self.forget(up_id).is_some() {
+            self.send_raw(&json!({
+                "jsonrpc": "2.0", "method": "notifications/cancelled",
+                "params": { "requestId": up_id, "reason": reason }
+            }));
+        }
+    }
+
+    /// Forwards a client notification; cancellations are mapped to the upstream id.
+    pub fn notify_from_client(&self, mut msg: Value, session: &str) {
+        if msg["method"] == "notifications/cancelled" {
+            let key = (session.to_string(), id_key(&msg["params"]["requestId"]));
+            let up_id = self
+                .table
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .by_client
+                .get(&key)
+                .copied();
+            match up_id {
+                Some(id) => {
+                    msg["params"]["requestId"] = json!(id);
+                    // The caller's POST ends now; the server's late reply (if any) is dropped.
+                    if let Some(p) = self.forget(id) {
+                        let _ = p.tx.send(Event::Done(error_reply(
+                            &p.client_id,
+                            REQUEST_CANCELLED,
+                            "request cancelled by the client",
+                        )));
+                    }
+                }
+                None => return,
+            }
+        }
+        self.send_raw(&msg);
+    }
+
+    /// A client's answer to a server → client request, forwarded as is.
+    pub fn respond_from_client(&self, msg: &Value) {
+        self.send_raw(msg);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        self.notify.subscribe()
+    }
+
+    /// The server's `initialize` result, once the handshake is done.
+    pub fn init_result(&self) -> Option<Value> {
+        self.init.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The DTMA's own handshake with the server; clients are answered from its result.
+    pub async fn initialize(self: &Arc<Self>, timeout: Duration) -> Result<Value, String> {
+        let req = json!({
+            "jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": { "roots": { "listChanged": true }, "sampling": {}, "elicitation": {} },
+                "clientInfo": { "name": "toolbelt-dtma", "version": env!("CARGO_PKG_VERSION") }
+            }
+        });
+        let res = self.call(req, "#dtma").finish(timeout).await;
+        if let Some(e) = res.get("error") {
+            return Err(format!("initialize failed: {e}"));
+        }
+        let result = res
+            .get("result")
+            .cloned()
+            .ok_or("initialize returned no result")?;
+        *self.init.write().unwrap_or_else(|p| p.into_inner()) = Some(result.clone());
+        self.send_raw(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
+        Ok(result)
+    }
+
+    /// A request of the DTMA's own (ping, tools/list), bounded by `timeout`.
+    pub async fn request(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Value {
+        self.call(
+            json!({ "jsonrpc": "2.0", "id": 0, "method": method, "params": params }),
+            "#dtma",
+        )
+        .finish(timeout)
+        .await
+    }
+}
+
+/// A call in flight. Dropping it before the reply cancels the call upstream.
+pub struct CallHandle {
+    up: Arc<Upstream>,
+    up_id: i64,
+    rx: mpsc::UnboundedReceiver<Event>,
+    done: bool,
+}
+
+impl CallHandle {
+    /// The next event, or a timeout error reply (the call is then cancelled upstream).
+    pub async fn next(&mut self, timeout: Duration, client_id: &Value) -> Event {
+        if self.done {
+            return Event::Done(error_reply(
+                client_id,
+                CONNECTION_CLOSED,
+                "the call already finished",
+            ));
+        }
+        match tokio::time::timeout(timeout, self.rx.recv()).await {
+            Ok(Some(Event::Done(v))) => {
+                self.done = true;
+                Event::Done(v)
+            }
+            Ok(Some(e)) => e,
+            Ok(None) => {
+                self.done = true;
+                Event::Done(error_reply(
+                    client_id,
+                    CONNECTION_CLOSED,
+                    "the server connection closed",
+                ))
+            }
+            Err(_) => {
+                self.done = true;
+                self.up.abandon(self.up_id, "timed out at the toolbox");
+                let secs = timeout.as_secs_f64();
+                Event::Done(error_reply(
+                    client_id,
+                    REQUEST_TIMEOUT,
+                    &format!(
+                        "MCP server {} did not answer within {secs:.1} s",
+                        self.up.name
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Waits for the final reply, dropping relayed messages.
+    pub async fn finish(mut self, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Event::Done(v) = self.next(left, &Value::Null).await {
+                return v;
+            }
+        }
+    }
+}
+
+impl Drop for CallHandle {
+    fn drop(&mut self) {
+        if !self.done {
+            self.up.abandon(self.up_id, "the client went away");
+        }
+    }
+}

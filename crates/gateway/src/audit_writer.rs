@@ -1,0 +1,60 @@
+//! Durable audit of every call, with group commit: callers hand their event to one
+//! writer and wait; the writer commits whatever queued up in one transaction and then
+//! answers them all. A tool result is never returned before its event is committed.
+
+use tokio::sync::{mpsc, oneshot};
+use toolbelt_model::audit::NewAuditEvent;
+use toolbelt_store::Store;
+
+type Job = (NewAuditEvent, oneshot::Sender<Result<i64, String>>);
+
+#[derive(Clone)]
+pub struct AuditWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+/// The most events committed together.
+const BATCH: usize = 256;
+
+impl AuditWriter {
+    pub fn start(store: Store) -> AuditWriter {
+        let (tx, mut rx) = mpsc::channel::<Job>(4096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut jobs = vec![first];
+                while jobs.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(j) => jobs.push(j),
+                        Err(_) => break,
+                    }
+                }
+                let (events, acks): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+                match store.append_audit_batch(events).await {
+                    Ok(written) => {
+                        for (ack, ev) in acks.into_iter().zip(written) {
+                            let _ = ack.send(Ok(ev.seq));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "audit write failed");
+                        for ack in acks {
+                            let _ = ack.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        AuditWriter { tx }
+    }
+
+    /// Appends the event and returns once it is committed (its sequence number).
+    pub async fn record(&self, ev: NewAuditEvent) -> Result<i64, String> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send((ev, ack))
+            .await
+            .map_err(|_| "the audit writer stopped".to_string())?;
+        done.await
+            .map_err(|_| "the audit writer stopped".to_string())?
+    }
+}

@@ -1,0 +1,383 @@
+//! The gateway as an MCP server (rmcp `ServerHandler`): one handler per session, all
+//! sharing the [`Hub`]. The agent comes from the HTTP request (the auth layer put it in
+//! the request's extensions), checked again on every request.
+
+use crate::policy::AgentIdentity;
+use crate::sessions::Target;
+use crate::{Hub, call};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, ResultType, ServerCapabilities,
+    ServerConfig, SubscriptionFilter,
+};
+use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
+use rmcp::{ErrorData as McpError, ServerHandler};
+use std::sync::Arc;
+
+#[derive(Clone)]
+pub struct Gateway {
+    pub hub: Arc<Hub>,
+}
+
+fn agent_of<R: rmcp::service::ServiceRole>(
+    ext: &rmcp::model::Extensions,
+    _: std::marker::PhantomData<R>,
+) -> Result<AgentIdentity, McpError> {
+    ext.get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<AgentIdentity>())
+        .cloned()
+        .ok_or_else(|| McpError::invalid_request("unauthenticated", None))
+}
+
+fn agent(ctx: &RequestContext<RoleServer>) -> Result<AgentIdentity, McpError> {
+    agent_of::<RoleServer>(&ctx.extensions, std::marker::PhantomData)
+}
+
+fn internal(e: impl std::fmt::Display) -> McpError {
+    McpError::internal_error(e.to_string(), None)
+}
+
+/// Offset pagination over a list that is sorted and stable between calls.
+fn page<T: Clone>(
+    items: &[T],
+    cursor: Option<&str>,
+    size: usize,
+) -> Result<(Vec<T>, Option<String>), McpError> {
+    let start = match cursor {
+        Some(c) => c
+            .parse::<usize>()
+            .map_err(|_| McpError::invalid_params("Invalid cursor", None))?,
+        None => 0,
+    };
+    let end = (start + size).min(items.len());
+    let next = (end < items.len()).then(|| end.to_string());
+    Ok((
+        items.get(start..end).map(<[T]>::to_vec).unwrap_or_default(),
+        next,
+    ))
+}
+
+impl Gateway {
+    async fn view(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(AgentIdentity, Arc<crate::view::View>), McpError> {
+        let a = agent(ctx)?;
+        let policy = self
+            .hub
+            .policies
+            .policy(&a.agent_id)
+            .await
+            .map_err(internal)?;
+        // Servers this agent could see but that were never discovered: discover them now,
+        // each under the deadline; whoever is slow or dead is left out, not waited for.
+        if self.hub.registry.snapshot().is_empty() {
+            self.hub.registry.refresh_if_stale().await;
+        }
+        let pending: Vec<_> = self
+            .hub
+            .registry
+            .snapshot()
+            .iter()
+            .filter(|e| e.discovered.is_none() && policy.touches(&e.reference()))
+            .map(|e| e.id.clone())
+            .collect();
+        if !pending.is_empty() {
+            self.hub.registry.ensure_discovered(&pending).await;
+        }
+        Ok((
+            a.clone(),
+            self.hub.views.get(&a.agent_id, &policy, &self.hub.registry),
+        ))
+    }
+}
+
+impl ServerHandler for Gateway {
+    fn get_info(&self) -> ServerConfig {
+        let caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tool_list_changed()
+            .enable_prompts()
+            .enable_resources()
+            .enable_completions()
+            .build();
+        ServerConfig::new(caps)
+            .with_server_info(Implementation::new("toolbelt-gateway", env!("CARGO_PKG_VERSION")))
+            .with_instructions("Toolbelt: the tools this agent was granted, across toolboxes. Tool names are <server>__<tool>.")
+    }
+
+    async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        if let Ok(a) = agent_of::<RoleServer>(&ctx.extensions, std::marker::PhantomData)
+            && let Ok(policy) = self.hub.policies.policy(&a.agent_id).await
+        {
+            let fp = self
+                .hub
+                .views
+                .get(&a.agent_id, &policy, &self.hub.registry)
+                .fingerprint;
+            self.hub
+                .sessions
+                .add(a.agent_id, Target::Peer(ctx.peer), fp);
+        }
+    }
+
+    async fn list_tools(
+        &self,
+        req: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let (_, view) = self.view(&ctx).await?;
+        let tools: Vec<_> = view.tools.iter().map(|(_, t)| t.clone()).collect();
+        let (items, next) = page(
+            &tools,
+            req.as_ref().and_then(|r| r.cursor.as_deref()),
+            self.hub.config.page_size,
+        )?;
+        let mut r = ListToolsResult::with_all_items(items);
+        r.next_cursor = next;
+        Ok(r)
+    }
+
+    async fn call_tool(
+        &self,
+        req: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let a = agent(&ctx)?;
+        call::call_tool(&self.hub, &a, req, &ctx).await
+    }
+
+    async fn list_prompts(
+        &self,
+        req: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let (_, view) = self.view(&ctx).await?;
+        let prompts: Vec<_> = view.prompts.iter().map(|p| p.shown.clone()).collect();
+        let (items, next) = page(
+            &prompts,
+            req.as_ref().and_then(|r| r.cursor.as_deref()),
+            self.hub.config.page_size,
+        )?;
+        let mut r = ListPromptsResult::with_all_items(items);
+        r.next_cursor = next;
+        Ok(r)
+    }
+
+    async fn get_prompt(
+        &self,
+        req: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let (agent, view) = self.view(&ctx).await?;
+        let p = view
+            .prompts
+            .iter()
+            .find(|p| p.name == req.name)
+            .ok_or_else(|| {
+                McpError::invalid_params(format!("Unknown prompt: {}", req.name), None)
+            })?;
+        let peer = self.peer_of(&agent, &p.server).await?;
+        let mut params = req.clone();
+        params.name = p.upstream.clone();
+        match peer
+            .get_prompt_once(params)
+            .await
+            .map_err(|e| upstream(&p.server.name, e))?
+        {
+            GetPromptResponse::Complete(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(GetPromptResponse::Complete(r))
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        req: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let (_, view) = self.view(&ctx).await?;
+        let res: Vec<_> = view.resources.iter().map(|(r, _)| r.clone()).collect();
+        let (items, next) = page(
+            &res,
+            req.as_ref().and_then(|r| r.cursor.as_deref()),
+            self.hub.config.page_size,
+        )?;
+        let mut r = ListResourcesResult::with_all_items(items);
+        r.next_cursor = next;
+        Ok(r)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let (_, view) = self.view(&ctx).await?;
+        Ok(ListResourceTemplatesResult::with_all_items(
+            view.templates.iter().map(|(t, _)| t.clone()).collect(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        req: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let (agent, view) = self.view(&ctx).await?;
+        let server = owner_of_uri(&view, &req.uri).ok_or_else(|| {
+            McpError::resource_not_found(format!("Unknown resource: {}", req.uri), None)
+        })?;
+        let peer = self.peer_of(&agent, &server).await?;
+        match peer
+            .read_resource_once(req)
+            .await
+            .map_err(|e| upstream(&server.name, e))?
+        {
+            ReadResourceResponse::Complete(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(ReadResourceResponse::Complete(r))
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn complete(
+        &self,
+        req: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let (agent, view) = self.view(&ctx).await?;
+        let mut params = req.clone();
+        let server = match &req.r#ref {
+            Reference::Prompt(p) => {
+                let found = view
+                    .prompts
+                    .iter()
+                    .find(|x| x.name == p.name)
+                    .ok_or_else(|| {
+                        McpError::invalid_params(format!("Unknown prompt: {}", p.name), None)
+                    })?;
+                if let Reference::Prompt(pp) = &mut params.r#ref {
+                    pp.name = found.upstream.clone();
+                }
+                found.server.clone()
+            }
+            Reference::Resource(r) => owner_of_uri(&view, &r.uri).ok_or_else(|| {
+                McpError::resource_not_found(format!("Unknown resource: {}", r.uri), None)
+            })?,
+            _ => {
+                return Err(McpError::invalid_params(
+                    "Unsupported completion reference",
+                    None,
+                ));
+            }
+        };
+        let peer = self.peer_of(&agent, &server).await?;
+        let mut r = peer
+            .complete(params)
+            .await
+            .map_err(|e| upstream(&server.name, e))?;
+        r.result_type.get_or_insert(ResultType::COMPLETE);
+        Ok(r)
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.clone())
+    }
+
+    async fn listen(&self, ctx: SubscriptionContext) -> Result<(), McpError> {
+        if ctx.accepted().tools_list_changed != Some(true) {
+            ctx.cancelled().await;
+            return Ok(());
+        }
+        let a = agent(ctx.request_context())?;
+        let policy = self
+            .hub
+            .policies
+            .policy(&a.agent_id)
+            .await
+            .map_err(internal)?;
+        let fp = self
+            .hub
+            .views
+            .get(&a.agent_id, &policy, &self.hub.registry)
+            .fingerprint;
+        let id = self
+            .hub
+            .sessions
+            .add(a.agent_id, Target::Sink(ctx.sink().clone()), fp);
+        ctx.cancelled().await;
+        self.hub.sessions.remove(id);
+        Ok(())
+    }
+}
+
+/// The server that owns a URI: an exact resource, else the template with the longest
+/// literal prefix matching it.
+fn owner_of_uri(view: &crate::view::View, uri: &str) -> Option<Arc<crate::registry::ServerEntry>> {
+    if let Some((_, s)) = view.resources.iter().find(|(r, _)| r.uri == uri) {
+        return Some(s.clone());
+    }
+    view.templates
+        .iter()
+        .filter_map(|(t, s)| {
+            let prefix = t.uri_template.split('{').next().unwrap_or("");
+            (!prefix.is_empty() && uri.starts_with(prefix)).then_some((prefix.len(), s))
+        })
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, s)| s.clone())
+}
+
+fn upstream(server: &str, e: rmcp::service::ServiceError) -> McpError {
+    match e {
+        rmcp::service::ServiceError::McpError(e) => e,
+        other => McpError::new(
+            rmcp::model::ErrorCode(call::UPSTREAM_FAILED),
+            format!("{server} failed: {other}"),
+            None,
+        ),
+    }
+}
+
+impl Gateway {
+    /// The upstream session for this agent's requests to `server` (with the user
+    /// credential the agent was granted for it, if it acts with one).
+    async fn peer_of(
+        &self,
+        agent: &AgentIdentity,
+        server: &crate::registry::ServerEntry,
+    ) -> Result<rmcp::service::Peer<rmcp::service::RoleClient>, McpError> {
+        server
+            .reachable()
+            .map_err(|e| McpError::new(rmcp::model::ErrorCode(call::UNAVAILABLE), e, None))?;
+        let ep = server.endpoint.clone().ok_or_else(|| {
+            McpError::new(
+                rmcp::model::ErrorCode(call::UNAVAILABLE),
+                "the server has no endpoint yet",
+                None,
+            )
+        })?;
+        let cred = call::credential(&self.hub, agent, server, &ep).await?;
+        let conn = self
+            .hub
+            .registry
+            .upstreams
+            .get(
+                &server.id,
+                &ep,
+                self.hub.config.connect_timeout,
+                cred.as_ref(),
+            )
+            .await
+            .map_err(|e| McpError::new(rmcp::model::ErrorCode(call::UNAVAILABLE), e, None))?;
+        Ok(conn.peer().clone())
+    }
+}

@@ -1,0 +1,246 @@
+//! The HTTP side of `/mcp`: the agent's bearer token checked on every request, sessions
+//! bound to the agent that opened them (rmcp does not bind them; a session id of another
+//! agent is answered 404), and one-event SSE replies collapsed into plain JSON for
+//! clients that accept it (rmcp's legacy sessions always answer with SSE).
+
+use crate::Hub;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use std::sync::Arc;
+
+const SESSION: &str = "mcp-session-id";
+
+fn unauthorized(why: &str) -> Response {
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32001, "message": format!("Unauthorized: {why}") } });
+    let mut res = (
+        StatusCode::UNAUTHORIZED,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    let challenge =
+        format!("Bearer realm=\"toolbelt\", error=\"invalid_token\", error_description=\"{why}\"");
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")),
+    );
+    res
+}
+
+pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string());
+    let Some(token) = token else {
+        let mut res = unauthorized("send the agent's token as 'Authorization: Bearer <token>'");
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"toolbelt\""),
+        );
+        return res;
+    };
+    let agent = match hub.policies.authenticate(&token).await {
+        Ok(a) => a,
+        Err(crate::policy::AuthError::Refused(why)) => return unauthorized(why),
+        Err(e) => {
+            tracing::error!(error = %e, "authentication failed");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    let session = req
+        .headers()
+        .get(SESSION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(s) = &session {
+        let owner = hub
+            .session_owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(s)
+            .cloned();
+        if owner.is_some_and(|o| o != agent.agent_id) {
+            // Sessions never authenticate: another agent's session id does not exist for you.
+            let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32001, "message": "Session not found" } });
+            return (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response();
+        }
+    }
+    // Malformed bodies get JSON-RPC's own error codes (rmcp would answer 415 with text).
+    if req.method() == Method::POST {
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, hub.config.max_body_bytes).await {
+            Ok(b) => b,
+            Err(_) => {
+                return rpc_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    -32600,
+                    "Request body too large",
+                );
+            }
+        };
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Err(e) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    -32700,
+                    &format!("Parse error: {e}"),
+                );
+            }
+            Ok(v) if !well_formed(&v) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    -32600,
+                    "Invalid Request: not a JSON-RPC 2.0 request, notification or response",
+                );
+            }
+            Ok(_) => {}
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
+    let wants_json = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.contains("application/json")));
+    let method = req.method().clone();
+    let agent_id = agent.agent_id.clone();
+    req.extensions_mut().insert(agent);
+    let res = next.run(req).await;
+    if let Some(s) = res.headers().get(SESSION).and_then(|v| v.to_str().ok()) {
+        hub.session_owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(s.to_string())
+            .or_insert(agent_id);
+    }
+    if method == Method::DELETE
+        && res.status().is_success()
+        && let Some(s) = &session
+    {
+        hub.session_owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(s);
+        // A session ended is a plain success (rmcp says 202; SDKs expect 200).
+        let mut res = res;
+        *res.status_mut() = StatusCode::OK;
+        return res;
+    }
+    let sse = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if method == Method::POST && wants_json && sse {
+        return collapse(res).await;
+    }
+    res
+}
+
+fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// One JSON-RPC 2.0 message: a request or notification (`method`), or a response.
+fn well_formed(v: &serde_json::Value) -> bool {
+    v.get("jsonrpc").and_then(|j| j.as_str()) == Some("2.0")
+        && (v.get("method").is_some_and(|m| m.is_string())
+            || (v.get("id").is_some() && (v.get("result").is_some() || v.get("error").is_some())))
+}
+
+/// The `data:` payload of one SSE event, if it has one.
+fn data_of(event: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(event).ok()?;
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("data:")
+                .map(|d| d.strip_prefix(' ').unwrap_or(d))
+        })
+        .collect();
+    let joined = data.join("\n");
+    (!joined.trim().is_empty()).then_some(joined)
+}
+
+/// Whether a JSON-RPC message is a response (not a request or notification), looked at
+/// without building it: a listing of a thousand tools is hundreds of kilobytes.
+fn is_final_response(data: &str) -> bool {
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        method: Option<IgnoredAny>,
+        result: Option<IgnoredAny>,
+        error: Option<IgnoredAny>,
+    }
+    serde_json::from_str::<Probe>(data)
+        .is_ok_and(|p| p.method.is_none() && (p.result.is_some() || p.error.is_some()))
+}
+
+/// When the first real event of an SSE reply is the final response, answer with it as
+/// JSON; otherwise pass the stream on (progress and server requests must stream).
+async fn collapse(res: Response) -> Response {
+    let (mut parts, body) = res.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut consumed = 0;
+    // Where the search for the end of the current event resumes: a big event arrives in
+    // many chunks, and rescanning it from its start each time would be quadratic.
+    let mut scanned = 0;
+    loop {
+        while let Some(pos) = buf[scanned.max(consumed)..]
+            .windows(2)
+            .position(|w| w == b"\n\n")
+        {
+            let end = scanned.max(consumed) + pos;
+            let event = &buf[consumed..end];
+            consumed = end + 2;
+            scanned = consumed;
+            let Some(data) = data_of(event) else { continue };
+            let is_final = is_final_response(&data);
+            if is_final {
+                parts.headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                parts.headers.remove(header::CONTENT_LENGTH);
+                return Response::from_parts(parts, Body::from(data));
+            }
+            // Something must stream first: replay what was read, then the rest.
+            let head = Bytes::from(buf);
+            let rest = stream.map(|r| r.map_err(std::io::Error::other));
+            let all =
+                futures::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(rest);
+            return Response::from_parts(parts, Body::from_stream(all));
+        }
+        // Resume one byte early: a `\n\n` may straddle two chunks.
+        scanned = buf.len().saturating_sub(1).max(consumed);
+        match stream.next().await {
+            Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+            Some(Err(_)) | None => {
+                let head = Bytes::from(buf);
+                return Response::from_parts(parts, Body::from(head));
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The gateway: one MCP endpoint (`/mcp`, Streamable HTTP through `rmcp`) at which each
+//! agent sees exactly the tools it was granted, across every toolbox, as
+//! `<server>__<tool>`. Every call is authorized at call time, checked against pinned
+//! definitions, rate limited, routed to the server's DTMA (or a remote URL through the
+//! SSRF guard) over a pooled upstream session, and audited durably before it returns.
+//! See `README.md` in this directory for the design.
+
+pub mod audit_writer;
+pub mod call;
+pub mod handler;
+pub mod http;
+pub mod naming;
+pub mod pinning;
+pub mod policy;
+pub mod ratelimit;
+pub mod registry;
+pub mod scan;
+pub mod sessions;
+pub mod ssrf;
+pub mod upstream;
+pub mod view;
+
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use toolbelt_model::AgentId;
+use toolbelt_store::Store;
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The longest a tool call may take upstream.
+    pub call_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// How long an `ask` call waits for its owner.
+    pub ask_timeout: Duration,
+    /// Items per page of `tools/list`, `prompts/list`, `resources/list`.
+    pub page_size: usize,
+    pub agent_rate: Option<ratelimit::Rate>,
+    pub tool_rate: Option<ratelimit::Rate>,
+    /// Addresses remote servers may have although the SSRF guard refuses them by default.
+    pub ssrf_allow: ssrf::AllowList,
+    /// Host names the endpoint answers to (DNS-rebinding protection); empty: any.
+    pub allowed_hosts: Vec<String>,
+    pub max_body_bytes: usize,
+    pub discovery_deadline: Duration,
+    pub refresh_interval: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            call_timeout: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(10),
+            ask_timeout: Duration::from_secs(120),
+            page_size: 500,
+            agent_rate: None,
+            tool_rate: None,
+            ssrf_allow: ssrf::AllowList::default(),
+            allowed_hosts: Vec::new(),
+            max_body_bytes: 4 * 1024 * 1024,
+            discovery_deadline: Duration::from_secs(5),
+            refresh_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Everything the gateway's sessions share.
+pub struct Hub {
+    pub store: Store,
+    pub config: GatewayConfig,
+    pub policies: policy::Policies,
+    pub registry: Arc<registry::Registry>,
+    pub views: view::Views,
+    pub audit: audit_writer::AuditWriter,
+    pub agent_limiter: Option<ratelimit::Limiter>,
+    pub tool_limiter: Option<ratelimit::Limiter>,
+    pub sessions: sessions::Sessions,
+    pub session_owners: Mutex<HashMap<String, AgentId>>,
+    /// Users' OAuth connections, for servers that act with them.
+    pub oauth: Option<toolbelt_oauth::OAuth>,
+}
+
+/// Starts the gateway's background work and returns its `/mcp` router.
+pub async fn start(
+    store: Store,
+    sign: upstream::Signer,
+    config: GatewayConfig,
+) -> (axum::Router, Arc<Hub>) {
+    start_with(store, sign, config, None).await
+}
+
+/// [`start`], with OAuth: calls to servers that act with users' tokens carry the token of
+/// the connection the agent was granted.
+pub async fn start_with(
+    store: Store,
+    sign: upstream::Signer,
+    config: GatewayConfig,
+    oauth: Option<toolbelt_oauth::OAuth>,
+) -> (axum::Router, Arc<Hub>) {
+    let routes = Arc::new(upstream::Routes::default());
+    let (changed_tx, changed_rx) = tokio::sync::mpsc::unbounded_channel();
+    *routes.changed.lock().await = Some(changed_tx);
+    let guard = Arc::new(ssrf::Guard {
+        allow: config.ssrf_allow.clone(),
+    });
+    let upstreams = Arc::new(upstream::Upstreams::new(sign, guard, routes));
+    let registry = registry::Registry::new(
+        store.clone(),
+        upstreams,
+        config.discovery_deadline,
+        oauth.clone(),
+    );
+    let hub = Arc::new(Hub {
+        store: store.clone(),
+        policies: policy::Policies::new(store.clone()),
+        registry: registry.clone(),
+        views: view::Views::default(),
+        audit: audit_writer::AuditWriter::start(store.clone()),
+        agent_limiter: config.agent_rate.map(ratelimit::Limiter::new),
+        tool_limiter: config.tool_rate.map(ratelimit::Limiter::new),
+        sessions: sessions::Sessions::default(),
+        session_owners: Mutex::default(),
+        oauth,
+        config: config.clone(),
+    });
+    tokio::spawn(registry.clone().run(config.refresh_interval, changed_rx));
+    tokio::spawn(sessions::notifier(hub.clone()));
+
+    let mut cfg = StreamableHttpServerConfig::default().with_json_response(true);
+    cfg = if config.allowed_hosts.is_empty() {
+        cfg.disable_allowed_hosts()
+    } else {
+        cfg.with_allowed_hosts(config.allowed_hosts.clone())
+    };
+    cfg.max_request_body_bytes = config.max_body_bytes;
+    let h = hub.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(handler::Gateway { hub: h.clone() }),
+        Arc::new(LocalSessionManager::default()),
+        cfg,
+    );
+    let router = axum::Router::new().route_service("/mcp", service).layer(
+        axum::middleware::from_fn_with_state(hub.clone(), http::layer),
+    );
+    (router, hub)
+}

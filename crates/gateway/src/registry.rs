@@ -1,0 +1,533 @@
+//! What the gateway knows of every live server: where it is, its tools (as the upstream
+//! serves them) with their pin verdicts and argument validators, its resources and
+//! prompts. Discovery contacts servers in parallel, each under its own deadline, so a
+//! dead or slow server never holds up the others; its failure is recorded on the server.
+
+use crate::pinning::{self, Verdict};
+use crate::upstream::{Endpoint, Upstreams};
+use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerCapabilities, Tool};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use toolbelt_model::catalog::{CatalogEntry, CatalogSource};
+use toolbelt_model::server::{Server, ServerDiscovery, ServerStatus};
+use toolbelt_model::toolbox::{Toolbox, ToolboxKind, ToolboxStatus};
+use toolbelt_model::{ServerId, ToolboxId, UserId};
+use toolbelt_store::{Store, catalog, servers, toolboxes};
+
+pub struct ServerEntry {
+    pub id: ServerId,
+    pub name: String,
+    pub toolbox_id: ToolboxId,
+    pub toolbox_name: String,
+    pub owner_id: Option<UserId>,
+    pub toolbox_status: ToolboxStatus,
+    pub status: ServerStatus,
+    pub endpoint: Option<Endpoint>,
+    /// The OAuth provider its catalog entry acts with (its calls carry a user's token).
+    pub oauth_provider: Option<String>,
+    pub audit_arguments: bool,
+    pub tools: Vec<Tool>,
+    pub verdicts: HashMap<String, Verdict>,
+    pub validators: HashMap<String, Arc<jsonschema::Validator>>,
+    pub resources: Vec<Resource>,
+    pub templates: Vec<ResourceTemplate>,
+    pub prompts: Vec<Prompt>,
+    pub capabilities: Option<ServerCapabilities>,
+    pub discovered: Option<Instant>,
+    pub error: Option<String>,
+}
+
+impl ServerEntry {
+    pub fn reference(&self) -> crate::policy::ServerRef<'_> {
+        crate::policy::ServerRef {
+            id: &self.id,
+            toolbox_id: &self.toolbox_id,
+            owner_id: self.owner_id.as_ref(),
+        }
+    }
+
+    /// Whether calls can reach it now.
+    pub fn reachable(&self) -> Result<(), String> {
+        if self.toolbox_status == ToolboxStatus::Unresponsive {
+            return Err(format!(
+                "toolbox {} is unresponsive (its DTMA stopped heartbeating)",
+                self.toolbox_name
+            ));
+        }
+        if self.status != ServerStatus::Running {
+            return Err(format!("server {} is {}", self.name, self.status));
+        }
+        Ok(())
+    }
+}
+
+pub struct Registry {
+    store: Store,
+    /// Users' credentials for servers that act with them (discovery borrows one).
+    oauth: Option<toolbelt_oauth::OAuth>,
+    pub upstreams: Arc<Upstreams>,
+    map: RwLock<HashMap<ServerId, Arc<ServerEntry>>>,
+    /// Bumped whenever any server's visible tools may have changed.
+    pub version: AtomicU64,
+    in_flight: Mutex<HashSet<ServerId>>,
+    pins_epoch: AtomicU64,
+    last_refresh: Mutex<Option<Instant>>,
+    pub discovery_deadline: Duration,
+}
+
+fn endpoint(s: &Server, tb: &Toolbox, entry: &CatalogEntry) -> Option<Endpoint> {
+    match (&entry.spec.source, tb.kind) {
+        (CatalogSource::Remote { url }, _) => Some(Endpoint::Remote { url: url.clone() }),
+        (_, Some(ToolboxKind::Remote)) => None,
+        _ => tb.dtma_url.as_ref().map(|u| Endpoint::Dtma {
+            url: format!("{}/mcp/{}", u.trim_end_matches('/'), s.name),
+            toolbox_id: tb.id.to_string(),
+        }),
+    }
+}
+
+impl Registry {
+    pub fn new(
+        store: Store,
+        upstreams: Arc<Upstreams>,
+        discovery_deadline: Duration,
+        oauth: Option<toolbelt_oauth::OAuth>,
+    ) -> Arc<Registry> {
+        Arc::new(Registry {
+            oauth,
+            store,
+            upstreams,
+            map: RwLock::default(),
+            version: AtomicU64::new(1),
+            in_flight: Mutex::default(),
+            pins_epoch: AtomicU64::new(0),
+            last_refresh: Mutex::new(None),
+            discovery_deadline,
+        })
+    }
+
+    pub fn snapshot(&self) -> Vec<Arc<ServerEntry>> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn get(&self, id: &ServerId) -> Option<Arc<ServerEntry>> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn bump(&self) {
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Re-reads servers, toolboxes and catalog entries; starts discovery where needed.
+    pub async fn refresh(self: &Arc<Self>) -> Result<(), toolbelt_store::StoreError> {
+        *self.last_refresh.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        let mut c = self.store.conn().await?;
+        let live = servers::all_live(&mut c).await?;
+        let mut tbs = HashMap::new();
+        let mut entries = HashMap::new();
+        for s in &live {
+            if !tbs.contains_key(&s.toolbox_id) {
+                tbs.insert(
+                    s.toolbox_id.clone(),
+                    toolboxes::get_internal(&mut c, &s.toolbox_id).await?,
+                );
+            }
+            if !entries.contains_key(&s.catalog_id) {
+                entries.insert(
+                    s.catalog_id.clone(),
+                    catalog::get(&mut c, s.catalog_id.as_str()).await?,
+                );
+            }
+        }
+        drop(c);
+        let mut to_discover = Vec::new();
+        let mut changed = false;
+        {
+            let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+            let ids: HashSet<_> = live.iter().map(|s| s.id.clone()).collect();
+            let before = map.len();
+            map.retain(|id, _| ids.contains(id));
+            changed |= map.len() != before;
+            for s in live {
+                let (tb, entry) = (&tbs[&s.toolbox_id], &entries[&s.catalog_id]);
+                let ep = endpoint(&s, tb, entry);
+                let old = map.get(&s.id).cloned();
+                let moved = old.as_ref().is_none_or(|o| {
+                    o.endpoint != ep || o.status != s.status || o.toolbox_status != tb.status
+                });
+                if !moved {
+                    continue;
+                }
+                changed = true;
+                let became_running = s.status == ServerStatus::Running
+                    && old
+                        .as_ref()
+                        .is_none_or(|o| o.status != ServerStatus::Running || o.endpoint != ep);
+                let fresh = ServerEntry {
+                    id: s.id.clone(),
+                    name: s.name.to_string(),
+                    toolbox_id: s.toolbox_id.clone(),
+                    toolbox_name: tb.name.to_string(),
+                    owner_id: s.owner_id.clone(),
+                    toolbox_status: tb.status,
+                    status: s.status,
+                    endpoint: ep,
+                    oauth_provider: entry.spec.oauth.as_ref().map(|o| o.provider.clone()),
+                    audit_arguments: entry.spec.audit_arguments,
+                    tools: old.as_ref().map(|o| o.tools.clone()).unwrap_or_default(),
+                    verdicts: old.as_ref().map(|o| o.verdicts.clone()).unwrap_or_default(),
+                    validators: old
+                        .as_ref()
+                        .map(|o| o.validators.clone())
+                        .unwrap_or_default(),
+                    resources: old
+                        .as_ref()
+                        .map(|o| o.resources.clone())
+                        .unwrap_or_default(),
+                    templates: old
+                        .as_ref()
+                        .map(|o| o.templates.clone())
+                        .unwrap_or_default(),
+                    prompts: old.as_ref().map(|o| o.prompts.clone()).unwrap_or_default(),
+                    capabilities: old.as_ref().and_then(|o| o.capabilities.clone()),
+                    discovered: old.as_ref().and_then(|o| o.discovered),
+                    error: old.as_ref().and_then(|o| o.error.clone()),
+                };
+                if became_running
+                    || (fresh.discovered.is_none() && fresh.status == ServerStatus::Running)
+                {
+                    to_discover.push(s.id.clone());
+                }
+                map.insert(s.id.clone(), Arc::new(fresh));
+            }
+        }
+        if changed {
+            self.bump();
+        }
+        for id in to_discover {
+            let r = self.clone();
+            tokio::spawn(async move { r.discover(&id).await });
+        }
+        // Pin decisions taken elsewhere (approvals) show up as an epoch change.
+        let epoch = self.store.epoch();
+        if self.pins_epoch.swap(epoch, Ordering::AcqRel) != epoch {
+            self.reevaluate_pins().await;
+        }
+        Ok(())
+    }
+
+    /// Refreshes now unless that happened in the last 250 ms (a lookup that missed may
+    /// concern a server that just started; misses must not become a database flood).
+    pub async fn refresh_if_stale(self: &Arc<Self>) {
+        {
+            let mut last = self.last_refresh.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < Duration::from_millis(250)) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "registry refresh failed");
+        }
+    }
+
+    /// Discovers the servers that have never been discovered, waiting at most the
+    /// discovery deadline; servers that do not answer in time are simply left out.
+    pub async fn ensure_discovered(self: &Arc<Self>, ids: &[ServerId]) {
+        let pending: Vec<ServerId> = ids
+            .iter()
+            .filter(|id| {
+                self.get(id).is_some_and(|e| {
+                    e.discovered.is_none() && e.status == ServerStatus::Running && e.error.is_none()
+                })
+            })
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let all = futures::future::join_all(pending.iter().map(|id| self.discover(id)));
+        let _ = tokio::time::timeout(self.discovery_deadline, all).await;
+    }
+
+    /// Lists a server's tools, resources and prompts, and applies pins.
+    pub async fn discover(self: &Arc<Self>, id: &ServerId) {
+        if !self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone())
+        {
+            return;
+        }
+        let result = tokio::time::timeout(self.discovery_deadline, self.fetch(id)).await;
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        let Some(entry) = self.get(id) else { return };
+        let (tools, resources, templates, prompts, caps, error) = match result {
+            Ok(Ok(f)) => (f.0, f.1, f.2, f.3, Some(f.4), None),
+            Ok(Err(e)) => (
+                entry.tools.clone(),
+                entry.resources.clone(),
+                entry.templates.clone(),
+                entry.prompts.clone(),
+                entry.capabilities.clone(),
+                Some(e),
+            ),
+            Err(_) => (
+                entry.tools.clone(),
+                entry.resources.clone(),
+                entry.templates.clone(),
+                entry.prompts.clone(),
+                entry.capabilities.clone(),
+                Some(format!(
+                    "discovery timed out after {:.1} s",
+                    self.discovery_deadline.as_secs_f64()
+                )),
+            ),
+        };
+        if let Some(e) = &error {
+            tracing::warn!(server = %entry.name, error = %e, "discovery failed");
+            self.upstreams.reset(id).await;
+        }
+        let verdicts = match self.verdicts(&entry, &tools).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "pin evaluation failed");
+                return;
+            }
+        };
+        let validators = tools
+            .iter()
+            .filter_map(|t| {
+                jsonschema::validator_for(&serde_json::Value::Object((*t.input_schema).clone()))
+                    .ok()
+                    .map(|v| (t.name.to_string(), Arc::new(v)))
+            })
+            .collect();
+        self.install(
+            &entry, tools, verdicts, validators, resources, templates, prompts, caps, error,
+        )
+        .await;
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn fetch(
+        &self,
+        id: &ServerId,
+    ) -> Result<
+        (
+            Vec<Tool>,
+            Vec<Resource>,
+            Vec<ResourceTemplate>,
+            Vec<Prompt>,
+            ServerCapabilities,
+        ),
+        String,
+    > {
+        let entry = self.get(id).ok_or("gone")?;
+        let ep = entry.endpoint.clone().ok_or("no endpoint")?;
+        // A server that acts with users' tokens is listed with one of them (its tools are
+        // taken to be the same for every user).
+        let cred = match (&ep, &entry.oauth_provider, &self.oauth) {
+            (Endpoint::Remote { .. }, Some(p), Some(o)) => Some(
+                o.credential_for_discovery(id, p)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| {
+                        format!("waiting for a {p} connection grant to list its tools with")
+                    })?,
+            ),
+            _ => None,
+        };
+        let conn = self
+            .upstreams
+            .get(id, &ep, self.discovery_deadline, cred.as_ref())
+            .await?;
+        let peer = conn.peer();
+        let caps = peer
+            .peer_info()
+            .map(|i| i.capabilities.clone())
+            .unwrap_or_default();
+        let tools = if caps.tools.is_some() {
+            peer.list_all_tools().await.map_err(|e| e.to_string())?
+        } else {
+            vec![]
+        };
+        let (resources, templates) = if caps.resources.is_some() {
+            (
+                peer.list_all_resources().await.map_err(|e| e.to_string())?,
+                peer.list_all_resource_templates().await.unwrap_or_default(),
+            )
+        } else {
+            (vec![], vec![])
+        };
+        let prompts = if caps.prompts.is_some() {
+            peer.list_all_prompts().await.map_err(|e| e.to_string())?
+        } else {
+            vec![]
+        };
+        Ok((tools, resources, templates, prompts, caps))
+    }
+
+    async fn verdicts(
+        &self,
+        entry: &ServerEntry,
+        tools: &[Tool],
+    ) -> Result<HashMap<String, Verdict>, toolbelt_store::StoreError> {
+        let others: Vec<String> = self
+            .snapshot()
+            .iter()
+            .filter(|e| e.id != entry.id)
+            .flat_map(|e| {
+                e.tools
+                    .iter()
+                    .map(|t| t.name.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        pinning::evaluate(
+            &self.store,
+            &entry.id,
+            entry.owner_id.as_ref(),
+            tools,
+            &others,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn install(
+        &self,
+        entry: &ServerEntry,
+        tools: Vec<Tool>,
+        verdicts: HashMap<String, Verdict>,
+        validators: HashMap<String, Arc<jsonschema::Validator>>,
+        resources: Vec<Resource>,
+        templates: Vec<ResourceTemplate>,
+        prompts: Vec<Prompt>,
+        caps: Option<ServerCapabilities>,
+        error: Option<String>,
+    ) {
+        let held = verdicts.values().filter(|v| !v.visible).count() as u32;
+        let summary = ServerDiscovery {
+            tools: tools.len() as u32,
+            held,
+            error: error.clone(),
+            at: toolbelt_model::now(),
+        };
+        {
+            let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+            let Some(cur) = map.get(&entry.id) else {
+                return;
+            };
+            let mut next = clone_entry(cur);
+            (next.tools, next.verdicts, next.validators) = (tools, verdicts, validators);
+            (next.resources, next.templates, next.prompts) = (resources, templates, prompts);
+            (next.capabilities, next.discovered, next.error) = (caps, Some(Instant::now()), error);
+            map.insert(entry.id.clone(), Arc::new(next));
+        }
+        self.bump();
+        if let Ok(mut c) = self.store.conn().await {
+            let _ = servers::set_discovery(&mut c, &entry.id, &summary).await;
+        }
+    }
+
+    /// Recomputes every server's pin verdicts from the store (after approvals).
+    async fn reevaluate_pins(&self) {
+        for e in self.snapshot() {
+            if e.discovered.is_none() {
+                continue;
+            }
+            let Ok(v) = self.verdicts(&e, &e.tools).await else {
+                continue;
+            };
+            let changed = v
+                .iter()
+                .any(|(k, nv)| e.verdicts.get(k).map(|ov| ov.visible) != Some(nv.visible));
+            if changed {
+                let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+                if let Some(cur) = map.get(&e.id).cloned() {
+                    let mut next = clone_entry(&cur);
+                    next.verdicts = v;
+                    map.insert(e.id.clone(), Arc::new(next));
+                }
+                drop(map);
+                self.bump();
+            }
+        }
+    }
+
+    /// Keeps the registry current: every `interval`, and at once when an upstream says
+    /// its tools changed.
+    pub async fn run(
+        self: Arc<Self>,
+        interval: Duration,
+        mut changed: tokio::sync::mpsc::UnboundedReceiver<ServerId>,
+    ) {
+        let mut epoch = self.store.epoch();
+        loop {
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "registry refresh failed");
+            }
+            // Failed discoveries are retried every few seconds, and at once after a
+            // change that may have fixed them (a new connection grant, say).
+            let grants_changed = std::mem::replace(&mut epoch, self.store.epoch()) != epoch;
+            for e in self.snapshot() {
+                if e.error.is_some()
+                    && e.status == ServerStatus::Running
+                    && (grants_changed
+                        || e.discovered
+                            .is_none_or(|d| d.elapsed() > Duration::from_secs(5)))
+                {
+                    let r = self.clone();
+                    let id = e.id.clone();
+                    tokio::spawn(async move { r.discover(&id).await });
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                Some(id) = changed.recv() => {
+                    self.discover(&id).await;
+                }
+            }
+        }
+    }
+}
+
+fn clone_entry(e: &ServerEntry) -> ServerEntry {
+    ServerEntry {
+        id: e.id.clone(),
+        name: e.name.clone(),
+        toolbox_id: e.toolbox_id.clone(),
+        toolbox_name: e.toolbox_name.clone(),
+        owner_id: e.owner_id.clone(),
+        toolbox_status: e.toolbox_status,
+        status: e.status,
+        endpoint: e.endpoint.clone(),
+        oauth_provider: e.oauth_provider.clone(),
+        audit_arguments: e.audit_arguments,
+        tools: e.tools.clone(),
+        verdicts: e.verdicts.clone(),
+        validators: e.validators.clone(),
+        resources: e.resources.clone(),
+        templates: e.templates.clone(),
+        prompts: e.prompts.clone(),
+        capabilities: e.capabilities.clone(),
+        discovered: e.discovered,
+        error: e.error.clone(),
+    }
+}

@@ -1,0 +1,421 @@
+//! Connections to upstream MCP servers through `rmcp`'s client: one pooled session per
+//! server (never one per call), to the server's DTMA (`/mcp/{server}`, with a token the
+//! control plane signed for that toolbox) or, for remote servers, straight to their URL
+//! through the SSRF guard. Notifications and server → client requests are routed back to
+//! the agent request that caused them.
+
+#![allow(deprecated)]
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequestParams,
+    CreateMessageResult, ElicitRequest, ElicitRequestParams, ElicitResult, Implementation,
+    ListRootsResult, ProgressNotificationParam, ProgressToken, ProtocolVersion, RequestId,
+    ServerRequest,
+};
+use rmcp::service::{
+    InboundStreamOrigin, NotificationContext, Peer, RequestContext, RoleClient, RoleServer,
+    RunningService,
+};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, ErrorData as McpError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use toolbelt_model::{ConnectionId, ServerId, Timestamp};
+use toolbelt_oauth::Credential;
+
+/// Where to reach a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Through its toolbox's DTMA; the token's audience is the toolbox.
+    Dtma { url: String, toolbox_id: String },
+    /// A remote server's own URL.
+    Remote { url: String },
+}
+
+/// An agent's session and its own progress token for a call.
+type ProgressRoute = (Peer<RoleServer>, ProgressToken);
+
+/// An upstream session's key in [`Routes`] with an id it chose (request or progress token).
+type SessionKeyed<T> = (Arc<str>, T);
+
+/// Routes from upstream messages back to agents, keyed by upstream session (a server's
+/// shared session, or its session for one OAuth connection): request ids and progress
+/// tokens are only unique within one session.
+#[derive(Default)]
+pub struct Routes {
+    progress: Mutex<HashMap<SessionKeyed<ProgressToken>, ProgressRoute>>,
+    requests: Mutex<HashMap<SessionKeyed<RequestId>, Peer<RoleServer>>>,
+    /// Servers whose tool list changed (the registry rediscovers them).
+    pub changed: tokio::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<ServerId>>>,
+}
+
+impl Routes {
+    pub fn route_progress(
+        &self,
+        server: &Arc<str>,
+        upstream: ProgressToken,
+        agent: (Peer<RoleServer>, ProgressToken),
+    ) {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((server.clone(), upstream), agent);
+    }
+
+    pub fn route_requests(&self, server: &Arc<str>, upstream: RequestId, agent: Peer<RoleServer>) {
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((server.clone(), upstream), agent);
+    }
+
+    pub fn forget(&self, server: &Arc<str>, token: &ProgressToken, id: &RequestId) {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(server.clone(), token.clone()));
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(server.clone(), id.clone()));
+    }
+
+    fn requester(
+        &self,
+        server: &Arc<str>,
+        ctx: &RequestContext<RoleClient>,
+    ) -> Result<Peer<RoleServer>, McpError> {
+        let origin = ctx.extensions.get::<InboundStreamOrigin>().cloned();
+        let map = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let found = match origin {
+            Some(InboundStreamOrigin::OutboundRequest(id)) => {
+                map.get(&(server.clone(), id)).cloned()
+            }
+            // Not tied to one call: only unambiguous when exactly one call is in flight.
+            _ => {
+                let mut it = map.iter().filter(|((s, _), _)| s == server).map(|(_, p)| p);
+                match (it.next(), it.next()) {
+                    (Some(p), None) => Some(p.clone()),
+                    _ => None,
+                }
+            }
+        };
+        found.ok_or_else(|| {
+            McpError::invalid_request("no agent session is waiting on this server", None)
+        })
+    }
+}
+
+/// The gateway as a client of one upstream session.
+#[derive(Clone)]
+pub struct UpstreamHandler {
+    server: ServerId,
+    /// The session's key in [`Routes`].
+    key: Arc<str>,
+    routes: Arc<Routes>,
+}
+
+fn forward_err(e: rmcp::service::ServiceError) -> McpError {
+    match e {
+        rmcp::service::ServiceError::McpError(e) => e,
+        other => McpError::internal_error(format!("the agent could not answer: {other}"), None),
+    }
+}
+
+// Sampling and roots are deprecated by the spec (SEP-2577) but still what legacy
+// servers use; the gateway forwards them faithfully.
+#[allow(deprecated)]
+impl ClientHandler for UpstreamHandler {
+    fn get_info(&self) -> ClientConfig {
+        let caps = ClientCapabilities::builder()
+            .enable_roots()
+            .enable_sampling()
+            .enable_elicitation()
+            .build();
+        ClientConfig::new(
+            caps,
+            Implementation::new("toolbelt-gateway", env!("CARGO_PKG_VERSION")),
+        )
+        .with_protocol_version(ProtocolVersion::V_2025_11_25)
+    }
+
+    async fn on_tool_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
+        if let Some(tx) = self.routes.changed.lock().await.as_ref() {
+            let _ = tx.send(self.server.clone());
+        }
+    }
+
+    async fn on_progress(
+        &self,
+        p: ProgressNotificationParam,
+        _ctx: NotificationContext<RoleClient>,
+    ) {
+        let target = self
+            .routes
+            .progress
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(self.key.clone(), p.progress_token.clone()))
+            .cloned();
+        if let Some((peer, token)) = target {
+            let mut p = p;
+            p.progress_token = token;
+            let _ = peer.notify_progress(p).await;
+        }
+    }
+
+    #[allow(deprecated)]
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        ctx: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, McpError> {
+        let peer = self.routes.requester(&self.key, &ctx)?;
+        match peer
+            .send_request(ServerRequest::CreateMessageRequest(
+                rmcp::model::CreateMessageRequest::new(params),
+            ))
+            .await
+            .map_err(forward_err)?
+        {
+            ClientResult::CreateMessageResult(r) => Ok(*r),
+            _ => Err(McpError::internal_error(
+                "the agent answered sampling with something else",
+                None,
+            )),
+        }
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        ctx: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        let peer = self.routes.requester(&self.key, &ctx)?;
+        match peer
+            .send_request(ServerRequest::ElicitRequest(ElicitRequest::new(params)))
+            .await
+            .map_err(forward_err)?
+        {
+            ClientResult::ElicitResult(r) => Ok(r),
+            _ => Err(McpError::internal_error(
+                "the agent answered elicitation with something else",
+                None,
+            )),
+        }
+    }
+
+    #[allow(deprecated)]
+    async fn list_roots(
+        &self,
+        ctx: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, McpError> {
+        let peer = self.routes.requester(&self.key, &ctx)?;
+        match peer
+            .send_request(ServerRequest::ListRootsRequest(Default::default()))
+            .await
+            .map_err(forward_err)?
+        {
+            ClientResult::ListRootsResult(r) => Ok(r),
+            _ => Err(McpError::internal_error(
+                "the agent answered roots/list with something else",
+                None,
+            )),
+        }
+    }
+}
+
+/// An error with its causes ("a: b: c"): the reason (an SSRF refusal, a DNS failure)
+/// is usually a few sources down.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let m = s.to_string();
+        if !out.contains(&m) {
+            out = format!("{out}: {m}");
+        }
+        cur = s.source();
+    }
+    out
+}
+
+pub struct Conn {
+    service: RunningService<RoleClient, UpstreamHandler>,
+    endpoint: Endpoint,
+    renew_at: Instant,
+    key: Arc<str>,
+    /// The credential's version this session's requests carry (None: no credential).
+    stamp: Option<Timestamp>,
+}
+
+impl Conn {
+    pub fn peer(&self) -> &Peer<RoleClient> {
+        self.service.peer()
+    }
+
+    /// This session's key in [`Routes`].
+    pub fn key(&self) -> &Arc<str> {
+        &self.key
+    }
+
+    fn usable(&self, endpoint: &Endpoint, stamp: Option<Timestamp>) -> bool {
+        !self.service.is_closed()
+            && &self.endpoint == endpoint
+            && Instant::now() < self.renew_at
+            && self.stamp == stamp
+    }
+
+    pub fn protocol_version(&self) -> Option<String> {
+        self.service
+            .peer()
+            .peer_info()
+            .map(|i| i.protocol_version.to_string())
+    }
+}
+
+/// Signs the DTMA bearer token for a toolbox (the gateway runs in the control plane).
+pub type Signer = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// How long an upstream session is used before it is replaced (its DTMA token lasts longer).
+const RENEW_AFTER: Duration = Duration::from_secs(45 * 60);
+
+/// One server's session, behind a lock so concurrent callers connect once.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Conn>>>>;
+
+/// A pooled session: a server's shared one, or its own per OAuth connection (requests
+/// carry that user's token, and upstream sessions are never shared between users).
+type PoolKey = (ServerId, Option<ConnectionId>);
+
+pub struct Upstreams {
+    conns: tokio::sync::Mutex<HashMap<PoolKey, Slot>>,
+    dtma_http: reqwest::Client,
+    remote_http: reqwest::Client,
+    sign: Signer,
+    /// Checks remote URLs whose host is an IP literal (the guarded resolver never sees those).
+    guard: Arc<crate::ssrf::Guard>,
+    pub routes: Arc<Routes>,
+}
+
+impl Upstreams {
+    pub fn new(sign: Signer, guard: Arc<crate::ssrf::Guard>, routes: Arc<Routes>) -> Upstreams {
+        let remote_http = crate::ssrf::client(guard.clone());
+        let dtma_http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(300))
+            .build()
+            .expect("a plain HTTP client builds");
+        Upstreams {
+            conns: Default::default(),
+            dtma_http,
+            remote_http,
+            sign,
+            guard,
+            routes,
+        }
+    }
+
+    /// The pooled session of a server (for one credential, when given), connecting once
+    /// however many callers ask. A credential whose tokens changed (a refresh) gets a
+    /// new session carrying the new token.
+    pub async fn get(
+        &self,
+        server: &ServerId,
+        endpoint: &Endpoint,
+        timeout: Duration,
+        cred: Option<&Credential>,
+    ) -> Result<Arc<Conn>, String> {
+        let key = (server.clone(), cred.map(|c| c.connection_id.clone()));
+        let slot = self.conns.lock().await.entry(key).or_default().clone();
+        let mut slot = slot.lock().await;
+        let stamp = cred.map(|c| c.stamp);
+        if let Some(c) = slot.as_ref()
+            && c.usable(endpoint, stamp)
+        {
+            return Ok(c.clone());
+        }
+        let conn = tokio::time::timeout(timeout, self.connect(server, endpoint, cred))
+            .await
+            .map_err(|_| format!("connecting timed out after {:.1} s", timeout.as_secs_f64()))??;
+        let conn = Arc::new(conn);
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Drops a server's sessions (after a transport failure) so the next call reconnects.
+    pub async fn reset(&self, server: &ServerId) {
+        let slots: Vec<Slot> = self
+            .conns
+            .lock()
+            .await
+            .iter()
+            .filter(|((s, _), _)| s == server)
+            .map(|(_, slot)| slot.clone())
+            .collect();
+        for slot in slots {
+            *slot.lock().await = None;
+        }
+    }
+
+    async fn connect(
+        &self,
+        server: &ServerId,
+        endpoint: &Endpoint,
+        cred: Option<&Credential>,
+    ) -> Result<Conn, String> {
+        let (url, client, headers) = match endpoint {
+            Endpoint::Dtma { url, toolbox_id } => {
+                let mut h = HashMap::new();
+                let token = (self.sign)(toolbox_id);
+                h.insert(
+                    http::header::AUTHORIZATION,
+                    http::HeaderValue::from_str(&format!("Bearer {token}"))
+                        .map_err(|e| e.to_string())?,
+                );
+                (url.clone(), self.dtma_http.clone(), h)
+            }
+            Endpoint::Remote { url } => {
+                let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad URL {url}: {e}"))?;
+                self.guard.check_url(&parsed)?;
+                let mut h = HashMap::new();
+                // The user's token, never the agent's: the agent's bearer stops here.
+                if let Some(c) = cred {
+                    h.insert(
+                        http::header::AUTHORIZATION,
+                        http::HeaderValue::from_str(&c.authorization)
+                            .map_err(|_| "the stored access token is not a valid header value")?,
+                    );
+                }
+                (url.clone(), self.remote_http.clone(), h)
+            }
+        };
+        let cfg = StreamableHttpClientTransportConfig::with_uri(url.clone())
+            .custom_headers(headers)
+            .max_concurrent_requests(256);
+        let transport = StreamableHttpClientTransport::with_client(client, cfg);
+        let key: Arc<str> = match cred {
+            Some(c) => Arc::from(format!("{server}/{}", c.connection_id)),
+            None => Arc::from(server.as_str()),
+        };
+        let handler = UpstreamHandler {
+            server: server.clone(),
+            key: key.clone(),
+            routes: self.routes.clone(),
+        };
+        let service = rmcp::serve_client(handler, transport)
+            .await
+            .map_err(|e| format!("MCP handshake with {url} failed: {}", chain(&e)))?;
+        service
+            .peer()
+            .set_response_cache_config(rmcp::service::ClientCacheConfig::disabled())
+            .await;
+        Ok(Conn {
+            service,
+            endpoint: endpoint.clone(),
+            renew_at: Instant::now() + RENEW_AFTER,
+            key,
+            stamp: cred.map(|c| c.stamp),
+        })
+    }
+}

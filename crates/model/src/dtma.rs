@@ -1,0 +1,176 @@
+//! The contract between the control plane and a toolbox's DTMA: join, heartbeat, the
+//! desired set, deploy requests and observed state. Both sides (and other hosts) speak it.
+
+use crate::catalog::{CatalogSource, ResourceLimits, SecretRequirement, Transport};
+use crate::server::{DesiredState, ServerStatus};
+use crate::toolbox::ToolboxKind;
+use crate::{ServerId, ToolboxId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// `POST /api/v1/dtma/join`: a one-time join token for a lasting credential.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JoinRequest {
+    pub join_token: String,
+    /// Where the control plane reaches this DTMA (`http://10.0.0.5:8871`).
+    pub advertise_url: String,
+    pub runtime: ToolboxKind,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct JoinResponse {
+    pub toolbox_id: ToolboxId,
+    pub toolbox_name: String,
+    /// The DTMA → control plane credential (`tbd_…`); stored hashed at the control plane.
+    pub credential: String,
+    /// Verifies the control plane's signed calls (Ed25519, base64url).
+    pub control_public_key: String,
+    pub heartbeat_interval_ms: u64,
+}
+
+/// One server as its toolbox must run it. Carries no secret values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DesiredServer {
+    pub id: ServerId,
+    pub name: String,
+    /// Bumped by a restart request: a new generation means "recreate".
+    pub generation: i64,
+    pub desired: DesiredState,
+    pub source: CatalogSource,
+    pub transport: Transport,
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub secrets: Vec<SecretRequirement>,
+    #[serde(default)]
+    pub limits: ResourceLimits,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub config: Map<String, Value>,
+}
+
+/// `POST /v1/servers` on the DTMA: what to run, with the secret values it needs. Values
+/// are held in memory only, written to the DTMA's tmpfs, never logged.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeployRequest {
+    pub server: DesiredServer,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for DeployRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeployRequest")
+            .field("server", &self.server)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+str_enum!(
+    Health {
+        Ok = "ok",
+        Failing = "failing",
+        Unknown = "unknown",
+    }
+);
+
+/// One server as the DTMA sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ObservedServer {
+    pub id: ServerId,
+    pub name: String,
+    pub generation: i64,
+    pub status: ServerStatus,
+    pub health: Health,
+    pub restarts: i64,
+    pub last_error: Option<String>,
+    pub container_id: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub image_digest: Option<String>,
+    pub tool_count: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SystemMetrics {
+    pub cpu_percent: f64,
+    pub load1: f64,
+    pub mem_used_bytes: u64,
+    pub mem_total_bytes: u64,
+    pub disk_used_bytes: u64,
+    pub disk_total_bytes: u64,
+    /// The DTMA process's own resident memory.
+    pub dtma_rss_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RuntimeState {
+    pub kind: ToolboxKind,
+    /// False while the container engine does not answer; the DTMA keeps running.
+    pub available: bool,
+    pub detail: Option<String>,
+}
+
+/// What the control plane keeps of a toolbox's last heartbeat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ToolboxReport {
+    pub version: String,
+    pub runtime: RuntimeState,
+    pub system: SystemMetrics,
+}
+
+/// `POST /api/v1/dtma/heartbeat` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HeartbeatReport {
+    pub version: String,
+    pub advertise_url: String,
+    pub runtime: RuntimeState,
+    pub system: SystemMetrics,
+    pub servers: Vec<ObservedServer>,
+}
+
+/// The heartbeat reply: the full desired set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HeartbeatReply {
+    pub desired: Vec<DesiredServer>,
+    pub heartbeat_interval_ms: u64,
+}
+
+/// `POST /api/v1/dtma/secrets`: the values a server needs, fetched when (re)creating it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretsRequest {
+    pub server_id: ServerId,
+}
+
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct SecretsResponse {
+    pub secrets: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SecretsResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SecretsResponse({:?})",
+            self.secrets.keys().collect::<Vec<_>>()
+        )
+    }
+}
+
+/// Per-server discovery, as `GET /v1/discovery` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Discovery {
+    pub name: String,
+    pub transport: Transport,
+    pub protocol_version: Option<String>,
+    #[schema(value_type = Object)]
+    pub capabilities: Value,
+    pub server_info: Option<Value>,
+    pub tool_count: Option<u32>,
+    pub health: Health,
+}

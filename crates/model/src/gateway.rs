@@ -1,0 +1,56 @@
+//! The gateway's records: pinned tool definitions, changes waiting for approval, and
+//! `ask` approvals.
+
+use crate::{AgentId, ServerId, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A pinned tool definition: what agents are shown until an admin approves a change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pin {
+    pub server_id: ServerId,
+    pub tool: String,
+    pub hash: String,
+    pub definition: serde_json::Value,
+    pub flags: Vec<String>,
+}
+
+/// A tool definition that differs from its pin: the tool stays hidden until approved.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ToolChange {
+    pub id: String,
+    pub server_id: ServerId,
+    pub tool: String,
+    pub old_hash: Option<String>,
+    pub new_hash: String,
+    #[schema(value_type = Object)]
+    pub old_definition: Option<serde_json::Value>,
+    #[schema(value_type = Object)]
+    pub new_definition: serde_json::Value,
+    /// Findings of the description scan (hidden instructions, invisible Unicode, …).
+    pub flags: Vec<String>,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A held `ask` call.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Approval {
+    pub id: String,
+    pub agent_id: AgentId,
+    pub owner_id: UserId,
+    pub server_id: ServerId,
+    pub tool: String,
+    /// The call's arguments, shown to whoever decides.
+    #[schema(value_type = Object)]
+    pub arguments: serde_json::Value,
+    /// `pending`, `approved`, `denied` or `expired`.
+    pub status: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
+}

@@ -1,0 +1,285 @@
+//! The audit chain: append (under the chain lock), list with filters, verify.
+
+use crate::rows::{int, now_ms, opt_text, parsed, text, ts};
+use crate::{Backend, Result, StoreError};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use toolbelt_model::audit::{
+    ActorKind, AuditEvent, ChainFields, GENESIS_HASH, NewAuditEvent, Outcome, VerifyReport,
+};
+use toolbelt_model::{Page, Scope, UserId, canonical};
+
+/// Takes the chain lock for the rest of the transaction. SQLite transactions already hold
+/// the write lock (`BEGIN IMMEDIATE`); PostgreSQL needs the head row locked.
+pub(crate) async fn lock_head(c: &mut AnyConnection, backend: Backend) -> Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Appends one event. The caller holds the chain lock (an [`crate::AuditedTx`]).
+pub(crate) async fn append_locked(c: &mut AnyConnection, ev: NewAuditEvent) -> Result<AuditEvent> {
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *c)
+        .await?;
+    let prev_seq = int(&head, "seq")?;
+    let prev_hash = text(&head, "hash")?;
+    let seq = prev_seq + 1;
+    let ts_ms = now_ms();
+    let detail = canonical::to_string(&ev.detail);
+    let owner = ev.owner_id.as_ref().map(|o| o.as_str().to_string());
+    let fields = ChainFields {
+        seq,
+        ts_ms,
+        actor_kind: ev.actor_kind.as_str(),
+        actor_id: ev.actor_id.as_deref(),
+        owner_id: owner.as_deref(),
+        action: &ev.action,
+        target_kind: &ev.target_kind,
+        target_id: ev.target_id.as_deref(),
+        outcome: ev.outcome.as_str(),
+        detail: &detail,
+    };
+    let hash = fields.hash(&prev_hash);
+    sqlx::query(
+        "INSERT INTO audit_events (seq, ts, actor_kind, actor_id, owner_id, action, target_kind,
+             target_id, outcome, detail, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(seq)
+    .bind(ts_ms)
+    .bind(ev.actor_kind.as_str())
+    .bind(ev.actor_id.clone())
+    .bind(owner)
+    .bind(ev.action.clone())
+    .bind(ev.target_kind.clone())
+    .bind(ev.target_id.clone())
+    .bind(ev.outcome.as_str())
+    .bind(detail.clone())
+    .bind(prev_hash.clone())
+    .bind(hash.clone())
+    .execute(&mut *c)
+    .await?;
+    let moved = sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3")
+        .bind(seq)
+        .bind(hash.clone())
+        .bind(prev_seq)
+        .execute(&mut *c)
+        .await?;
+    if moved.rows_affected() != 1 {
+        return Err(StoreError::Conflict(
+            "audit chain head moved concurrently".into(),
+        ));
+    }
+    Ok(AuditEvent {
+        seq,
+        ts: toolbelt_model::ts_from_ms(ts_ms),
+        actor_kind: ev.actor_kind,
+        actor_id: ev.actor_id,
+        owner_id: ev.owner_id,
+        action: ev.action,
+        target_kind: ev.target_kind,
+        target_id: ev.target_id,
+        outcome: ev.outcome,
+        detail,
+        prev_hash,
+        hash,
+    })
+}
+
+fn event(r: &AnyRow) -> Result<AuditEvent> {
+    Ok(AuditEvent {
+        seq: int(r, "seq")?,
+        ts: ts(r, "ts")?,
+        actor_kind: parsed(r, "actor_kind", ActorKind::parse)?,
+        actor_id: opt_text(r, "actor_id")?,
+        owner_id: opt_text(r, "owner_id")?.map(UserId::from_db),
+        action: text(r, "action")?,
+        target_kind: text(r, "target_kind")?,
+        target_id: opt_text(r, "target_id")?,
+        outcome: parsed(r, "outcome", Outcome::parse)?,
+        detail: text(r, "detail")?,
+        prev_hash: text(r, "prev_hash")?,
+        hash: text(r, "hash")?,
+    })
+}
+
+/// Filters of `GET /api/v1/audit`; every field optional.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub actor_id: Option<String>,
+    pub action: Option<String>,
+    pub target_id: Option<String>,
+    /// Events whose actor or target is this id, or whose detail names it (an agent's
+    /// whole story: its grants and tokens too). Ids are unique, so the match is exact.
+    pub involving: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+/// Newest first. Members see the events of their own things and their own actions.
+pub async fn list(
+    c: &mut AnyConnection,
+    scope: &Scope,
+    f: &Filter,
+    limit: u32,
+    before_seq: Option<i64>,
+) -> Result<Page<AuditEvent>> {
+    let rows = sqlx::query(
+        "SELECT * FROM audit_events
+         WHERE ($1 = 1 OR owner_id = $2 OR actor_id = $2)
+           AND ($3 IS NULL OR actor_id = $3)
+           AND ($4 IS NULL OR action = $4 OR action LIKE $5)
+           AND ($6 IS NULL OR target_id = $6)
+           AND ($7 IS NULL OR outcome = $7)
+           AND ($8 IS NULL OR ts >= $8)
+           AND ($9 IS NULL OR ts < $9)
+           AND ($10 IS NULL OR seq < $10)
+           AND ($12 IS NULL OR actor_id = $12 OR target_id = $12 OR detail LIKE $13)
+         ORDER BY seq DESC LIMIT $11",
+    )
+    .bind(scope.admin_flag())
+    .bind(scope.user_id.as_str().to_string())
+    .bind(f.actor_id.clone())
+    .bind(f.action.clone())
+    .bind(f.action.as_ref().map(|a| format!("{a}.%")))
+    .bind(f.target_id.clone())
+    .bind(f.outcome.map(|o| o.as_str()))
+    .bind(f.since_ms)
+    .bind(f.until_ms)
+    .bind(before_seq)
+    .bind(i64::from(limit) + 1)
+    .bind(f.involving.clone())
+    .bind(f.involving.as_ref().map(|id| format!("%\"{id}\"%")))
+    .fetch_all(&mut *c)
+    .await?;
+    let events = rows.iter().map(event).collect::<Result<Vec<_>>>()?;
+    Ok(Page::from_rows(events, limit, |e| e.seq.to_string()))
+}
+
+/// Walks the whole chain in order: contiguous sequence numbers, each `prev_hash` equal to
+/// the previous row's hash, each hash recomputed from its row, and the last row equal to
+/// the head kept in `audit_head`. Names the first row that fails.
+pub async fn verify(c: &mut AnyConnection) -> Result<VerifyReport> {
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *c)
+        .await?;
+    let head_seq = int(&head, "seq")?;
+    let head_hash = text(&head, "hash")?;
+    let mut report = VerifyReport {
+        ok: true,
+        checked: 0,
+        head_seq,
+        first_broken_seq: None,
+        reason: None,
+    };
+    let broken = |report: &mut VerifyReport, seq: i64, why: String| {
+        report.ok = false;
+        report.first_broken_seq = Some(seq);
+        report.reason = Some(why);
+    };
+    let (mut expect_seq, mut prev_hash) = (1i64, GENESIS_HASH.to_string());
+    loop {
+        let rows =
+            sqlx::query("SELECT * FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT 1000")
+                .bind(expect_seq)
+                .fetch_all(&mut *c)
+                .await?;
+        let last_batch = rows.len() < 1000;
+        for r in &rows {
+            let seq = int(r, "seq")?;
+            if seq != expect_seq {
+                broken(
+                    &mut report,
+                    expect_seq,
+                    format!("event {expect_seq} is missing (next is {seq})"),
+                );
+                return Ok(report);
+            }
+            let row_prev = text(r, "prev_hash")?;
+            if row_prev != prev_hash {
+                broken(
+                    &mut report,
+                    seq,
+                    "prev_hash does not match the previous event".into(),
+                );
+                return Ok(report);
+            }
+            let (actor_id, owner_id, target_id) = (
+                opt_text(r, "actor_id")?,
+                opt_text(r, "owner_id")?,
+                opt_text(r, "target_id")?,
+            );
+            let (ak, action, tk, outcome, detail) = (
+                text(r, "actor_kind")?,
+                text(r, "action")?,
+                text(r, "target_kind")?,
+                text(r, "outcome")?,
+                text(r, "detail")?,
+            );
+            let fields = ChainFields {
+                seq,
+                ts_ms: int(r, "ts")?,
+                actor_kind: &ak,
+                actor_id: actor_id.as_deref(),
+                owner_id: owner_id.as_deref(),
+                action: &action,
+                target_kind: &tk,
+                target_id: target_id.as_deref(),
+                outcome: &outcome,
+                detail: &detail,
+            };
+            let hash = text(r, "hash")?;
+            if fields.hash(&row_prev) != hash {
+                broken(&mut report, seq, "content does not match its hash".into());
+                return Ok(report);
+            }
+            report.checked += 1;
+            prev_hash = hash;
+            expect_seq += 1;
+        }
+        if last_batch {
+            break;
+        }
+    }
+    let last_seq = expect_seq - 1;
+    if last_seq < head_seq {
+        let why = format!(
+            "events {} to {head_seq} are missing (the head says {head_seq})",
+            last_seq + 1
+        );
+        broken(&mut report, last_seq + 1, why);
+    } else if last_seq > head_seq {
+        let why = format!("the chain ends at {last_seq} but the head says {head_seq}");
+        broken(&mut report, head_seq + 1, why);
+    } else if prev_hash != head_hash {
+        broken(
+            &mut report,
+            last_seq,
+            "the last event does not match the head's hash".into(),
+        );
+    }
+    Ok(report)
+}
+
+/// Number of events (for status pages and tests).
+pub async fn count(c: &mut AnyConnection) -> Result<i64> {
+    let r = sqlx::query("SELECT COUNT(*) AS n FROM audit_events")
+        .fetch_one(&mut *c)
+        .await?;
+    int(&r, "n")
+}
+
+/// Reads one event by sequence number, unscoped (internal use).
+pub async fn get(c: &mut AnyConnection, seq: i64) -> Result<AuditEvent> {
+    let r = sqlx::query("SELECT * FROM audit_events WHERE seq = $1")
+        .bind(seq)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    event(&r)
+}

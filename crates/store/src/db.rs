@@ -1,0 +1,238 @@
+//! Connecting, migrating, and transactions that carry an audit event.
+
+use crate::{Result, audit};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+use toolbelt_model::audit::{AuditEvent, NewAuditEvent};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    fn migrator(self) -> &'static sqlx::migrate::Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    /// SQLite: `synchronous=FULL` (fsync at every commit, survives power loss) instead of
+    /// `NORMAL` (survives a process crash; WAL synced at checkpoints).
+    pub fsync_every_commit: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: 8,
+            fsync_every_commit: false,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Bumped after every audited change (grants, tokens, agents, servers, toolboxes…):
+    /// caches of authorization state (the gateway's) compare it to know they are stale.
+    epoch: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and applies migrations.
+    pub async fn open(url: &str, opts: StoreOptions) -> Result<Store> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = Backend::of_url(url).ok_or_else(|| {
+            crate::StoreError::Db(sqlx::Error::Configuration(
+                "database URL must start with sqlite: or postgres:".into(),
+            ))
+        })?;
+        let mut url = url.to_string();
+        if backend == Backend::Sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+            url.push_str(if url.contains('?') {
+                "&mode=rwc"
+            } else {
+                "?mode=rwc"
+            });
+        }
+        let connect = AnyConnectOptions::from_str(&url)?;
+        let sync = if opts.fsync_every_commit {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute(sync).await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await?;
+        backend.migrator().run(&pool).await?;
+        Ok(Store {
+            pool,
+            backend,
+            epoch: Arc::new(AtomicU64::new(1)),
+        })
+    }
+
+    /// The change epoch of this process (see the field's comment).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Marks authorization caches stale (for changes made outside an audited transaction).
+    pub fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Appends several audit events in one transaction (group commit for tool calls).
+    /// Does not bump the epoch: recording a call changes no authorization state.
+    pub async fn append_audit_batch(&self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
+        let mut tx = self.begin().await?;
+        audit::lock_head(&mut tx, self.backend).await?;
+        let mut out = Vec::with_capacity(events.len());
+        for ev in events {
+            out.push(audit::append_locked(&mut tx, ev).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// A pooled connection for reads and single-statement writes.
+    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<Any>> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// A plain transaction (no audit event).
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// A transaction that ends by appending one audit event and committing both together.
+    /// It takes the audit chain's lock first (a row lock on PostgreSQL, the write lock on
+    /// SQLite) so the chain stays linear across connections and replicas.
+    pub async fn begin_audited(&self) -> Result<AuditedTx> {
+        let mut tx = self.begin().await?;
+        audit::lock_head(&mut tx, self.backend).await?;
+        Ok(AuditedTx {
+            tx,
+            epoch: self.epoch.clone(),
+        })
+    }
+
+    /// Database reachable and every migration applied.
+    pub async fn ready(&self) -> Result<()> {
+        let mut c = self.conn().await?;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&mut *c)
+                .await?;
+        let want = self.backend.migrator().iter().count() as i64;
+        if applied < want {
+            return Err(crate::StoreError::Corrupt(format!(
+                "{applied} of {want} migrations applied"
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A transaction whose commit appends its audit event: the change and its record land
+/// together or not at all.
+pub struct AuditedTx {
+    tx: Transaction<'static, Any>,
+    epoch: Arc<AtomicU64>,
+}
+
+impl AuditedTx {
+    pub async fn commit(mut self, event: NewAuditEvent) -> Result<AuditEvent> {
+        let ev = audit::append_locked(&mut self.tx, event).await?;
+        self.tx.commit().await?;
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        Ok(ev)
+    }
+
+    /// Abandons every change (also what dropping it does).
+    pub async fn rollback(self) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for AuditedTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for AuditedTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+}

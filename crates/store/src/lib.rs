@@ -1,0 +1,67 @@
+//! Toolbelt's storage: one schema on SQLite (default, a file in the data dir, WAL) and on
+//! PostgreSQL (several control-plane replicas), through sqlx's `Any` driver with
+//! runtime-checked SQL written once (`$n` placeholders work on both).
+//!
+//! Repositories are modules of free functions over `&mut AnyConnection`, so a handler can
+//! run several of them and the audit append in one transaction ([`AuditedTx`]). Every
+//! query over owned things takes a [`Scope`](toolbelt_model::Scope) and filters by it.
+
+pub mod agents;
+pub mod approvals;
+pub mod audit;
+pub mod catalog;
+mod db;
+pub mod grants;
+pub mod oauth;
+pub mod pins;
+mod rows;
+pub mod secrets;
+pub mod servers;
+pub mod settings;
+pub mod tokens;
+pub mod toolboxes;
+pub mod users;
+
+pub use db::{AuditedTx, Backend, Store, StoreOptions};
+pub use sqlx::AnyConnection;
+
+/// Errors of the store. `NotFound` also stands for "not yours": callers never learn that a
+/// row they may not see exists.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unreadable row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// The database could not be reached (as opposed to a bad query or row).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+            )
+        )
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Turns a unique-constraint violation into a readable conflict; other errors pass through.
+pub(crate) fn conflict(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what()),
+        _ => StoreError::Db(e),
+    }
+}

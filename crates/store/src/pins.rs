@@ -1,0 +1,140 @@
+//! Pinned tool definitions and the changes waiting for an admin (rug-pull defence).
+
+use crate::rows::{now_ms, opt_text, opt_ts, text, ts};
+use crate::{Result, StoreError};
+use sqlx::AnyConnection;
+use sqlx::any::AnyRow;
+use toolbelt_model::ServerId;
+pub use toolbelt_model::gateway::{Pin, ToolChange};
+
+fn json(s: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn pin(r: &AnyRow) -> Result<Pin> {
+    Ok(Pin {
+        server_id: ServerId::from_db(text(r, "server_id")?),
+        tool: text(r, "tool")?,
+        hash: text(r, "hash")?,
+        definition: json(&text(r, "definition")?)?,
+        flags: serde_json::from_str(&text(r, "flags")?).unwrap_or_default(),
+    })
+}
+
+fn change(r: &AnyRow) -> Result<ToolChange> {
+    Ok(ToolChange {
+        id: text(r, "id")?,
+        server_id: ServerId::from_db(text(r, "server_id")?),
+        tool: text(r, "tool")?,
+        old_hash: opt_text(r, "old_hash")?,
+        new_hash: text(r, "new_hash")?,
+        old_definition: opt_text(r, "old_definition")?
+            .map(|s| json(&s))
+            .transpose()?,
+        new_definition: json(&text(r, "new_definition")?)?,
+        flags: serde_json::from_str(&text(r, "flags")?).unwrap_or_default(),
+        status: text(r, "status")?,
+        created_at: ts(r, "created_at")?,
+        decided_by: opt_text(r, "decided_by")?,
+        decided_at: opt_ts(r, "decided_at")?,
+    })
+}
+
+pub async fn for_server(c: &mut AnyConnection, server: &ServerId) -> Result<Vec<Pin>> {
+    let rows = sqlx::query("SELECT * FROM tool_pins WHERE server_id = $1")
+        .bind(server.to_string())
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(pin).collect()
+}
+
+/// Pins a definition (first sight, or an approved change).
+pub async fn set(c: &mut AnyConnection, p: &Pin, approved_by: Option<&str>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tool_pins (server_id, tool, hash, definition, flags, pinned_at, approved_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (server_id, tool) DO UPDATE SET hash = excluded.hash, definition = excluded.definition,
+             flags = excluded.flags, pinned_at = excluded.pinned_at, approved_by = excluded.approved_by",
+    )
+    .bind(p.server_id.to_string())
+    .bind(p.tool.clone())
+    .bind(p.hash.clone())
+    .bind(p.definition.to_string())
+    .bind(serde_json::to_string(&p.flags).expect("strings serialise"))
+    .bind(now_ms())
+    .bind(approved_by.map(str::to_string))
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Records a definition that differs from the pin, once per (server, tool, new hash).
+/// Returns true when it is new.
+pub async fn record_change(c: &mut AnyConnection, old: Option<&Pin>, new: &Pin) -> Result<bool> {
+    let n = sqlx::query(
+        "INSERT INTO tool_changes (id, server_id, tool, old_hash, new_hash, old_definition, new_definition, flags, status, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)
+         ON CONFLICT (server_id, tool, new_hash) DO NOTHING",
+    )
+    .bind(format!("chg_{}", toolbelt_model::GrantId::generate().as_str().trim_start_matches("grt_")))
+    .bind(new.server_id.to_string())
+    .bind(new.tool.clone())
+    .bind(old.map(|o| o.hash.clone()))
+    .bind(new.hash.clone())
+    .bind(old.map(|o| o.definition.to_string()))
+    .bind(new.definition.to_string())
+    .bind(serde_json::to_string(&new.flags).expect("strings serialise"))
+    .bind(now_ms())
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// Pending (or all) changes, newest first.
+pub async fn changes(c: &mut AnyConnection, only_pending: bool) -> Result<Vec<ToolChange>> {
+    let rows = sqlx::query("SELECT * FROM tool_changes WHERE ($1 = 0 OR status = 'pending') ORDER BY created_at DESC, id DESC LIMIT 1000")
+        .bind(i64::from(only_pending))
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(change).collect()
+}
+
+pub async fn get_change(c: &mut AnyConnection, id: &str) -> Result<ToolChange> {
+    let r = sqlx::query("SELECT * FROM tool_changes WHERE id = $1")
+        .bind(id.to_string())
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    change(&r)
+}
+
+/// The newest pending change of one tool.
+pub async fn pending_for(
+    c: &mut AnyConnection,
+    server: &ServerId,
+    tool: &str,
+) -> Result<ToolChange> {
+    let r = sqlx::query("SELECT * FROM tool_changes WHERE server_id = $1 AND tool = $2 AND status = 'pending' ORDER BY created_at DESC LIMIT 1")
+        .bind(server.to_string())
+        .bind(tool.to_string())
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    change(&r)
+}
+
+pub async fn decide(c: &mut AnyConnection, id: &str, status: &str, by: &str) -> Result<()> {
+    let n = sqlx::query("UPDATE tool_changes SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'")
+        .bind(status.to_string())
+        .bind(by.to_string())
+        .bind(now_ms())
+        .bind(id.to_string())
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::Conflict(format!("change {id} is not pending")));
+    }
+    Ok(())
+}

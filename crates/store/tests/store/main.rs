@@ -1,0 +1,20 @@
+//! The store's suite, each test run on SQLite and on PostgreSQL.
+
+mod audit_chain;
+mod basics;
+mod secrets;
+mod tenancy;
+
+use toolbelt_model::Name;
+use toolbelt_store::{Store, StoreOptions};
+use toolbelt_testkit::db::TestDb;
+
+pub async fn open(db: &TestDb) -> Store {
+    Store::open(&db.url, StoreOptions::default())
+        .await
+        .expect("store opens")
+}
+
+pub fn name(s: &str) -> Name {
+    Name::parse("name", s, 64).unwrap()
+}

@@ -1,0 +1,169 @@
+//! `fixture-mcp`: a small, scriptable MCP server that Toolbelt's tests run as an upstream.
+//!
+//! Its tools misbehave on request (errors, crashes, junk on stdout, memory, forks, a tool
+//! list that changes at run time) so the tests can drive the gateway and the DTMA through
+//! the cases real servers produce. Logs go to stderr only: in stdio mode stdout is the
+//! protocol.
+//!
+//! ```text
+//! fixture-mcp [--stdio]                 serve on stdin/stdout (the default)
+//! fixture-mcp --http 0.0.0.0:PORT       serve Streamable HTTP at /mcp
+//! fixture-mcp --sleep-forever           do nothing, forever (the children of the `fork` tool)
+//! fixture-mcp --crash-on-start CODE     exit at once with CODE (crash-loop tests)
+//! fixture-mcp --junk-on-start N         print N non-JSON lines to stdout before serving
+//! fixture-mcp --tools N                 pad the tool list with echo-like tools to N tools
+//! ```
+
+mod args;
+mod calls;
+mod handler;
+mod http;
+mod tools;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+
+/// Set once in stdio mode: the `junk` tool only writes to stdout when stdout is the protocol.
+static STDIO_MODE: AtomicBool = AtomicBool::new(false);
+
+pub fn stdio_mode() -> bool {
+    STDIO_MODE.load(Ordering::Relaxed)
+}
+
+#[derive(Debug, Default)]
+struct Options {
+    http: Option<SocketAddr>,
+    sleep_forever: bool,
+    crash_on_start: Option<i32>,
+    junk_on_start: usize,
+    tools: usize,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut o = Options::default();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--stdio" => o.http = None,
+            "--http" => {
+                let v = value("--http")?;
+                o.http = Some(v.parse().map_err(|e| format!("--http {v}: {e}"))?);
+            }
+            "--sleep-forever" => o.sleep_forever = true,
+            "--crash-on-start" => {
+                let v = value("--crash-on-start")?;
+                o.crash_on_start = Some(
+                    v.parse()
+                        .map_err(|e| format!("--crash-on-start {v}: {e}"))?,
+                );
+            }
+            "--junk-on-start" => {
+                let v = value("--junk-on-start")?;
+                o.junk_on_start = v.parse().map_err(|e| format!("--junk-on-start {v}: {e}"))?;
+            }
+            "--tools" => {
+                let v = value("--tools")?;
+                o.tools = v.parse().map_err(|e| format!("--tools {v}: {e}"))?;
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_args(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("fixture-mcp: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if opts.sleep_forever {
+        // Die with the parent, so `fork`'s children do not outlive a fixture that was
+        // run as a plain process (in a container they die with it anyway).
+        // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag on this process.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    tools::pad_to(opts.tools);
+    if let Some(code) = opts.crash_on_start {
+        eprintln!("fixture-mcp crashing on start with exit code {code}");
+        std::process::exit(code);
+    }
+    // Few threads, kept alive: under a pids limit (the `fork` tool) the runtime must not
+    // need to start new threads to keep answering.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_keep_alive(Duration::from_secs(24 * 3600))
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fixture-mcp: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = serve(opts) => r,
+            signal = terminated() => {
+                eprintln!("fixture-mcp: {signal}, exiting");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fixture-mcp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(opts: Options) -> Result<(), String> {
+    if let Some(addr) = opts.http {
+        return http::serve(addr)
+            .await
+            .map_err(|e| format!("http {addr}: {e}"));
+    }
+    STDIO_MODE.store(true, Ordering::Relaxed);
+    if opts.junk_on_start > 0 {
+        calls::write_junk(opts.junk_on_start).map_err(|e| format!("junk: {e}"))?;
+    }
+    // Printed before `serve`, which only returns once the client has initialized.
+    eprintln!("fixture-mcp ready (stdio)");
+    // `stdio()`, not `stdio_pipes()`: its writes go through std's locked stdout as whole
+    // messages, so the `junk` tool can interleave whole lines through the same lock.
+    let service = handler::Fixture
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| format!("stdio: {e}"))?;
+    let reason = service.waiting().await.map_err(|e| format!("stdio: {e}"))?;
+    eprintln!("fixture-mcp: stdio closed ({reason:?})");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT. As PID 1 in a container the default action for SIGTERM
+/// is "ignore", so without this `docker stop` would wait for its kill timeout.
+async fn terminated() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

@@ -1,0 +1,67 @@
+//! `toolbelt agent connect NAME --client claude|vscode|cursor`: a fresh token labelled
+//! for that client, and configuration to paste — the stdio bridge form and the direct
+//! Streamable HTTP form.
+
+use super::Ctx;
+use super::client::seg;
+use anyhow::Result;
+use serde_json::{Value, json};
+
+pub async fn run(ctx: &Ctx, agent: &str, client: &str) -> Result<()> {
+    let label = match client {
+        "claude" => "claude-desktop",
+        "vscode" => "vscode",
+        _ => "cursor",
+    };
+    let issued = ctx
+        .api
+        .post(
+            &format!("/api/v1/agents/{}/tokens", seg(agent)),
+            json!({ "label": label }),
+        )
+        .await?;
+    let token = issued["token"].as_str().unwrap_or_default();
+    let url = format!("{}/mcp", ctx.api.base);
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "toolbelt".into());
+    let key = format!("toolbelt-{agent}");
+    let env = json!({ "TOOLBELT_URL": ctx.api.base, "TOOLBELT_AGENT_TOKEN": token });
+    let auth = json!({ "Authorization": format!("Bearer {token}") });
+    let (file, stdio, http): (&str, Value, Value) = match client {
+        "claude" => (
+            "claude_desktop_config.json",
+            json!({ "mcpServers": { &key: { "command": exe, "args": ["stdio"], "env": env } } }),
+            json!({ "mcpServers": { &key: { "type": "http", "url": url, "headers": auth } } }),
+        ),
+        "vscode" => (
+            ".vscode/mcp.json",
+            json!({ "servers": { &key: { "type": "stdio", "command": exe, "args": ["stdio"], "env": env } } }),
+            json!({ "servers": { &key: { "type": "http", "url": url, "headers": auth } } }),
+        ),
+        _ => (
+            "~/.cursor/mcp.json",
+            json!({ "mcpServers": { &key: { "command": exe, "args": ["stdio"], "env": env } } }),
+            json!({ "mcpServers": { &key: { "url": url, "headers": auth } } }),
+        ),
+    };
+    let out = json!({ "client": client, "file": file, "token_id": issued["info"]["id"], "stdio": stdio, "http": http });
+    match ctx.out.format {
+        super::output::Format::Json => ctx.out.json(&out),
+        super::output::Format::Table => {
+            println!(
+                "A new token for {agent}, labelled {label:?} (revoke it with `toolbelt agent token revoke {agent} --id {}`).\n",
+                issued["info"]["id"].as_str().unwrap_or("")
+            );
+            println!(
+                "Add to {file} — through the stdio bridge:\n{}\n",
+                serde_json::to_string_pretty(&stdio)?
+            );
+            println!(
+                "or, where the client speaks Streamable HTTP itself:\n{}",
+                serde_json::to_string_pretty(&http)?
+            );
+        }
+    }
+    Ok(())
+}

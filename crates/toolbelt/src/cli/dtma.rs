@@ -1,0 +1,46 @@
+//! `toolbelt dtma`: the toolbox agent on a remote host.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use toolbelt_model::toolbox::ToolboxKind;
+
+#[derive(Debug, Args)]
+pub struct DtmaArgs {
+    /// The control plane's URL.
+    #[arg(long, env = "TOOLBELT_SERVER")]
+    server: String,
+    /// One-time join token (`toolbelt toolbox join-token NAME`); not needed once joined.
+    #[arg(long, env = "TOOLBELT_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
+    /// Keeps the toolbox credential (mode 0600) and the last desired set.
+    #[arg(long, default_value = "./toolbelt-dtma", env = "TOOLBELT_DTMA_DIR")]
+    data_dir: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:8871", env = "TOOLBELT_DTMA_LISTEN")]
+    listen: SocketAddr,
+    /// How the control plane reaches this DTMA (default http://LISTEN).
+    #[arg(long, env = "TOOLBELT_DTMA_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    #[arg(long, value_parser = ["docker", "process"])]
+    runtime: Option<String>,
+}
+
+pub async fn run(a: DtmaArgs) -> Result<()> {
+    crate::run::init_logging();
+    let mut opts = toolbelt_dtma::DtmaOptions::new(&a.server, a.data_dir);
+    opts.join_token = a.join_token;
+    opts.listen = a.listen;
+    opts.advertise_url = a.advertise_url;
+    opts.runtime = a.runtime.as_deref().and_then(ToolboxKind::parse);
+    let dtma = toolbelt_dtma::start(opts)
+        .await
+        .context("the DTMA did not start")?;
+    println!(
+        "DTMA of toolbox {} serving at http://{}",
+        dtma.toolbox_id, dtma.addr
+    );
+    crate::run::shutdown_signal().await;
+    dtma.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs the benchmarks in release mode and prints their tables:
+#   ./scripts/bench.sh [control|dtma|gateway|oauth|all]
+# Needs what the tests need: PostgreSQL (started here, throwaway) and a Docker engine
+# (`gateway` and `oauth` need neither: SQLite and the process runtime), and for `oauth` the
+# Python venv with Authlib that scripts/test.sh makes (target/venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+
+work=$(mktemp -d /tmp/toolbelt-bench.XXXXXX)
+chmod 755 "$work"
+trap 'scripts/postgres.sh stop "$work/pg" || true; rm -rf "$work"' EXIT
+
+cargo build --release --locked -q -p toolbelt -p toolbelt-bench
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q -p fixture-mcp \
+    --target x86_64-unknown-linux-gnu --profile static-fixture --target-dir target/static
+export TOOLBELT_BIN=$PWD/target/release/toolbelt
+export TOOLBELT_STATIC_FIXTURE=$PWD/target/static/x86_64-unknown-linux-gnu/static-fixture/fixture-mcp
+export TOOLBELT_TEST_PYTHON=${TOOLBELT_TEST_PYTHON:-$PWD/target/venv/bin/python}
+if [ "$what" = oauth ] || [ "$what" = all ]; then
+    "$TOOLBELT_TEST_PYTHON" -c 'import authlib, flask' \
+        || { echo "run ./scripts/test.sh once first: it makes the Python venv" >&2; exit 1; }
+fi
+if [ "$what" = control ] || [ "$what" = dtma ] || [ "$what" = all ]; then
+    TOOLBELT_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$work/pg")
+    export TOOLBELT_TEST_POSTGRES_URL
+fi
+
+echo "# Toolbelt benchmarks — $(date -u +%FT%TZ), $(nproc) cores, $(uname -r)"
+echo
+case "$what" in
+control) target/release/toolbelt-bench control ;;
+dtma) target/release/toolbelt-bench dtma ;;
+gateway) target/release/toolbelt-bench gateway ;;
+oauth) target/release/toolbelt-bench oauth ;;
+all)
+    target/release/toolbelt-bench control; echo
+    target/release/toolbelt-bench dtma; echo
+    target/release/toolbelt-bench gateway; echo
+    target/release/toolbelt-bench oauth
+    ;;
+*) echo "usage: $0 [control|dtma|gateway|oauth|all]" >&2; exit 2 ;;
+esac

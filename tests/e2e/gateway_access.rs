@@ -1,0 +1,424 @@
+//! The gateway with the official Python SDK as the agent, in both protocol eras: each
+//! agent sees exactly its tools across toolboxes; what it may not use is invisible and
+//! uncallable; revoking a grant or a token stops the very next call of an open session.
+
+use crate::gw_setup::{World, eventually};
+use serde_json::{Value, json};
+use toolbelt_e2e::sdk::Sdk;
+use toolbelt_gateway::GatewayConfig;
+
+async fn grants(w: &World) {
+    w.as_ann(
+        "POST",
+        "/api/v1/grants",
+        json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
+    )
+    .await;
+    w.as_ann(
+        "POST",
+        "/api/v1/grants",
+        json!({ "agent": "ann-bot", "toolbox": "own" }),
+    )
+    .await;
+    w.as_ann("POST", "/api/v1/grants", json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha", "tool": "crash", "rule": "deny" })).await;
+    w.as_bob(
+        "POST",
+        "/api/v1/grants",
+        json!({ "agent": "bob-bot", "server": "tools", "toolbox": "alpha", "tool": "echo" }),
+    )
+    .await;
+}
+
+async fn sees_exactly(mode: &str) {
+    let w = World::new(GatewayConfig::default()).await;
+    grants(&w).await;
+    let mut ann = Sdk::connect(&w.plane.mcp_url(), &w.ann_bot, mode).await;
+    let mut bob = Sdk::connect(&w.plane.mcp_url(), &w.bob_bot, mode).await;
+    let expected_proto = if mode == "legacy" {
+        "2025-11-25"
+    } else {
+        "2026-07-28"
+    };
+    assert_eq!(ann.protocol, expected_proto);
+    let a = ann.tool_names().await;
+    assert!(
+        a.contains(&"tools__echo".into()) && a.contains(&"mine__echo".into()),
+        "{a:?}"
+    );
+    assert!(
+        !a.contains(&"tools__crash".into()),
+        "a denied tool is invisible: {a:?}"
+    );
+    assert!(
+        a.contains(&"mine__crash".into()),
+        "the deny rule is for alpha/tools only"
+    );
+    assert_eq!(
+        a.len(),
+        27,
+        "13 tools of alpha/tools (crash denied) and 14 of own/mine: {a:?}"
+    );
+    assert_eq!(
+        bob.tool_names().await,
+        vec!["tools__echo".to_string()],
+        "Bob's agent sees only the tool it was given"
+    );
+
+    let r = ann.call("mine__echo", json!({ "text": "from ann" })).await;
+    assert_eq!(
+        (r["ok"].as_bool(), r["text"].as_str()),
+        (Some(true), Some("from ann")),
+        "{r}"
+    );
+    let r = bob.call("tools__echo", json!({ "text": "from bob" })).await;
+    assert_eq!(r["text"], "from bob");
+    assert_eq!(
+        r["structured"]["text"], "from bob",
+        "structured output passes through"
+    );
+
+    // Invisible means uncallable, with the same answer as a tool that does not exist.
+    let denied = ann.call("tools__crash", json!({ "code": 1 })).await;
+    let ungranted = bob.call("tools__add", json!({ "a": 1, "b": 2 })).await;
+    let foreign = bob.call("mine__echo", json!({ "text": "x" })).await;
+    let missing = bob.call("tools__nope", json!({})).await;
+    for r in [&denied, &ungranted, &foreign, &missing] {
+        assert_eq!(r["code"], -32602, "{r}");
+        assert!(
+            r["message"].as_str().unwrap().starts_with("Unknown tool: "),
+            "{r}"
+        );
+    }
+    // Error codes and tool errors pass through unchanged.
+    let e = ann.call("tools__fail", json!({ "mode": "protocol" })).await;
+    assert_eq!(
+        (e["code"].as_i64(), e["message"].as_str()),
+        (Some(-32000), Some("failed on purpose")),
+        "{e}"
+    );
+    let e = ann.call("tools__fail", json!({ "mode": "tool" })).await;
+    assert_eq!(
+        (e["ok"].as_bool(), e["is_error"].as_bool()),
+        (Some(true), Some(true)),
+        "{e}"
+    );
+    // Progress reaches the agent under its own token; prompts and resources are there too.
+    let p = ann.send(json!({ "op": "call", "name": "tools__progress", "args": { "steps": 3, "delay_ms": 10 }, "progress": true })).await;
+    assert_eq!(p["progress"].as_array().unwrap().len(), 3, "{p}");
+    let prompts = ann.send(json!({ "op": "list_prompts" })).await;
+    let names: Vec<&str> = prompts["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["mine__greet", "tools__greet"]);
+    let g = ann
+        .send(json!({ "op": "get_prompt", "name": "tools__greet", "args": { "name": "Ann" } }))
+        .await;
+    assert_eq!(g["messages"][0]["content"]["text"], "Hello, Ann!");
+    assert_eq!(
+        bob.send(json!({ "op": "list_prompts" })).await["prompts"],
+        json!([]),
+        "a single tool grants no prompts"
+    );
+    let rd = ann
+        .send(json!({ "op": "read_resource", "uri": "fixture://hello" }))
+        .await;
+    assert_eq!(rd["contents"][0]["text"], "hello", "{rd}");
+    ann.quit().await;
+    bob.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_members_agents_see_exactly_their_tools_across_two_toolboxes_legacy() {
+    sees_exactly("legacy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_members_agents_see_exactly_their_tools_across_two_toolboxes_2026() {
+    sees_exactly("2026-07-28").await;
+}
+
+async fn revocation(mode: &str) {
+    let w = World::new(GatewayConfig::default()).await;
+    grants(&w).await;
+    let mut ann = Sdk::connect(&w.plane.mcp_url(), &w.ann_bot, mode).await;
+    assert_eq!(
+        ann.call("tools__echo", json!({ "text": "1" })).await["text"],
+        "1"
+    );
+    let gs = w
+        .as_ann("GET", "/api/v1/grants?agent=ann-bot", Value::Null)
+        .await;
+    let server_grant = gs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "server")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.as_ann(
+        "DELETE",
+        &format!("/api/v1/grants/{server_grant}"),
+        Value::Null,
+    )
+    .await;
+    let r = ann.call("tools__echo", json!({ "text": "2" })).await;
+    assert_eq!(
+        r["code"], -32602,
+        "the very next call after revoking the grant: {r}"
+    );
+    assert_eq!(
+        ann.call("mine__echo", json!({ "text": "3" })).await["text"],
+        "3",
+        "other grants still hold"
+    );
+    // Switching a toolbelt item off works the same way.
+    let g = w
+        .as_ann(
+            "POST",
+            "/api/v1/grants",
+            json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
+        )
+        .await;
+    assert_eq!(
+        ann.call("tools__echo", json!({ "text": "4" })).await["text"],
+        "4"
+    );
+    w.as_ann(
+        "PATCH",
+        &format!("/api/v1/grants/{}", g["id"].as_str().unwrap()),
+        json!({ "active": false }),
+    )
+    .await;
+    assert_eq!(
+        ann.call("tools__echo", json!({ "text": "5" })).await["code"],
+        -32602
+    );
+    // Revoking the agent's token ends the session's use at the next request.
+    w.as_ann("DELETE", "/api/v1/agents/ann-bot/tokens", Value::Null)
+        .await;
+    let r = ann.call("mine__echo", json!({ "text": "6" })).await;
+    assert_eq!(r["ok"], false, "a revoked token stops the next call: {r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("401")
+            || r["message"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("unauthorized"),
+        "{r}"
+    );
+    ann.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoking_a_grant_or_token_stops_the_next_call_in_an_open_session_legacy() {
+    revocation("legacy").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoking_a_grant_or_token_stops_the_next_call_in_an_open_session_2026() {
+    revocation("2026-07-28").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn same_named_servers_get_deterministic_names_and_lists_paginate() {
+    let w = World::new(GatewayConfig {
+        page_size: 10,
+        ..Default::default()
+    })
+    .await;
+    // A second `mine`, on alpha: Ann's agent now sees two servers named `mine`.
+    w.as_admin(
+        "POST",
+        "/api/v1/servers",
+        json!({ "name": "mine", "catalog": "fixture", "toolbox": "alpha" }),
+    )
+    .await;
+    w.plane
+        .wait_server(
+            "mine",
+            "alpha",
+            "alpha/mine running",
+            crate::gw_setup::WAIT,
+            |v| v["status"] == "running",
+        )
+        .await;
+    w.as_ann(
+        "POST",
+        "/api/v1/grants",
+        json!({ "agent": "ann-bot", "toolbox": "own" }),
+    )
+    .await;
+    w.as_ann(
+        "POST",
+        "/api/v1/grants",
+        json!({ "agent": "ann-bot", "server": "mine", "toolbox": "alpha" }),
+    )
+    .await;
+    let mut ann = Sdk::connect(&w.plane.mcp_url(), &w.ann_bot, "legacy").await;
+    let listed = ann.send(json!({ "op": "list_tools" })).await;
+    assert_eq!(listed["pages"], 3, "28 tools in pages of 10");
+    let names: Vec<String> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        names.contains(&"mine-alpha__echo".into()) && names.contains(&"mine-own__echo".into()),
+        "{names:?}"
+    );
+    assert!(names.iter().all(|n| {
+        n.len() <= 64
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }));
+    let mut again = ann.tool_names().await;
+    let mut sorted = names.clone();
+    sorted.sort();
+    again.sort();
+    assert_eq!(again, sorted, "the same names every time");
+    assert_eq!(
+        ann.call("mine-own__echo", json!({ "text": "own" })).await["text"],
+        "own"
+    );
+    assert_eq!(
+        ann.call("mine-alpha__echo", json!({ "text": "alpha" }))
+            .await["text"],
+        "alpha"
+    );
+    ann.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
+    let w = World::new(GatewayConfig::default()).await;
+    grants(&w).await;
+    let http = reqwest::Client::new();
+    let url = w.plane.mcp_url();
+    let post = |token: Option<&str>, body: String, session: Option<&str>| {
+        let mut r = http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(s) = session {
+            r = r
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", "2025-11-25");
+        }
+        r
+    };
+    let no_token = post(None, "{}".into(), None).send().await.unwrap();
+    assert_eq!(no_token.status(), 401);
+    assert!(
+        no_token.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+    let bad = post(Some("tba_nonsense"), "{}".into(), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    assert!(
+        bad.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+
+    let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "raw", "version": "1" } } });
+    let res = post(Some(&w.ann_bot), init.to_string(), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/json",
+        "one-event replies come as plain JSON"
+    );
+    let sid = res.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    post(
+        Some(&w.ann_bot),
+        json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }).to_string(),
+        Some(&sid),
+    )
+    .send()
+    .await
+    .unwrap();
+    let rpc = |body: String| {
+        let req = post(Some(&w.ann_bot), body, Some(&sid));
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (_, v) = rpc("{\"jsonrpc\": \"2.0\", \"id\": 2, \"method\": ".into()).await;
+    assert_eq!(v["error"]["code"], -32700, "malformed JSON: {v}");
+    let (_, v) = rpc(json!({ "jsonrpc": "2.0", "id": 3 }).to_string()).await;
+    assert_eq!(v["error"]["code"], -32600, "not a request: {v}");
+    let (_, v) =
+        rpc(json!({ "jsonrpc": "2.0", "id": 4, "method": "tools/frobnicate" }).to_string()).await;
+    assert_eq!(v["error"]["code"], -32601, "unknown method: {v}");
+    let (_, v) = rpc(json!({ "jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": { "name": "tools__add", "arguments": { "a": "one", "b": 2 } } }).to_string()).await;
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    // The gateway's own wording: the call never reached the server.
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid arguments: arguments.a"),
+        "{v}"
+    );
+    assert_eq!(v["error"]["data"]["field"], "arguments.a");
+    let (status, _) = rpc(json!({ "jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": { "name": "tools__echo", "arguments": { "text": "x".repeat(5 * 1024 * 1024) } } }).to_string()).await;
+    assert_eq!(status, 413, "bodies over the limit");
+    // Another agent presenting Ann's session id finds no such session.
+    let stolen = post(
+        Some(&w.bob_bot),
+        json!({ "jsonrpc": "2.0", "id": 8, "method": "tools/list" }).to_string(),
+        Some(&sid),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(stolen.status(), 404, "a session id of another agent");
+    // Stateless 2026-07-28 requests get no session id.
+    let meta = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "1" } });
+    let res = http.post(&url).bearer_auth(&w.bob_bot).header("content-type", "application/json").header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28").header("mcp-method", "tools/list")
+        .body(json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": { "_meta": meta } }).to_string()).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers().get("mcp-session-id").is_none(),
+        "stateless mode issues no session id"
+    );
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["result"]["tools"][0]["name"], "tools__echo", "{v}");
+    eventually("the denied and failed calls in the audit log", || async {
+        let a = w
+            .as_admin(
+                "GET",
+                "/api/v1/audit?action=tool.call&outcome=failure",
+                Value::Null,
+            )
+            .await;
+        a["items"].as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
+}

@@ -1,0 +1,14 @@
+//! End-to-end: the real binary, as a user drives it.
+
+mod cli_walkthrough;
+mod dtma_docker;
+mod dtma_process;
+mod gateway_access;
+mod gateway_limits;
+mod gateway_pins;
+mod gateway_process;
+mod gw_setup;
+mod oauth_flow;
+mod toolboxes;
+mod up_docker;
+mod vault_secrets;

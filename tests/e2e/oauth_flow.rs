@@ -1,0 +1,746 @@
+//! OAuth end to end, against a strict Authlib authorization server and an MCP server (the
+//! official SDK) that accepts only its tokens: connect through the CLI + browser flow,
+//! grant an agent the connection, its calls carry the user's token, the token refreshes
+//! on its own (rotating refresh tokens, no calls needed), revocation stops the next call,
+//! a provider-side revocation marks the connection `needs_reauth`, bad flows are refused
+//! with nothing stored, and the database holds no token in clear.
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use toolbelt_e2e::oauth::{self, Browser, CLIENT_ID, CLIENT_SECRET, Fixture};
+use toolbelt_e2e::sdk::Sdk;
+use toolbelt_e2e::{Cli, Server};
+
+const ADMIN: &str = "tbu_oauth-flow-admin-token-00";
+const PASSWORD: &str = "correct horse battery staple";
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub server: Server,
+    pub auth: Fixture,
+    pub mcp: Fixture,
+    pub alice_token: String,
+    pub bob_token: String,
+    pub agent_token: String,
+}
+
+pub async fn api(
+    url: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method.parse().unwrap(), format!("{url}{path}"))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let s = r.status().as_u16();
+    let t = r.text().await.unwrap();
+    (s, serde_json::from_str(&t).unwrap_or(Value::String(t)))
+}
+
+impl World {
+    pub fn cli<'a>(&'a self, token: &'a str) -> Cli<'a> {
+        Cli {
+            url: &self.server.url,
+            token: Some(if token == "admin" { ADMIN } else { token }),
+            config: self
+                .dir
+                .path()
+                .join(format!("cli-{}.json", &token[..8.min(token.len())])),
+        }
+    }
+
+    pub async fn alice_api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        api(&self.server.url, &self.alice_token, method, path, body).await
+    }
+
+    pub async fn browser(&self, email: &str) -> Browser {
+        Browser::login(&self.server.url, email, PASSWORD).await
+    }
+
+    /// `connection start` in the CLI, then the browser walks the flow. Returns the flow.
+    pub fn start(&self) -> Value {
+        self.cli(&self.alice_token)
+            .ok(&[
+                "connection",
+                "start",
+                "local",
+                "--login-hint",
+                "alice",
+                "--no-wait",
+                "-o",
+                "json",
+            ])
+            .json()
+    }
+
+    /// A connection for alice, through the whole flow.
+    pub async fn connect(&self) -> String {
+        let flow = self.start();
+        let landing = self
+            .browser("alice@example.com")
+            .await
+            .follow(flow["start_url"].as_str().unwrap())
+            .await;
+        assert_eq!(landing.status, 200, "{landing:?}");
+        assert!(landing.body.contains("Connected"), "{landing:?}");
+        let (_, s) = self
+            .alice_api(
+                "GET",
+                &format!(
+                    "/api/v1/connections/flows/{}",
+                    flow["flow_id"].as_str().unwrap()
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(s["status"], "connected", "{s}");
+        s["connection"]["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn connection(&self, id: &str) -> Value {
+        let (s, v) = self
+            .alice_api("GET", &format!("/api/v1/connections/{id}"), None)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    /// The agent's SDK session, once `notes__whoami` is visible.
+    pub async fn agent(&self) -> Sdk {
+        let mut sdk = Sdk::connect(
+            &format!("{}/mcp", self.server.url),
+            &self.agent_token,
+            "legacy",
+        )
+        .await;
+        let start = Instant::now();
+        while !sdk
+            .tool_names()
+            .await
+            .contains(&"notes__whoami".to_string())
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "notes__whoami never listed"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        sdk
+    }
+}
+
+/// Toolbelt (process runtime), the authorization server (tokens live `ttl` s), the
+/// protected MCP server, a `local` provider found by RFC 8414 discovery, members alice
+/// and bob, alice's remote server `notes` (acts with `local` tokens) and her agent `bot`.
+pub async fn world(ttl: u32) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::up(
+        &dir.path().join("data"),
+        &[
+            ("TOOLBELT_BOOTSTRAP_TOKEN", ADMIN),
+            ("TOOLBELT_RUNTIME", "process"),
+            ("TOOLBELT_HEARTBEAT_MS", "300"),
+            ("TOOLBELT_SSRF_ALLOW", "127.0.0.1/32"),
+            ("TOOLBELT_OAUTH_TICK_MS", "200"),
+            ("TOOLBELT_OAUTH_RETRY_MS", "300"),
+        ],
+    )
+    .await;
+    let auth =
+        oauth::authorization_server(&format!("{}/oauth/local/callback", server.url), ttl).await;
+    let mcp = oauth::protected_mcp(&auth).await;
+    let secret_file = dir.path().join("client-secret");
+    std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
+    let mut w = World {
+        dir,
+        server,
+        auth,
+        mcp,
+        alice_token: String::new(),
+        bob_token: String::new(),
+        agent_token: String::new(),
+    };
+    w.cli("admin").ok(&[
+        "provider",
+        "add",
+        "local",
+        "--kind",
+        "custom",
+        "--issuer",
+        &w.auth.url,
+        "--client-id",
+        CLIENT_ID,
+        "--from-file",
+        secret_file.to_str().unwrap(),
+        "--scope",
+        "read",
+        "--scope",
+        "write",
+    ]);
+    for (who, slot) in [("alice", 0), ("bob", 1)] {
+        let (s, v) = api(&w.server.url, ADMIN, "POST", "/api/v1/users",
+            Some(json!({ "email": format!("{who}@example.com"), "role": "member", "password": PASSWORD }))).await;
+        assert_eq!(s, 201, "{v}");
+        let t = v["token"]["token"].as_str().unwrap().to_string();
+        if slot == 0 {
+            w.alice_token = t
+        } else {
+            w.bob_token = t
+        }
+    }
+    let (s, v) = api(
+        &w.server.url,
+        ADMIN,
+        "POST",
+        "/api/v1/catalog",
+        Some(json!({
+            "slug": "notes", "source": { "type": "remote", "url": w.mcp.url },
+            "transport": "streamable_http", "oauth": { "provider": "local", "scopes": ["read"] },
+        })),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let alice = w.cli(&w.alice_token);
+    alice.ok(&["toolbox", "create", "mine", "--kind", "remote"]);
+    alice.ok(&[
+        "server",
+        "create",
+        "notes",
+        "--catalog",
+        "notes",
+        "--toolbox",
+        "mine",
+    ]);
+    let token = alice.ok(&["agent", "create", "bot", "-o", "json"]).json()["token"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    alice.ok(&["grant", "create", "--agent", "bot", "--server", "notes"]);
+    w.agent_token = token;
+    w
+}
+
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An audit event's detail (stored as its canonical JSON text, which the hash covers).
+fn detail(e: &Value) -> Value {
+    serde_json::from_str(e["detail"].as_str().unwrap_or("{}")).unwrap_or(Value::Null)
+}
+
+fn whoami(r: &Value) -> Value {
+    assert_eq!(r["ok"], true, "{r}");
+    serde_json::from_str(r["text"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {r}"))
+}
+
+/// Every token the fixture issues is `at_`/`rt_` + 40 alphanumerics (and not the tail of
+/// a longer word, like the `cat_…` of a catalog id).
+fn has_token(bytes: &[u8]) -> bool {
+    bytes.windows(44).any(|w| {
+        !w[0].is_ascii_alphanumeric()
+            && (w[1..].starts_with(b"at_") || w[1..].starts_with(b"rt_"))
+            && w[4..].iter().all(u8::is_ascii_alphanumeric)
+    })
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The SQLite database as a dump would see it: the file and its write-ahead log.
+fn database_bytes(w: &World) -> Vec<u8> {
+    let data = w.dir.path().join("data");
+    let mut all = Vec::new();
+    for f in ["toolbelt.db", "toolbelt.db-wal"] {
+        if let Ok(b) = std::fs::read(data.join(f)) {
+            all.extend(b);
+        }
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_connected_account_is_used_refreshed_and_revoked_for_its_agent_only() {
+    let w = world(4).await;
+    let con = w.connect().await;
+    let c = w.connection(&con).await;
+    assert_eq!(
+        (c["status"].as_str(), c["provider"].as_str()),
+        (Some("active"), Some("local")),
+        "{c}"
+    );
+    assert!(
+        c["expires_at"].is_string() && c["has_refresh_token"] == true,
+        "{c}"
+    );
+    assert_eq!(c["scopes"], json!(["read", "write"]), "{c}");
+
+    // No grant yet: the server acts with local tokens, so the call is refused, not sent bare.
+    let mut sdk = Sdk::connect(&format!("{}/mcp", w.server.url), &w.agent_token, "legacy").await;
+    let r = sdk.call("notes__whoami", json!({})).await;
+    assert!(r["ok"] != true, "{r}");
+
+    // Another member's connection is never grantable, whoever asks.
+    let bob = w.cli(&w.bob_token);
+    bob.ok(&["agent", "create", "spy"]);
+    let r = bob.run(&["grant", "create", "--agent", "spy", "--connection", &con]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("of the agent's owner"), "{}", r.stderr);
+    w.cli("admin").ok(&["agent", "create", "adminbot"]);
+    let r = w.cli("admin").run(&[
+        "grant",
+        "create",
+        "--agent",
+        "adminbot",
+        "--connection",
+        &con,
+    ]);
+    assert_eq!(r.code, 1, "admins cannot lend a member's connection either");
+
+    w.cli(&w.alice_token).ok(&[
+        "grant",
+        "create",
+        "--agent",
+        "bot",
+        "--connection",
+        &con,
+        "--server",
+        "notes",
+    ]);
+    sdk.quit().await;
+    let mut sdk = w.agent().await;
+    let first = whoami(&sdk.call("notes__whoami", json!({})).await);
+    assert_eq!(first["user"], "alice", "{first}");
+    let calls = w.mcp.get("/_test/calls").await;
+    assert_eq!(
+        calls.as_array().unwrap().last().unwrap()["user"],
+        "alice",
+        "{calls}"
+    );
+
+    // The call's audit event names the connection; the agent's token never went upstream
+    // (the server accepted only a token the authorization server issued to alice).
+    let (_, ev) = api(
+        &w.server.url,
+        ADMIN,
+        "GET",
+        "/api/v1/audit?action=tool.call",
+        None,
+    )
+    .await;
+    let last = ev["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["outcome"] == "success")
+        .unwrap()
+        .clone();
+    assert_eq!(detail(&last)["connection"], con.as_str(), "{last}");
+    let (_, ev) = api(
+        &w.server.url,
+        ADMIN,
+        "GET",
+        "/api/v1/audit?action=secret.decrypt",
+        None,
+    )
+    .await;
+    assert!(
+        ev["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| detail(e)["purpose"] == "oauth.inject"),
+        "{ev}"
+    );
+
+    // Idle: no calls, and the refresher renews before expiry, twice more, rotating each
+    // time (each refresh presents the refresh token the previous one returned).
+    let before = w.auth.events("refresh_used").await.len();
+    eventually("two refreshes", Duration::from_secs(30), || async {
+        (w.auth.events("refresh_used").await.len() >= before + 2).then_some(())
+    })
+    .await;
+    assert!(
+        w.auth.events("refresh_reuse_detected").await.is_empty(),
+        "a rotated refresh token was presented twice"
+    );
+    let c = w.connection(&con).await;
+    assert!(
+        c["last_refresh_at"].is_string() && c["status"] == "active",
+        "{c}"
+    );
+    let second = whoami(&sdk.call("notes__whoami", json!({})).await);
+    assert_eq!(second["user"], "alice");
+
+    assert_ne!(
+        second["token_id"], first["token_id"],
+        "the call carries the refreshed token"
+    );
+
+    // Nothing readable in the database: no token, no secret value (but the dump is real:
+    // non-secret values are there).
+    let canary = format!("CANARY-{}", con.to_ascii_uppercase());
+    let f = w.dir.path().join("canary");
+    std::fs::write(&f, &canary).unwrap();
+    w.cli(&w.alice_token).ok(&[
+        "secret",
+        "create",
+        "canary",
+        "--from-file",
+        f.to_str().unwrap(),
+    ]);
+    let db = database_bytes(&w);
+    assert!(
+        contains(&db, con.as_bytes()) && contains(&db, CLIENT_ID.as_bytes()),
+        "the dump is not the database"
+    );
+    assert!(
+        !contains(&db, canary.as_bytes()),
+        "a secret value is in the database in clear"
+    );
+    assert!(
+        !contains(&db, CLIENT_SECRET.as_bytes()),
+        "the client secret is in the database in clear"
+    );
+    assert!(
+        !has_token(&db),
+        "an OAuth token is in the database in clear"
+    );
+    assert!(!contains(
+        &w.server.log_text().into_bytes(),
+        canary.as_bytes()
+    ));
+    assert!(
+        !has_token(w.server.log_text().as_bytes()),
+        "a token is in the log"
+    );
+
+    // Revocation: at the provider, and here, effective for the very next call.
+    let r = w
+        .cli(&w.alice_token)
+        .ok(&["connection", "revoke", &con, "-o", "json"])
+        .json();
+    assert_eq!(r["provider_revoked"], true, "{r}");
+    assert!(!w.auth.events("revocation_requested").await.is_empty());
+    let r = sdk.call("notes__whoami", json!({})).await;
+    assert_eq!(r["code"], -32006, "{r}");
+    let (_, list) = w.alice_api("GET", "/api/v1/connections", None).await;
+    assert!(list["items"].as_array().unwrap().is_empty(), "{list}");
+    let (_, secrets) = w.alice_api("GET", "/api/v1/secrets", None).await;
+    assert!(
+        secrets["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["kind"] != "oauth_token"),
+        "the tokens went with the connection: {secrets}"
+    );
+    let v = w.cli("admin").ok(&["audit", "verify", "-o", "json"]).json();
+    assert_eq!(v["ok"], true, "{v}");
+    sdk.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoked_at_the_provider_the_connection_needs_reauth_and_calls_stop() {
+    let w = world(30).await;
+    let con = w.connect().await;
+    w.cli(&w.alice_token)
+        .ok(&["grant", "create", "--agent", "bot", "--connection", &con]);
+    let mut sdk = w.agent().await;
+    assert_eq!(
+        whoami(&sdk.call("notes__whoami", json!({})).await)["user"],
+        "alice"
+    );
+
+    w.auth.post("/_test/revoke-all?user=alice").await;
+    // The next refresh (forced now rather than waiting for the schedule) is refused.
+    let (s, v) = w
+        .alice_api(
+            "POST",
+            &format!("/api/v1/connections/{con}/refresh"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "needs_reauth", "{v}");
+    assert!(
+        v["last_error"].as_str().unwrap().contains("invalid_grant"),
+        "{v}"
+    );
+    let (_, ev) = api(
+        &w.server.url,
+        ADMIN,
+        "GET",
+        "/api/v1/audit?action=connection.refresh",
+        None,
+    )
+    .await;
+    assert!(
+        ev["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["outcome"] == "failure" && detail(e)["status"] == "needs_reauth"),
+        "{ev}"
+    );
+    let r = sdk.call("notes__whoami", json!({})).await;
+    assert_eq!(r["code"], -32006, "{r}");
+    assert!(
+        r["message"].as_str().unwrap().contains("re-authorization"),
+        "{r}"
+    );
+    sdk.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_flows_are_refused_and_store_nothing() {
+    let w = world(60).await;
+    let alice = w.browser("alice@example.com").await;
+    let bob = w.browser("bob@example.com").await;
+    let base = &w.server.url;
+
+    // Unknown provider; unknown state; no state.
+    let r = w.cli(&w.alice_token).run(&["connection", "start", "nope"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no provider nope"), "{}", r.stderr);
+    for q in ["code=x&state=bogus", "code=x"] {
+        let l = alice
+            .follow(&format!("{base}/oauth/local/callback?{q}"))
+            .await;
+        assert_eq!(l.status, 400, "{l:?}");
+        assert!(l.body.contains("urn:toolbelt:problem:oauth-state"), "{l:?}");
+    }
+
+    // Another member cannot open alice's start URL.
+    let flow = w.start();
+    let l = bob.follow(flow["start_url"].as_str().unwrap()).await;
+    assert_eq!(l.status, 400, "{l:?}");
+    assert!(l.body.contains("of yours"), "{l:?}");
+
+    // The callback must come back to the session that started it; the state is then
+    // spent, so neither a cookie-less nor a later replay completes it.
+    let cb = alice
+        .until_callback(flow["start_url"].as_str().unwrap())
+        .await;
+    let l = Browser::new().follow(&cb).await;
+    assert_eq!(l.status, 401, "{l:?}");
+    let l = bob.follow(&cb).await;
+    assert_eq!(l.status, 400, "{l:?}");
+    assert!(
+        l.body.contains("did not come from the browser session"),
+        "{l:?}"
+    );
+    let l = alice.follow(&cb).await;
+    assert_eq!(l.status, 400, "{l:?}");
+    assert!(l.body.contains("already used"), "{l:?}");
+
+    // The provider says no.
+    let flow = w.start();
+    let cb = alice
+        .until_callback(flow["start_url"].as_str().unwrap())
+        .await;
+    let state = cb
+        .split("state=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let l = alice
+        .follow(&format!("{base}/oauth/local/callback?state={state}&error=access_denied&error_description=no+thanks"))
+        .await;
+    assert_eq!(l.status, 400, "{l:?}");
+    assert!(
+        l.body.contains("provider-refused") && l.body.contains("access_denied"),
+        "{l:?}"
+    );
+    let (_, s) = w
+        .alice_api(
+            "GET",
+            &format!(
+                "/api/v1/connections/flows/{}",
+                flow["flow_id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s["status"], "failed", "{s}");
+
+    // A wrong PKCE verifier: the strict provider refuses the code.
+    let flow = w.start();
+    let cb = alice
+        .until_callback(flow["start_url"].as_str().unwrap())
+        .await;
+    let store = toolbelt_store::Store::open(
+        &format!(
+            "sqlite://{}",
+            w.dir.path().join("data/toolbelt.db").display()
+        ),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    sqlx::query("UPDATE oauth_flows SET verifier = $1 WHERE id = $2")
+        .bind("x".repeat(64))
+        .bind(flow["flow_id"].as_str().unwrap().to_string())
+        .execute(&mut *store.conn().await.unwrap())
+        .await
+        .unwrap();
+    let l = alice.follow(&cb).await;
+    assert_eq!(l.status, 400, "{l:?}");
+    assert!(l.body.contains("invalid_grant"), "{l:?}");
+    assert!(
+        w.auth
+            .events("token_error")
+            .await
+            .iter()
+            .any(|e| e["error"] == "invalid_grant"),
+        "the provider saw the wrong verifier"
+    );
+
+    // Malformed token responses.
+    for mode in ["garbage", "missing", "error"] {
+        w.auth.post(&format!("/_test/mode?token={mode}")).await;
+        let flow = w.start();
+        let l = alice.follow(flow["start_url"].as_str().unwrap()).await;
+        assert_eq!(l.status, 502, "{mode}: {l:?}");
+        assert!(l.body.contains("provider-failed"), "{mode}: {l:?}");
+    }
+    w.auth.post("/_test/mode?token=normal").await;
+
+    // Nothing half-stored: no connection, no token secret.
+    let (_, list) = w.alice_api("GET", "/api/v1/connections", None).await;
+    assert!(list["items"].as_array().unwrap().is_empty(), "{list}");
+    let (_, secrets) = w.alice_api("GET", "/api/v1/secrets", None).await;
+    assert!(secrets["items"].as_array().unwrap().is_empty(), "{secrets}");
+    // And after all that, the flow still works.
+    w.connect().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_serving_one_user_gets_its_token_at_deploy_and_rolls_on_refresh() {
+    let w = world(6).await;
+    let alice = w.cli(&w.alice_token);
+    // Alice's own toolbox (a DTMA process) and a stdio server acting with `local` tokens.
+    alice.ok(&["toolbox", "create", "desk"]);
+    let join = alice
+        .ok(&["toolbox", "join-token", "desk", "-o", "json"])
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _dtma = toolbelt_e2e::DtmaProc::start(
+        &w.server.url,
+        Some(&join),
+        &w.dir.path().join("dtma"),
+        "process",
+        &[],
+    )
+    .await;
+    let entry = w.dir.path().join("entry.json");
+    std::fs::write(&entry, json!({
+        "slug": "boxed", "transport": "stdio", "oauth": { "provider": "local" },
+        "source": { "type": "package", "manager": "binary", "package": "fixture-mcp",
+                    "command": [toolbelt_testkit::fixture::fixture_bin().display().to_string()] },
+    }).to_string()).unwrap();
+    w.cli("admin").ok(&[
+        "catalog",
+        "create",
+        "boxed",
+        "--file",
+        entry.to_str().unwrap(),
+    ]);
+
+    // Without a connection the deploy fails, saying why.
+    alice.ok(&[
+        "server",
+        "create",
+        "nb",
+        "--catalog",
+        "boxed",
+        "--toolbox",
+        "desk",
+    ]);
+    let failed = eventually("the deploy to fail", Duration::from_secs(30), || async {
+        let v = alice.ok(&["server", "get", "nb", "-o", "json"]).json();
+        v["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("local connection"))
+            .then_some(v)
+    })
+    .await;
+    assert_ne!(failed["status"], "running", "{failed}");
+
+    let con = w.connect().await;
+    alice.ok(&["server", "restart", "nb"]);
+    let running = eventually("nb running", Duration::from_secs(30), || async {
+        let v = alice.ok(&["server", "get", "nb", "-o", "json"]).json();
+        (v["status"] == "running" && v["health"] == "ok").then_some(v)
+    })
+    .await;
+    alice.ok(&["grant", "create", "--agent", "bot", "--server", "nb"]);
+    let mut sdk = Sdk::connect(&format!("{}/mcp", w.server.url), &w.agent_token, "legacy").await;
+    let start = Instant::now();
+    let seen = loop {
+        let r = sdk
+            .call("nb__secret", json!({ "name": "OAUTH_ACCESS_TOKEN" }))
+            .await;
+        if r["ok"] == true || start.elapsed() > Duration::from_secs(20) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(
+        seen["structured"],
+        json!({ "set": true, "len": 43, "prefix": "at_" }),
+        "{seen}"
+    );
+
+    // A refresh replaces the token: the server is recreated with the new one.
+    let generation = running["generation"].as_i64().unwrap();
+    eventually(
+        "nb rolled onto a refreshed token",
+        Duration::from_secs(30),
+        || async {
+            let v = alice.ok(&["server", "get", "nb", "-o", "json"]).json();
+            (v["generation"].as_i64() > Some(generation)).then_some(())
+        },
+    )
+    .await;
+    let (_, ev) = api(
+        &w.server.url,
+        ADMIN,
+        "GET",
+        "/api/v1/audit?action=server.restart",
+        None,
+    )
+    .await;
+    assert!(
+        ev["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| detail(e)["connection"] == con.as_str()),
+        "{ev}"
+    );
+    sdk.quit().await;
+}
