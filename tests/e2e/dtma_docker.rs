@@ -195,6 +195,24 @@ async fn a_canary_secret_reaches_the_container_as_a_file_and_nowhere_else() {
     let dtma = DtmaProc::start(&plane.url, Some(&join), &data, "docker", &[]).await;
     plane.catalog(json!({ "slug": "fx-secret", "source": { "type": "image", "image": image }, "transport": "stdio",
         "secrets": [{ "name": "API_KEY", "delivery": "file" }] })).await;
+    // The reference must name a stored secret: seal the canary as the shared `team-key`
+    // (the `Canary` resolver then stands in for the vault's decrypt at deploy).
+    let vault = toolbelt_vault::Vault::open(
+        plane.store.clone(),
+        Arc::new(toolbelt_vault::KeyRing::generate().unwrap()),
+    )
+    .await
+    .unwrap();
+    vault
+        .put_for(
+            None,
+            &toolbelt_model::Name::parse("name", "team-key", 64).unwrap(),
+            toolbelt_store::secrets::SecretKind::ApiKey,
+            toolbelt_vault::SecretValue::new(canary.clone().into_bytes()),
+            &toolbelt_vault::Actor::system("test"),
+        )
+        .await
+        .unwrap();
     plane.ok("POST", "/api/v1/servers", json!({ "name": "keyed", "catalog": "fx-secret", "toolbox": "sec", "secrets": { "API_KEY": "team-key" } })).await;
     let srv = plane
         .wait_server("keyed", "sec", "keyed running", WAIT, |v| {

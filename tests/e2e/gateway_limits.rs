@@ -337,6 +337,46 @@ async fn remote_servers_are_reached_directly_behind_the_ssrf_guard() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // No DTMA runs a remote server: stop, start, restart and delete take effect at once.
+    // A stopped server leaves the agent's tools (the gateway offers only servers meant to
+    // run), so a call names an unknown tool; started again, it answers.
+    for (verb, status) in [
+        ("stop", "stopped"),
+        ("start", "running"),
+        ("restart", "running"),
+    ] {
+        let s = open
+            .ok(
+                "POST",
+                &format!("/api/v1/servers/remote/{verb}?toolbox=far"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(s["status"], status, "{verb}: {s}");
+        let start = Instant::now();
+        loop {
+            let r = sdk.call("remote__echo", json!({ "text": verb })).await;
+            let settled = if status == "stopped" {
+                r["code"] == -32602 && !sdk.tool_names().await.contains(&"remote__echo".into())
+            } else {
+                r["text"] == verb
+            };
+            if settled {
+                break;
+            }
+            assert!(start.elapsed() < WAIT, "{verb} never took effect: {r}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let (code, _) = open
+        .api("DELETE", "/api/v1/servers/remote?toolbox=far", None)
+        .await;
+    assert_eq!(code, 200);
+    let (code, s) = open
+        .api("GET", "/api/v1/servers/remote?toolbox=far", None)
+        .await;
+    assert_eq!(code, 404, "a deleted remote server is gone: {s}");
     sdk.quit().await;
     let _ = fixture.kill().await;
 }

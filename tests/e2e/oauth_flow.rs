@@ -368,7 +368,11 @@ async fn a_connected_account_is_used_refreshed_and_revoked_for_its_agent_only() 
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| detail(e)["purpose"] == "oauth.inject"),
+            // The token is opened once per version and cached: by the call that needed
+            // it, or by the discovery that listed the server's tools with it first (the
+            // call itself is audited above, naming the connection).
+            .any(|e| ["oauth.inject", "oauth.discovery"]
+                .contains(&detail(e)["purpose"].as_str().unwrap_or(""))),
         "{ev}"
     );
 

@@ -49,8 +49,15 @@ pub const OAUTH_TOKEN_SECRET: &str = "OAUTH_ACCESS_TOKEN";
 
 /// Whether a server gets its owner's OAuth token at deploy: its entry acts with a provider
 /// and it serves one user. A shared server gets user credentials per call only.
+/// Only a server this control plane deploys (not a remote URL, which gets the token per
+/// call in its `Authorization` header) and that serves one user.
 pub fn takes_owner_token(server: &Server, entry: &CatalogEntry) -> bool {
-    entry.spec.oauth.is_some() && server.owner_id.is_some()
+    entry.spec.oauth.is_some()
+        && server.owner_id.is_some()
+        && !matches!(
+            entry.spec.source,
+            toolbelt_model::catalog::CatalogSource::Remote { .. }
+        )
 }
 
 pub fn desired(server: &Server, entry: &CatalogEntry) -> DesiredServer {

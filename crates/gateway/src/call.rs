@@ -165,6 +165,8 @@ async fn run(
         Ok(p) => p,
         Err(e) => return (None, Err(McpError::internal_error(e.to_string(), None))),
     };
+    // A server stopped or deleted a moment ago must not take this call.
+    hub.registry.refresh_if_changed().await;
     let mut view = hub.views.get(&agent.agent_id, &policy, &hub.registry);
     if !view.by_name.contains_key(req.name.as_ref()) {
         // A call before any listing: servers just started or not yet discovered may

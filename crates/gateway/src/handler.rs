@@ -73,9 +73,7 @@ impl Gateway {
             .map_err(internal)?;
         // Servers this agent could see but that were never discovered: discover them now,
         // each under the deadline; whoever is slow or dead is left out, not waited for.
-        if self.hub.registry.snapshot().is_empty() {
-            self.hub.registry.refresh_if_stale().await;
-        }
+        self.hub.registry.refresh_if_changed().await;
         let pending: Vec<_> = self
             .hub
             .registry

@@ -71,8 +71,13 @@ pub struct Registry {
     map: RwLock<HashMap<ServerId, Arc<ServerEntry>>>,
     /// Bumped whenever any server's visible tools may have changed.
     pub version: AtomicU64,
-    in_flight: Mutex<HashSet<ServerId>>,
+    /// Discoveries under way; a second asker waits for the first instead of returning
+    /// before the tools are in.
+    in_flight: Mutex<HashMap<ServerId, Arc<tokio::sync::Notify>>>,
     pins_epoch: AtomicU64,
+    /// The store epoch the last refresh started at: an audited change since (a server
+    /// created, stopped, deleted) makes the next lookup re-read before it answers.
+    refreshed_epoch: AtomicU64,
     last_refresh: Mutex<Option<Instant>>,
     pub discovery_deadline: Duration,
 }
@@ -103,6 +108,7 @@ impl Registry {
             version: AtomicU64::new(1),
             in_flight: Mutex::default(),
             pins_epoch: AtomicU64::new(0),
+            refreshed_epoch: AtomicU64::new(0),
             last_refresh: Mutex::new(None),
             discovery_deadline,
         })
@@ -132,6 +138,9 @@ impl Registry {
     /// Re-reads servers, toolboxes and catalog entries; starts discovery where needed.
     pub async fn refresh(self: &Arc<Self>) -> Result<(), toolbelt_store::StoreError> {
         *self.last_refresh.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        // Read before the rows: a change committed after this read bumps the epoch again.
+        self.refreshed_epoch
+            .store(self.store.epoch(), Ordering::Release);
         let mut c = self.store.conn().await?;
         let live = servers::all_live(&mut c).await?;
         let mut tbs = HashMap::new();
@@ -227,6 +236,19 @@ impl Registry {
         Ok(())
     }
 
+    /// Refreshes now if an audited change happened since the last refresh began; costs
+    /// one atomic load otherwise, so every listing and call can afford it. Concurrent
+    /// callers do not all refresh: the first to see the new epoch does.
+    pub async fn refresh_if_changed(self: &Arc<Self>) {
+        let now = self.store.epoch();
+        if self.refreshed_epoch.swap(now, Ordering::AcqRel) == now {
+            return;
+        }
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "registry refresh failed");
+        }
+    }
+
     /// Refreshes now unless that happened in the last 250 ms (a lookup that missed may
     /// concern a server that just started; misses must not become a database flood).
     pub async fn refresh_if_stale(self: &Arc<Self>) {
@@ -263,19 +285,54 @@ impl Registry {
 
     /// Lists a server's tools, resources and prompts, and applies pins.
     pub async fn discover(self: &Arc<Self>, id: &ServerId) {
-        if !self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone())
-        {
-            return;
+        let mine = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            match in_flight.get(id) {
+                Some(n) => Err(n.clone()),
+                None => {
+                    let n = Arc::new(tokio::sync::Notify::new());
+                    in_flight.insert(id.clone(), n.clone());
+                    Ok(n)
+                }
+            }
+        };
+        match mine {
+            Ok(done) => {
+                // On every way out (a panic or a dropped future too), waiters are released.
+                struct Release<'a>(&'a Registry, &'a ServerId, Arc<tokio::sync::Notify>);
+                impl Drop for Release<'_> {
+                    fn drop(&mut self) {
+                        self.0
+                            .in_flight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(self.1);
+                        self.2.notify_waiters();
+                    }
+                }
+                let _release = Release(self, id, done);
+                self.discover_now(id).await;
+            }
+            Err(other) => {
+                let wait = other.notified();
+                tokio::pin!(wait);
+                // Registered before checking again, so a finish in between is not missed.
+                wait.as_mut().enable();
+                let still = self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(id)
+                    .is_some_and(|n| Arc::ptr_eq(n, &other));
+                if still {
+                    wait.await;
+                }
+            }
         }
+    }
+
+    async fn discover_now(self: &Arc<Self>, id: &ServerId) {
         let result = tokio::time::timeout(self.discovery_deadline, self.fetch(id)).await;
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
         let Some(entry) = self.get(id) else { return };
         let (tools, resources, templates, prompts, caps, error) = match result {
             Ok(Ok(f)) => (f.0, f.1, f.2, f.3, Some(f.4), None),

@@ -21,7 +21,7 @@ use toolbelt_model::page::clamp_limit;
 use toolbelt_model::server::{DesiredState, Server};
 use toolbelt_model::toolbox::ToolboxKind;
 use toolbelt_model::{FieldError, Invalid, Page};
-use toolbelt_store::{catalog, servers};
+use toolbelt_store::{catalog, servers, toolboxes};
 use utoipa::{IntoParams, ToSchema};
 
 fn default_toolbox() -> String {
@@ -279,6 +279,7 @@ async fn change(
         &format!("server {r}"),
         servers::set_desired(&mut tx, &caller.scope, &s.id, desired, restart).await,
     )?;
+    let s = settle_if_remote(&mut tx, s).await?;
     tx.commit(by_user(
         caller,
         action,
@@ -289,6 +290,36 @@ async fn change(
     ))
     .await?;
     Ok(Json(s))
+}
+
+/// A remote toolbox has no DTMA to carry out a desired state and report it back, so the
+/// change is observed at once: a remote server is as running (or stopped) as it is told,
+/// and a deleted one goes with its grants and pins.
+async fn settle_if_remote(
+    c: &mut toolbelt_store::AnyConnection,
+    s: Server,
+) -> Result<Server, toolbelt_store::StoreError> {
+    let tb = toolboxes::get_internal(c, &s.toolbox_id).await?;
+    if tb.kind != Some(ToolboxKind::Remote) {
+        return Ok(s);
+    }
+    let status = match s.desired {
+        DesiredState::Deleted => {
+            servers::purge(c, &s.id).await?;
+            return Ok(s);
+        }
+        DesiredState::Running => toolbelt_model::server::ServerStatus::Running,
+        DesiredState::Stopped => toolbelt_model::server::ServerStatus::Stopped,
+    };
+    let obs = servers::Observation {
+        status,
+        last_error: None,
+        restarts: s.restart_count,
+        health: toolbelt_model::dtma::Health::Unknown,
+        instance: None,
+    };
+    servers::apply_observed(c, &s.id, obs).await?;
+    servers::get_internal(c, &s.id).await
 }
 
 /// Requests removal; the server disappears when its toolbox confirms.
