@@ -96,7 +96,13 @@ impl Supervisor {
                         let unbridged =
                             m.upstream.is_none() && self.bridges.get(&m.spec.name).is_none();
                         m.instance = Some(inst.clone());
-                        if (stale || unbridged) && !m.busy {
+                        if stale && !m.busy && self.runtime.stdio_closes_with_server() {
+                            // A child whose stdio closed is gone even if it is not reaped
+                            // yet: a crash, counted as one (replacing it as a fresh start
+                            // would hide a crash loop).
+                            m.busy = true;
+                            actions.push(Action::Crashed(sid.clone(), inst.clone()));
+                        } else if (stale || unbridged) && !m.busy {
                             m.busy = true;
                             m.status = ServerStatus::Deploying;
                             actions.push(Action::Adopt(sid.clone(), inst.clone()));
@@ -391,6 +397,11 @@ impl Supervisor {
     }
 
     async fn crashed(self: &Arc<Self>, id: &ServerId, inst: Instance) {
+        let inst = if inst.running {
+            self.settle(inst).await
+        } else {
+            inst
+        };
         self.failed_instance(id, inst, None).await
     }
 

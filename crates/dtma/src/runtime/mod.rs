@@ -92,6 +92,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// Attaches to a running stdio instance (re-adoption after a DTMA restart).
     async fn attach(&self, inst: &Instance) -> Result<StdioPipes, RuntimeError>;
 
+    /// Whether a closed stdio means the server is gone: a child's pipes die with it,
+    /// while a container's attach stream can drop (the engine restarting) and be re-made.
+    fn stdio_closes_with_server(&self) -> bool {
+        false
+    }
+
     /// Stops and removes an instance.
     async fn remove(&self, inst: &Instance) -> Result<(), RuntimeError>;
 

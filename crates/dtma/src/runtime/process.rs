@@ -194,6 +194,10 @@ impl Runtime for ProcessRuntime {
         Ok((inst, Some(pipes)))
     }
 
+    fn stdio_closes_with_server(&self) -> bool {
+        true
+    }
+
     async fn attach(&self, _inst: &Instance) -> Result<StdioPipes, RuntimeError> {
         Err(RuntimeError::Refused(
             "a process's pipes cannot be re-attached; it is restarted instead".into(),
