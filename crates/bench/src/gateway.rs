@@ -54,7 +54,7 @@ impl Api {
             .await?;
         let path = format!("/api/v1/toolboxes/{name}/join-token");
         let j = self.call("POST", &path, json!({})).await?;
-        let env = [("TOOLBELT_LOG", "warn")];
+        let env = [("TOOLBELT_LOG", "info")];
         let d = DtmaProc::start(
             &self.url,
             j["token"].as_str(),
@@ -116,7 +116,7 @@ pub fn serve_at(data: &Path, port: u16) -> Result<Server> {
         .env_remove("TOOLBELT_DATABASE_URL")
         .env("TOOLBELT_BOOTSTRAP_TOKEN", ADMIN)
         .env("TOOLBELT_HEARTBEAT_MS", "1000")
-        .env("TOOLBELT_LOG", "warn")
+        .env("TOOLBELT_LOG", "info")
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
@@ -266,79 +266,93 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
     let pids = [gw.child.id(), dtma.child.id()];
     print_config(pids);
 
-    let mut routes = [
-        Route::open("direct: client → fixture (HTTP)", "echo", &direct_url, "-").await?,
-        Route::open(
-            "DTMA bridge: client → DTMA → fixture (stdio)",
-            "echo",
-            &format!("http://{}/mcp/fx", dtma.addr),
-            &signed,
-        )
-        .await?,
-        Route::open(
-            "gateway: client → gateway → DTMA → fixture (stdio)",
-            "fx__echo",
-            &format!("{}/mcp", gw.url),
-            &token,
-        )
-        .await?,
-    ];
-    println!(
-        "| `tools/call echo`, interleaved batches | concurrency | calls/s | p50 | p99 | n |\n|---|---|---|---|---|---|"
-    );
-    let mut added = Vec::new();
-    for (c, per, total) in [(1, 250, calls), (WIDE, 40, calls * 4)] {
-        for r in &mut routes {
-            r.reset();
-            r.batch(c, per, pids, false).await?; // warm-up: pools, caches, page faults
-        }
-        // Batches alternate, and the order rotates, so noise lands on every route alike.
-        for round in 0..(total / (c * per)).max(1) {
-            for i in 0..routes.len() {
-                routes[(round + i) % routes.len()]
-                    .batch(c, per, pids, true)
-                    .await?;
-            }
-        }
-        let mut s = Vec::new();
-        for r in &routes {
-            let sum = summarize(r.lat.clone());
-            let rate = sum.n as f64 / r.wall.as_secs_f64();
-            println!(
-                "| {} | {c} | {rate:.0} | {} | {} | {} |",
-                r.label,
-                fmt(sum.p50),
-                fmt(sum.p99),
-                sum.n
-            );
-            s.push((
-                sum,
-                rate,
-                r.cpu.map(|t| t.as_secs_f64() * 1e6 / r.lat.len() as f64),
-            ));
-        }
-        added.push((c, s));
-    }
-    println!(
-        "\n| concurrency | added p50 (gateway − direct) | added p99 | gateway hop alone, p50 (gateway − bridge) | throughput gateway ÷ direct | gateway process CPU per call | DTMA process CPU per call (gateway route) | DTMA CPU per call (bridge route) |\n|---|---|---|---|---|---|---|---|"
-    );
-    for (c, s) in &added {
-        let (d, b, g) = (&s[0], &s[1], &s[2]);
+    // On a failure, the gateway's log says why (it lives in a temporary dir).
+    let table = async {
+        let mut routes = [
+            Route::open("direct: client → fixture (HTTP)", "echo", &direct_url, "-").await?,
+            Route::open(
+                "DTMA bridge: client → DTMA → fixture (stdio)",
+                "echo",
+                &format!("http://{}/mcp/fx", dtma.addr),
+                &signed,
+            )
+            .await?,
+            Route::open(
+                "gateway: client → gateway → DTMA → fixture (stdio)",
+                "fx__echo",
+                &format!("{}/mcp", gw.url),
+                &token,
+            )
+            .await?,
+        ];
         println!(
-            "| {c} | {} | {} | {} | {:.0} % | {:.0} µs | {:.0} µs | {:.0} µs |",
-            diff(g.0.p50, d.0.p50),
-            diff(g.0.p99, d.0.p99),
-            diff(g.0.p50, b.0.p50),
-            g.1 / d.1 * 100.0,
-            g.2[0],
-            g.2[1],
-            b.2[1]
+            "| `tools/call echo`, interleaved batches | concurrency | calls/s | p50 | p99 | n |\n|---|---|---|---|---|---|"
         );
+        let mut added = Vec::new();
+        for (c, per, total) in [(1, 250, calls), (WIDE, 40, calls * 4)] {
+            for r in &mut routes {
+                r.reset();
+                r.batch(c, per, pids, false).await?; // warm-up: pools, caches, page faults
+            }
+            // Batches alternate, and the order rotates, so noise lands on every route alike.
+            for round in 0..(total / (c * per)).max(1) {
+                for i in 0..routes.len() {
+                    routes[(round + i) % routes.len()]
+                        .batch(c, per, pids, true)
+                        .await?;
+                }
+            }
+            let mut s = Vec::new();
+            for r in &routes {
+                let sum = summarize(r.lat.clone());
+                let rate = sum.n as f64 / r.wall.as_secs_f64();
+                println!(
+                    "| {} | {c} | {rate:.0} | {} | {} | {} |",
+                    r.label,
+                    fmt(sum.p50),
+                    fmt(sum.p99),
+                    sum.n
+                );
+                s.push((
+                    sum,
+                    rate,
+                    r.cpu.map(|t| t.as_secs_f64() * 1e6 / r.lat.len() as f64),
+                ));
+            }
+            added.push((c, s));
+        }
+        println!(
+            "\n| concurrency | added p50 (gateway − direct) | added p99 | gateway hop alone, p50 (gateway − bridge) | throughput gateway ÷ direct | gateway process CPU per call | DTMA process CPU per call (gateway route) | DTMA CPU per call (bridge route) |\n|---|---|---|---|---|---|---|---|"
+        );
+        for (c, s) in &added {
+            let (d, b, g) = (&s[0], &s[1], &s[2]);
+            println!(
+                "| {c} | {} | {} | {} | {:.0} % | {:.0} µs | {:.0} µs | {:.0} µs |",
+                diff(g.0.p50, d.0.p50),
+                diff(g.0.p99, d.0.p99),
+                diff(g.0.p50, b.0.p50),
+                g.1 / d.1 * 100.0,
+                g.2[0],
+                g.2[1],
+                b.2[1]
+            );
+        }
+        println!(
+            "\n(CPU: utime+stime from /proc/PID/stat over that route's batches ÷ its calls, 10 ms ticks; every route's figures include the client's own HTTP request and response)\n"
+        );
+        drop(routes);
+        Ok::<_, anyhow::Error>(())
     }
-    println!(
-        "\n(CPU: utime+stime from /proc/PID/stat over that route's batches ÷ its calls, 10 ms ticks; every route's figures include the client's own HTTP request and response)\n"
-    );
-    drop(routes);
+    .await;
+    if let Err(e) = table {
+        let log = std::fs::read_to_string(&gw.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        eprintln!(
+            "gateway log, last lines:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+        return Err(e);
+    }
     let result = crate::gateway_scale::run(gw, &api, dir.path(), port, lists).await;
     drop(dtma);
     result

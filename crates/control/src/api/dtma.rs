@@ -125,6 +125,7 @@ pub async fn heartbeat(
     let observed: HashMap<_, _> = report.servers.iter().map(|o| (o.id.clone(), o)).collect();
     let mut entries = HashMap::new();
     let (mut desired_set, mut purged, mut errored) = (Vec::new(), Vec::new(), Vec::new());
+    let mut moved = false;
     for s in &rows {
         match observed.get(&s.id) {
             Some(o) => {
@@ -145,6 +146,7 @@ pub async fn heartbeat(
                     || s.health != o.health
                     || s.instance.as_ref() != Some(&instance);
                 if changed {
+                    moved |= s.status != status;
                     let obs = servers::Observation {
                         status,
                         last_error: o.last_error.as_deref(),
@@ -189,6 +191,11 @@ pub async fn heartbeat(
     tx.commit()
         .await
         .map_err(toolbelt_store::StoreError::from)?;
+    if moved || !purged.is_empty() {
+        // A server came up, went down or went away: the gateway re-reads before its next
+        // call or listing instead of at its next periodic refresh.
+        st.store.bump_epoch();
+    }
 
     if before != ToolboxStatus::Active || !purged.is_empty() || !errored.is_empty() {
         let mut c = st.store.conn().await?;
