@@ -42,6 +42,8 @@ async fn secrets_are_sealed_referenced_delivered_and_survive_key_rotation() {
             ("TOOLBELT_BOOTSTRAP_TOKEN", ADMIN),
             ("TOOLBELT_RUNTIME", "process"),
             ("TOOLBELT_HEARTBEAT_MS", "300"),
+            // Debug logs too must never hold a secret value (checked at the end).
+            ("TOOLBELT_LOG", "debug,hyper=info,h2=info,reqwest=info,sqlx=info"),
         ],
     )
     .await;
@@ -213,7 +215,22 @@ async fn secrets_are_sealed_referenced_delivered_and_survive_key_rotation() {
     // the new instance.
     let start = Instant::now();
     let seen = loop {
-        let r = sdk.call("svc__env", json!({ "name": "API_KEY" })).await;
+        // Never a hang: a call the swap strands must still be answered (and if not, the
+        // server's log says where it stuck).
+        let r = match tokio::time::timeout(
+            Duration::from_secs(60),
+            sdk.call("svc__env", json!({ "name": "API_KEY" })),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                let log = server.log_text();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!("a call hung across the restart; log:\n{}", tail.join("\n"));
+            }
+        };
         if r["ok"] == true || start.elapsed() > Duration::from_secs(10) {
             break r;
         }

@@ -246,11 +246,13 @@ impl Upstream {
                 CONNECTION_CLOSED,
                 &format!("MCP server {} is not running", self.name),
             )));
+            // Not `done`: the reply above is in the channel for `next` to hand out (id 0
+            // is never pending, so dropping the handle cancels nothing).
             return CallHandle {
                 up: self.clone(),
                 up_id: 0,
                 rx,
-                done: true,
+                done: false,
             };
         }
         let up_id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -265,6 +267,23 @@ impl Upstream {
         };
         {
             let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+            // Checked again under the lock `die` takes the pending calls with: a call that
+            // slipped past the check above while the server died is failed here instead
+            // of waiting for its timeout.
+            if !self.is_alive() {
+                drop(t);
+                let _ = tx.send(Event::Done(error_reply(
+                    &client_id,
+                    CONNECTION_CLOSED,
+                    &format!("MCP server {} is not running", self.name),
+                )));
+                return CallHandle {
+                    up: self.clone(),
+                    up_id: 0,
+                    rx,
+                    done: false,
+                };
+            }
             t.by_client
                 .insert((session.to_string(), id_key(&client_id)), up_id);
             if let Some((tok, _)) = &progress {
