@@ -43,7 +43,10 @@ async fn secrets_are_sealed_referenced_delivered_and_survive_key_rotation() {
             ("TOOLBELT_RUNTIME", "process"),
             ("TOOLBELT_HEARTBEAT_MS", "300"),
             // Debug logs too must never hold a secret value (checked at the end).
-            ("TOOLBELT_LOG", "debug,hyper=info,h2=info,reqwest=info,sqlx=info"),
+            (
+                "TOOLBELT_LOG",
+                "debug,hyper=info,h2=info,reqwest=info,sqlx=info",
+            ),
         ],
     )
     .await;

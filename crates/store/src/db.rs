@@ -141,10 +141,7 @@ impl Store {
     pub async fn append_audit_batch(&self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
         let mut tx = self.begin().await?;
         audit::lock_head(&mut tx, self.backend).await?;
-        let mut out = Vec::with_capacity(events.len());
-        for ev in events {
-            out.push(audit::append_locked(&mut tx, ev).await?);
-        }
+        let out = audit::append_many_locked(&mut tx, events).await?;
         tx.commit().await?;
         Ok(out)
     }

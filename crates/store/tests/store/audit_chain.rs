@@ -12,6 +12,7 @@ use toolbelt_testkit::db::TestDb;
 
 backend_tests!(
     concurrent_appends_form_one_chain,
+    group_commits_chain_like_single_appends,
     the_table_refuses_updates_and_deletes,
     editing_any_column_breaks_the_chain_at_that_row,
     deleting_a_middle_row_is_found,
@@ -92,6 +93,32 @@ async fn concurrent_appends_form_one_chain(db: TestDb) {
     let r = verify(&s).await;
     assert!(r.ok, "{r:?}");
     assert_eq!((r.checked, r.head_seq), (40, 40));
+}
+
+/// The gateway's group commit writes a batch with one multi-row insert: batches of any
+/// size, between single audited changes, make one chain that verifies, in order.
+async fn group_commits_chain_like_single_appends(db: TestDb) {
+    let s = open(&db).await;
+    let mut next = 0;
+    let mut seqs = Vec::new();
+    for size in [1, 5, 256, 2] {
+        let batch: Vec<_> = (next..next + size).map(event).collect();
+        next += size;
+        let written = s.append_audit_batch(batch).await.unwrap();
+        assert_eq!(written.len(), size);
+        seqs.extend(written.iter().map(|e| e.seq));
+        for w in written.windows(2) {
+            assert_eq!(w[1].prev_hash, w[0].hash, "linked inside the batch");
+        }
+        append(&s, 1).await;
+        seqs.push(seqs.last().unwrap() + 1);
+    }
+    let n = next as i64 + 4;
+    assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "contiguous, in order");
+    let r = verify(&s).await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!((r.checked, r.head_seq), (n, n), "{r:?}");
+    assert!(s.append_audit_batch(vec![]).await.unwrap().is_empty());
 }
 
 async fn the_table_refuses_updates_and_deletes(db: TestDb) {
