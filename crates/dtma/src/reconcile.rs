@@ -477,6 +477,16 @@ impl Supervisor {
     }
 
     async fn remove_instance(&self, inst: &Instance) {
+        // Its calls fail now with a clear error rather than with the kill, and its stdin
+        // closes, which lets a well-behaved server exit before the signal.
+        let up = self
+            .lock()
+            .get(&inst.server_id)
+            .filter(|m| m.instance.as_ref().is_some_and(|i| i.handle == inst.handle))
+            .and_then(|m| m.upstream.clone());
+        if let Some(up) = up {
+            up.close();
+        }
         if let Err(e) = self.runtime.remove(inst).await {
             tracing::warn!(container = %inst.handle, error = %e, "remove failed");
             return;

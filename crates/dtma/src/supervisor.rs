@@ -281,12 +281,16 @@ fn upsert(
 ) {
     match map.get_mut(&spec.id) {
         Some(m) => {
-            if m.spec.generation != spec.generation || m.spec.desired != spec.desired || m.removing
-            {
+            let new_generation = m.spec.generation != spec.generation;
+            if new_generation || m.spec.desired != spec.desired || m.removing {
                 m.gave_up = false;
                 m.fast_failures = 0;
                 m.next_attempt = Instant::now();
-                if spec.desired == DesiredState::Running && m.status != ServerStatus::Running {
+                // A new generation is a redeploy: the instance running now is the old one,
+                // so it is not reported `running` for the new generation.
+                if spec.desired == DesiredState::Running
+                    && (new_generation || m.status != ServerStatus::Running)
+                {
                     m.status = ServerStatus::PendingDeploy;
                 }
             }

@@ -18,6 +18,7 @@ pub mod scan;
 pub mod sessions;
 pub mod ssrf;
 pub mod upstream;
+pub mod upstream_client;
 pub mod view;
 
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;

@@ -24,6 +24,8 @@ pub struct ServerEntry {
     pub owner_id: Option<UserId>,
     pub toolbox_status: ToolboxStatus,
     pub status: ServerStatus,
+    /// Bumped by every restart: a new generation is a new instance, with new sessions.
+    pub generation: i64,
     pub endpoint: Option<Endpoint>,
     /// The OAuth provider its catalog entry acts with (its calls carry a user's token).
     pub oauth_provider: Option<String>,
@@ -161,6 +163,7 @@ impl Registry {
         }
         drop(c);
         let mut to_discover = Vec::new();
+        let mut restarted = Vec::new();
         let mut changed = false;
         {
             let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
@@ -173,8 +176,14 @@ impl Registry {
                 let ep = endpoint(&s, tb, entry);
                 let old = map.get(&s.id).cloned();
                 let moved = old.as_ref().is_none_or(|o| {
-                    o.endpoint != ep || o.status != s.status || o.toolbox_status != tb.status
+                    o.endpoint != ep
+                        || o.status != s.status
+                        || o.toolbox_status != tb.status
+                        || o.generation != s.generation
                 });
+                if old.as_ref().is_some_and(|o| o.generation != s.generation) {
+                    restarted.push(s.id.clone());
+                }
                 if !moved {
                     continue;
                 }
@@ -191,6 +200,7 @@ impl Registry {
                     owner_id: s.owner_id.clone(),
                     toolbox_status: tb.status,
                     status: s.status,
+                    generation: s.generation,
                     endpoint: ep,
                     oauth_provider: entry.spec.oauth.as_ref().map(|o| o.provider.clone()),
                     audit_arguments: entry.spec.audit_arguments,
@@ -223,6 +233,11 @@ impl Registry {
         }
         if changed {
             self.bump();
+        }
+        // The old instance's sessions died with it: the next call opens a new one at once
+        // instead of finding out through an expired session.
+        for id in restarted {
+            self.upstreams.reset(&id).await;
         }
         for id in to_discover {
             let r = self.clone();
@@ -574,6 +589,7 @@ fn clone_entry(e: &ServerEntry) -> ServerEntry {
         owner_id: e.owner_id.clone(),
         toolbox_status: e.toolbox_status,
         status: e.status,
+        generation: e.generation,
         endpoint: e.endpoint.clone(),
         oauth_provider: e.oauth_provider.clone(),
         audit_arguments: e.audit_arguments,

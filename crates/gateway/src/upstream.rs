@@ -393,7 +393,10 @@ impl Upstreams {
         let cfg = StreamableHttpClientTransportConfig::with_uri(url.clone())
             .custom_headers(headers)
             .max_concurrent_requests(256);
-        let transport = StreamableHttpClientTransport::with_client(client, cfg);
+        let transport = StreamableHttpClientTransport::with_client(
+            crate::upstream_client::UpstreamClient(client),
+            cfg,
+        );
         let key: Arc<str> = match cred {
             Some(c) => Arc::from(format!("{server}/{}", c.connection_id)),
             None => Arc::from(server.as_str()),

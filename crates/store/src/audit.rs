@@ -41,11 +41,9 @@ pub(crate) async fn append_many_locked(
         .await?;
     let first_prev_seq = int(&head, "seq")?;
     let mut prev_hash = text(&head, "hash")?;
-    let mut seq = first_prev_seq;
     let ts_ms = now_ms();
     let mut out = Vec::with_capacity(evs.len());
-    for ev in evs {
-        seq += 1;
+    for (seq, ev) in (first_prev_seq + 1..).zip(evs) {
         let detail = canonical::to_string(&ev.detail);
         let owner = ev.owner_id.as_ref().map(|o| o.as_str().to_string());
         let fields = ChainFields {

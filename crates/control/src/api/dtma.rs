@@ -137,6 +137,10 @@ pub async fn heartbeat(
                 };
                 let status = if s.desired == DesiredState::Deleted {
                     ServerStatus::Deleting
+                } else if o.generation < s.generation {
+                    // A report from before the DTMA heard of this generation (a restart
+                    // just asked for): its `running` is the old instance's.
+                    s.status
                 } else {
                     o.status
                 };

@@ -52,10 +52,19 @@ fn accepts_sse(h: &HeaderMap) -> bool {
     })
 }
 
-fn not_running(server: &str) -> Response {
+/// The request's own id: a reply without it (`id: null`) cannot be matched by the
+/// caller's client, which then waits for its timeout instead of seeing the error.
+fn request_id(body: &[u8]) -> Value {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .unwrap_or(Value::Null)
+}
+
+fn not_running(server: &str, body: &[u8]) -> Response {
     rpc_error(
         StatusCode::SERVICE_UNAVAILABLE,
-        Value::Null,
+        request_id(body),
         -32000,
         &format!("MCP server {server} is not running on this toolbox"),
     )
@@ -73,7 +82,7 @@ pub async fn post(
         Some(Target::Http(base)) => {
             return proxy::forward(&b, &base, axum::http::Method::POST, &headers, body).await;
         }
-        Some(_) | None => return not_running(&server),
+        Some(_) | None => return not_running(&server, &body),
     };
     let msg: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -206,7 +215,7 @@ pub async fn get(
             return proxy::forward(&b, &base, axum::http::Method::GET, &headers, Bytes::new())
                 .await;
         }
-        Some(_) | None => return not_running(&server),
+        Some(_) | None => return not_running(&server, &[]),
     };
     if !accepts_sse(&headers) {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();

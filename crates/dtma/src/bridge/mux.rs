@@ -90,11 +90,19 @@ impl Upstream {
         let mut stdin = pipes.stdin;
         let w = up.clone();
         tokio::spawn(async move {
-            while let Some(line) = rx.recv().await {
+            // Ends with the upstream too (this task's own handle keeps the channel open),
+            // dropping stdin: the server sees EOF.
+            loop {
+                let line = tokio::select! {
+                    _ = w.dead.cancelled() => break,
+                    line = rx.recv() => line,
+                };
+                let Some(line) = line else { break };
                 if stdin.write_all(&line).await.is_err() || stdin.flush().await.is_err() {
                     break;
                 }
             }
+            drop(stdin);
             w.die("its stdin closed");
         });
         let r = up.clone();

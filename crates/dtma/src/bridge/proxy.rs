@@ -34,12 +34,18 @@ pub async fn forward(
             req = req.header(*h, v);
         }
     }
+    let body_copy = body.clone();
     let res = match req.body(body).send().await {
         Ok(r) => r,
         Err(e) => {
             let msg = format!("MCP server is unreachable on the toolbox network: {e}");
+            // The request's id, so the caller's client can match the error to its call.
+            let id = serde_json::from_slice::<serde_json::Value>(&body_copy)
+                .ok()
+                .and_then(|v| v.get("id").cloned())
+                .unwrap_or(serde_json::Value::Null);
             return (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "application/json")],
-                serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32000, "message": msg } }).to_string()).into_response();
+                serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32000, "message": msg } }).to_string()).into_response();
         }
     };
     let mut out = Response::builder().status(res.status().as_u16());
