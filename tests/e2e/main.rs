@@ -9,6 +9,7 @@ mod gateway_pins;
 mod gateway_process;
 mod gw_setup;
 mod oauth_flow;
+mod oauth_world;
 mod toolboxes;
 mod up_docker;
 mod vault_secrets;

@@ -248,21 +248,6 @@ impl Upstream {
     pub fn call(self: &Arc<Self>, mut msg: Value, session: &str) -> CallHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         let client_id = msg.get("id").cloned().unwrap_or(Value::Null);
-        if !self.is_alive() {
-            let _ = tx.send(Event::Done(error_reply(
-                &client_id,
-                CONNECTION_CLOSED,
-                &format!("MCP server {} is not running", self.name),
-            )));
-            // Not `done`: the reply above is in the channel for `next` to hand out (id 0
-            // is never pending, so dropping the handle cancels nothing).
-            return CallHandle {
-                up: self.clone(),
-                up_id: 0,
-                rx,
-                done: false,
-            };
-        }
         let up_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         msg["id"] = json!(up_id);
         let progress = match msg.pointer("/params/_meta/progressToken").cloned() {
@@ -275,9 +260,8 @@ impl Upstream {
         };
         {
             let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
-            // Checked again under the lock `die` takes the pending calls with: a call that
-            // slipped past the check above while the server died is failed here instead
-            // of waiting for its timeout.
+            // Checked under the lock `die` takes the pending calls with, so a call racing
+            // the server's death is failed here instead of waiting for its timeout.
             if !self.is_alive() {
                 drop(t);
                 let _ = tx.send(Event::Done(error_reply(
@@ -285,6 +269,8 @@ impl Upstream {
                     CONNECTION_CLOSED,
                     &format!("MCP server {} is not running", self.name),
                 )));
+                // Not `done`: the reply above is in the channel for `next` to hand out (id
+                // 0 is never pending, so dropping the handle cancels nothing).
                 return CallHandle {
                     up: self.clone(),
                     up_id: 0,

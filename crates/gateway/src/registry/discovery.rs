@@ -1,0 +1,270 @@
+//! Discovery: contacting servers (in parallel, each under its own deadline), pinning and
+//! scanning what they serve, and installing the result in the registry.
+
+use super::*;
+
+impl Registry {
+    /// Discovers the servers that have never been discovered, waiting at most the
+    /// discovery deadline; servers that do not answer in time are simply left out.
+    pub async fn ensure_discovered(self: &Arc<Self>, ids: &[ServerId]) {
+        let pending: Vec<ServerId> = ids
+            .iter()
+            .filter(|id| {
+                self.get(id).is_some_and(|e| {
+                    e.discovered.is_none() && e.status == ServerStatus::Running && e.error.is_none()
+                })
+            })
+            .cloned()
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let all = futures::future::join_all(pending.iter().map(|id| self.discover(id)));
+        let _ = tokio::time::timeout(self.discovery_deadline, all).await;
+    }
+
+    /// Lists a server's tools, resources and prompts, and applies pins.
+    pub async fn discover(self: &Arc<Self>, id: &ServerId) {
+        let mine = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            match in_flight.get(id) {
+                Some(n) => Err(n.clone()),
+                None => {
+                    let n = Arc::new(tokio::sync::Notify::new());
+                    in_flight.insert(id.clone(), n.clone());
+                    Ok(n)
+                }
+            }
+        };
+        match mine {
+            Ok(done) => {
+                // On every way out (a panic or a dropped future too), waiters are released.
+                struct Release<'a>(&'a Registry, &'a ServerId, Arc<tokio::sync::Notify>);
+                impl Drop for Release<'_> {
+                    fn drop(&mut self) {
+                        self.0
+                            .in_flight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(self.1);
+                        self.2.notify_waiters();
+                    }
+                }
+                let _release = Release(self, id, done);
+                self.discover_now(id).await;
+            }
+            Err(other) => {
+                let wait = other.notified();
+                tokio::pin!(wait);
+                // Registered before checking again, so a finish in between is not missed.
+                wait.as_mut().enable();
+                let still = self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(id)
+                    .is_some_and(|n| Arc::ptr_eq(n, &other));
+                if still {
+                    wait.await;
+                }
+            }
+        }
+    }
+
+    async fn discover_now(self: &Arc<Self>, id: &ServerId) {
+        let result = tokio::time::timeout(self.discovery_deadline, self.fetch(id)).await;
+        let Some(entry) = self.get(id) else { return };
+        let (tools, resources, templates, prompts, caps, error) = match result {
+            Ok(Ok(f)) => (f.0, f.1, f.2, f.3, Some(f.4), None),
+            Ok(Err(e)) => (
+                entry.tools.clone(),
+                entry.resources.clone(),
+                entry.templates.clone(),
+                entry.prompts.clone(),
+                entry.capabilities.clone(),
+                Some(e),
+            ),
+            Err(_) => (
+                entry.tools.clone(),
+                entry.resources.clone(),
+                entry.templates.clone(),
+                entry.prompts.clone(),
+                entry.capabilities.clone(),
+                Some(format!(
+                    "discovery timed out after {:.1} s",
+                    self.discovery_deadline.as_secs_f64()
+                )),
+            ),
+        };
+        if let Some(e) = &error {
+            tracing::warn!(server = %entry.name, error = %e, "discovery failed");
+            self.upstreams.reset(id).await;
+        }
+        let verdicts = match self.verdicts(&entry, &tools).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "pin evaluation failed");
+                return;
+            }
+        };
+        let validators = tools
+            .iter()
+            .filter_map(|t| {
+                jsonschema::validator_for(&serde_json::Value::Object((*t.input_schema).clone()))
+                    .ok()
+                    .map(|v| (t.name.to_string(), Arc::new(v)))
+            })
+            .collect();
+        self.install(
+            &entry, tools, verdicts, validators, resources, templates, prompts, caps, error,
+        )
+        .await;
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn fetch(
+        &self,
+        id: &ServerId,
+    ) -> Result<
+        (
+            Vec<Tool>,
+            Vec<Resource>,
+            Vec<ResourceTemplate>,
+            Vec<Prompt>,
+            ServerCapabilities,
+        ),
+        String,
+    > {
+        let entry = self.get(id).ok_or("gone")?;
+        let ep = entry.endpoint.clone().ok_or("no endpoint")?;
+        // A server that acts with users' tokens is listed with one of them (its tools are
+        // taken to be the same for every user).
+        let cred = match (&ep, &entry.oauth_provider, &self.oauth) {
+            (Endpoint::Remote { .. }, Some(p), Some(o)) => Some(
+                o.credential_for_discovery(id, p)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| {
+                        format!("waiting for a {p} connection grant to list its tools with")
+                    })?,
+            ),
+            _ => None,
+        };
+        let conn = self
+            .upstreams
+            .get(id, &ep, self.discovery_deadline, cred.as_ref())
+            .await?;
+        let peer = conn.peer();
+        let caps = peer
+            .peer_info()
+            .map(|i| i.capabilities.clone())
+            .unwrap_or_default();
+        let tools = if caps.tools.is_some() {
+            peer.list_all_tools().await.map_err(|e| e.to_string())?
+        } else {
+            vec![]
+        };
+        let (resources, templates) = if caps.resources.is_some() {
+            (
+                peer.list_all_resources().await.map_err(|e| e.to_string())?,
+                peer.list_all_resource_templates().await.unwrap_or_default(),
+            )
+        } else {
+            (vec![], vec![])
+        };
+        let prompts = if caps.prompts.is_some() {
+            peer.list_all_prompts().await.map_err(|e| e.to_string())?
+        } else {
+            vec![]
+        };
+        Ok((tools, resources, templates, prompts, caps))
+    }
+
+    async fn verdicts(
+        &self,
+        entry: &ServerEntry,
+        tools: &[Tool],
+    ) -> Result<HashMap<String, Verdict>, toolbelt_store::StoreError> {
+        let others: Vec<String> = self
+            .snapshot()
+            .iter()
+            .filter(|e| e.id != entry.id)
+            .flat_map(|e| {
+                e.tools
+                    .iter()
+                    .map(|t| t.name.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        pinning::evaluate(
+            &self.store,
+            &entry.id,
+            entry.owner_id.as_ref(),
+            tools,
+            &others,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn install(
+        &self,
+        entry: &ServerEntry,
+        tools: Vec<Tool>,
+        verdicts: HashMap<String, Verdict>,
+        validators: HashMap<String, Arc<jsonschema::Validator>>,
+        resources: Vec<Resource>,
+        templates: Vec<ResourceTemplate>,
+        prompts: Vec<Prompt>,
+        caps: Option<ServerCapabilities>,
+        error: Option<String>,
+    ) {
+        let held = verdicts.values().filter(|v| !v.visible).count() as u32;
+        let summary = ServerDiscovery {
+            tools: tools.len() as u32,
+            held,
+            error: error.clone(),
+            at: toolbelt_model::now(),
+        };
+        {
+            let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+            let Some(cur) = map.get(&entry.id) else {
+                return;
+            };
+            let mut next = clone_entry(cur);
+            (next.tools, next.verdicts, next.validators) = (tools, verdicts, validators);
+            (next.resources, next.templates, next.prompts) = (resources, templates, prompts);
+            (next.capabilities, next.discovered, next.error) = (caps, Some(Instant::now()), error);
+            map.insert(entry.id.clone(), Arc::new(next));
+        }
+        self.bump();
+        if let Ok(mut c) = self.store.conn().await {
+            let _ = servers::set_discovery(&mut c, &entry.id, &summary).await;
+        }
+    }
+
+    /// Recomputes every server's pin verdicts from the store (after approvals).
+    pub(super) async fn reevaluate_pins(&self) {
+        for e in self.snapshot() {
+            if e.discovered.is_none() {
+                continue;
+            }
+            let Ok(v) = self.verdicts(&e, &e.tools).await else {
+                continue;
+            };
+            let changed = v
+                .iter()
+                .any(|(k, nv)| e.verdicts.get(k).map(|ov| ov.visible) != Some(nv.visible));
+            if changed {
+                let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+                if let Some(cur) = map.get(&e.id).cloned() {
+                    let mut next = clone_entry(&cur);
+                    next.verdicts = v;
+                    map.insert(e.id.clone(), Arc::new(next));
+                }
+                drop(map);
+                self.bump();
+            }
+        }
+    }
+}
