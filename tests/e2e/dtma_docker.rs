@@ -153,7 +153,7 @@ impl SecretResolver for Canary {
     async fn resolve(
         &self,
         server: &toolbelt_model::server::Server,
-    ) -> Result<BTreeMap<String, String>, String> {
+    ) -> Result<BTreeMap<String, String>, toolbelt_control::secrets::ResolveError> {
         Ok(server
             .secrets
             .keys()

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use toolbelt_e2e::Server;
+use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::name::Name;
 use toolbelt_model::{Role, Scope};
 use toolbelt_store::{Store, StoreOptions, agents, users};
@@ -179,7 +180,9 @@ pub async fn run(rounds: usize, requests: usize) -> Result<()> {
 async fn fill(url: &str, n: usize) -> Result<()> {
     let store = Store::open(url, StoreOptions::default()).await?;
     let mut c = store.conn().await?;
-    let admin = users::get_by_email(&mut c, "admin@toolbelt.local").await?.0;
+    let admin = users::get_by_email(&mut c, "admin@toolbelt.local")
+        .await?
+        .user;
     drop(c);
     let _ = Scope {
         user_id: admin.id.clone(),
@@ -193,8 +196,8 @@ async fn fill(url: &str, n: usize) -> Result<()> {
             agents::create(&mut tx, &admin.id, &name, "bench").await?;
         }
         tx.commit(toolbelt_model::audit::NewAuditEvent::new(
-            "bench.fill",
-            "agent",
+            AuditAction::AgentCreate,
+            TargetKind::Agent,
             None,
         ))
         .await?;
@@ -205,8 +208,8 @@ async fn fill(url: &str, n: usize) -> Result<()> {
             .begin_audited()
             .await?
             .commit(toolbelt_model::audit::NewAuditEvent::new(
-                "bench.event",
-                "agent",
+                AuditAction::ToolCall,
+                TargetKind::Tool,
                 None,
             ))
             .await?;

@@ -6,13 +6,13 @@ use crate::state::AppState;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use toolbelt_model::UserId;
-use toolbelt_model::audit::{ActorKind, NewAuditEvent, Outcome};
+use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
 
 /// A success event by a user, about a target owned by `owner`.
 pub fn by_user(
     caller: &UserCaller,
-    action: &str,
-    target_kind: &str,
+    action: AuditAction,
+    target_kind: TargetKind,
     target_id: impl ToString,
     owner: Option<&UserId>,
     detail: Value,
@@ -21,64 +21,85 @@ pub fn by_user(
         actor_kind: ActorKind::User,
         actor_id: Some(caller.id().to_string()),
         owner_id: owner.cloned().or_else(|| Some(caller.id().clone())),
-        action: action.to_string(),
-        target_kind: target_kind.to_string(),
+        action,
+        target_kind,
         target_id: Some(target_id.to_string()),
         outcome: Outcome::Success,
         detail,
     }
 }
 
+/// What a mutating route does, in the audit log's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteAction {
+    pub action: AuditAction,
+    pub target_kind: TargetKind,
+}
+
 /// The audited action of a mutating route, for failures (handlers name their successes
 /// with the same words). Routes missing here are caught by a test over the OpenAPI spec.
-pub fn action_for(method: &Method, route: &str) -> Option<(&'static str, &'static str)> {
+pub fn action_for(method: &Method, route: &str) -> Option<RouteAction> {
     let r = route.strip_prefix("/api/v1").unwrap_or(route);
-    Some(match (method.as_str(), r) {
-        ("POST", "/login") => ("session.login", "user"),
-        ("POST", "/logout") => ("session.logout", "token"),
-        ("PUT", "/me/password") => ("user.password", "user"),
-        ("POST", "/me/tokens") => ("token.issue", "token"),
-        ("DELETE", "/me/tokens/{token_id}") => ("token.revoke", "token"),
-        ("POST", "/users") => ("user.create", "user"),
-        ("DELETE", "/users/{user}") => ("user.delete", "user"),
-        ("POST", "/toolboxes") => ("toolbox.create", "toolbox"),
-        ("DELETE", "/toolboxes/{toolbox}") => ("toolbox.delete", "toolbox"),
-        ("POST", "/toolboxes/{toolbox}/join-token") => ("toolbox.join_token", "toolbox"),
-        ("POST", "/catalog") => ("catalog.create", "catalog"),
-        ("PUT", "/catalog/{slug}") => ("catalog.update", "catalog"),
-        ("DELETE", "/catalog/{slug}") => ("catalog.delete", "catalog"),
-        ("POST", "/catalog/{slug}/deprecate") => ("catalog.deprecate", "catalog"),
-        ("POST", "/servers") => ("server.create", "server"),
-        ("DELETE", "/servers/{server}") => ("server.delete", "server"),
-        ("POST", "/servers/{server}/start") => ("server.start", "server"),
-        ("POST", "/servers/{server}/stop") => ("server.stop", "server"),
-        ("POST", "/servers/{server}/restart") => ("server.restart", "server"),
-        ("POST", "/agents") => ("agent.create", "agent"),
-        ("DELETE", "/agents/{agent}") => ("agent.delete", "agent"),
-        ("POST", "/agents/{agent}/tokens") => ("agent.token.issue", "agent"),
-        ("DELETE", "/agents/{agent}/tokens") => ("agent.token.revoke", "agent"),
-        ("DELETE", "/agents/{agent}/tokens/{token_id}") => ("agent.token.revoke", "agent"),
-        ("POST", "/grants") => ("grant.create", "grant"),
-        ("PATCH", "/grants/{grant}") => ("grant.update", "grant"),
-        ("DELETE", "/grants/{grant}") => ("grant.delete", "grant"),
-        ("POST", "/tools/changes/{id}/approve") => ("tool.approve", "tool"),
-        ("POST", "/tools/changes/{id}/reject") => ("tool.reject", "tool"),
-        ("POST", "/approvals/{id}/approve") => ("approval.approve", "approval"),
-        ("POST", "/approvals/{id}/deny") => ("approval.deny", "approval"),
-        ("POST", "/dtma/join") => ("toolbox.join", "toolbox"),
-        ("POST", "/dtma/heartbeat") => ("toolbox.heartbeat", "toolbox"),
-        ("POST", "/dtma/secrets") => ("secret.deliver", "server"),
-        ("POST", "/secrets") => ("secret.create", "secret"),
-        ("PUT", "/secrets/{secret}") => ("secret.update", "secret"),
-        ("DELETE", "/secrets/{secret}") => ("secret.delete", "secret"),
-        ("POST", "/vault/rotate") => ("vault.rotate", "vault"),
-        ("DELETE", "/vault/keys/{kek}") => ("vault.key.delete", "kek"),
-        ("POST", "/providers") => ("provider.create", "provider"),
-        ("DELETE", "/providers/{provider}") => ("provider.delete", "provider"),
-        ("POST", "/connections") => ("connection.start", "connection"),
-        ("DELETE", "/connections/{connection}") => ("connection.revoke", "connection"),
-        ("POST", "/connections/{connection}/refresh") => ("connection.refresh", "connection"),
+    let (action, target_kind) = match (method.as_str(), r) {
+        ("POST", "/login") => (AuditAction::SessionLogin, TargetKind::User),
+        ("POST", "/logout") => (AuditAction::SessionLogout, TargetKind::Token),
+        ("PUT", "/me/password") => (AuditAction::UserPassword, TargetKind::User),
+        ("POST", "/me/tokens") => (AuditAction::TokenIssue, TargetKind::Token),
+        ("DELETE", "/me/tokens/{token_id}") => (AuditAction::TokenRevoke, TargetKind::Token),
+        ("POST", "/users") => (AuditAction::UserCreate, TargetKind::User),
+        ("DELETE", "/users/{user}") => (AuditAction::UserDelete, TargetKind::User),
+        ("POST", "/toolboxes") => (AuditAction::ToolboxCreate, TargetKind::Toolbox),
+        ("DELETE", "/toolboxes/{toolbox}") => (AuditAction::ToolboxDelete, TargetKind::Toolbox),
+        ("POST", "/toolboxes/{toolbox}/join-token") => {
+            (AuditAction::ToolboxJoinToken, TargetKind::Toolbox)
+        }
+        ("POST", "/catalog") => (AuditAction::CatalogCreate, TargetKind::Catalog),
+        ("PUT", "/catalog/{slug}") => (AuditAction::CatalogUpdate, TargetKind::Catalog),
+        ("DELETE", "/catalog/{slug}") => (AuditAction::CatalogDelete, TargetKind::Catalog),
+        ("POST", "/catalog/{slug}/deprecate") => {
+            (AuditAction::CatalogDeprecate, TargetKind::Catalog)
+        }
+        ("POST", "/servers") => (AuditAction::ServerCreate, TargetKind::Server),
+        ("DELETE", "/servers/{server}") => (AuditAction::ServerDelete, TargetKind::Server),
+        ("POST", "/servers/{server}/start") => (AuditAction::ServerStart, TargetKind::Server),
+        ("POST", "/servers/{server}/stop") => (AuditAction::ServerStop, TargetKind::Server),
+        ("POST", "/servers/{server}/restart") => (AuditAction::ServerRestart, TargetKind::Server),
+        ("POST", "/agents") => (AuditAction::AgentCreate, TargetKind::Agent),
+        ("DELETE", "/agents/{agent}") => (AuditAction::AgentDelete, TargetKind::Agent),
+        ("POST", "/agents/{agent}/tokens") => (AuditAction::AgentTokenIssue, TargetKind::Agent),
+        ("DELETE", "/agents/{agent}/tokens") => (AuditAction::AgentTokenRevoke, TargetKind::Agent),
+        ("DELETE", "/agents/{agent}/tokens/{token_id}") => {
+            (AuditAction::AgentTokenRevoke, TargetKind::Agent)
+        }
+        ("POST", "/grants") => (AuditAction::GrantCreate, TargetKind::Grant),
+        ("PATCH", "/grants/{grant}") => (AuditAction::GrantUpdate, TargetKind::Grant),
+        ("DELETE", "/grants/{grant}") => (AuditAction::GrantDelete, TargetKind::Grant),
+        ("POST", "/tools/changes/{id}/approve") => (AuditAction::ToolApprove, TargetKind::Tool),
+        ("POST", "/tools/changes/{id}/reject") => (AuditAction::ToolReject, TargetKind::Tool),
+        ("POST", "/approvals/{id}/approve") => (AuditAction::ApprovalApprove, TargetKind::Approval),
+        ("POST", "/approvals/{id}/deny") => (AuditAction::ApprovalDeny, TargetKind::Approval),
+        ("POST", "/dtma/join") => (AuditAction::ToolboxJoin, TargetKind::Toolbox),
+        ("POST", "/dtma/heartbeat") => (AuditAction::ToolboxHeartbeat, TargetKind::Toolbox),
+        ("POST", "/dtma/secrets") => (AuditAction::SecretDeliver, TargetKind::Server),
+        ("POST", "/secrets") => (AuditAction::SecretCreate, TargetKind::Secret),
+        ("PUT", "/secrets/{secret}") => (AuditAction::SecretUpdate, TargetKind::Secret),
+        ("DELETE", "/secrets/{secret}") => (AuditAction::SecretDelete, TargetKind::Secret),
+        ("POST", "/vault/rotate") => (AuditAction::VaultRotate, TargetKind::Vault),
+        ("DELETE", "/vault/keys/{kek}") => (AuditAction::VaultKeyDelete, TargetKind::Kek),
+        ("POST", "/providers") => (AuditAction::ProviderCreate, TargetKind::Provider),
+        ("DELETE", "/providers/{provider}") => (AuditAction::ProviderDelete, TargetKind::Provider),
+        ("POST", "/connections") => (AuditAction::ConnectionStart, TargetKind::Connection),
+        ("DELETE", "/connections/{connection}") => {
+            (AuditAction::ConnectionRevoke, TargetKind::Connection)
+        }
+        ("POST", "/connections/{connection}/refresh") => {
+            (AuditAction::ConnectionRefresh, TargetKind::Connection)
+        }
         _ => return None,
+    };
+    Some(RouteAction {
+        action,
+        target_kind,
     })
 }
 
@@ -93,7 +114,13 @@ pub async fn record_failure(
     status: StatusCode,
     problem: Option<Kind>,
 ) -> Result<(), Problem> {
-    let (action, target_kind) = action_for(method, route).unwrap_or(("request", "route"));
+    let RouteAction {
+        action,
+        target_kind,
+    } = action_for(method, route).unwrap_or(RouteAction {
+        action: AuditAction::Request,
+        target_kind: TargetKind::Route,
+    });
     let (actor_kind, actor_id, owner) = match auth {
         Auth::Caller(Caller::User(u)) => (
             ActorKind::User,
@@ -121,8 +148,8 @@ pub async fn record_failure(
         actor_kind,
         actor_id,
         owner_id: owner,
-        action: action.to_string(),
-        target_kind: target_kind.to_string(),
+        action,
+        target_kind,
         target_id: None,
         outcome,
         detail: json!({

@@ -1,7 +1,7 @@
 //! First start: the first admin, the bootstrap token, the `local` toolbox, the seed catalog.
 
 use serde_json::json;
-use toolbelt_model::audit::NewAuditEvent;
+use toolbelt_model::audit::{AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::catalog::CatalogSpec;
 use toolbelt_model::name::Name;
 use toolbelt_model::token::{self, MIN_TOKEN_LEN, TokenDigest, TokenKind};
@@ -85,7 +85,11 @@ pub async fn bootstrap(
             report.login_token = Some(issued.secret.clone());
         }
         report.admin_email = Some(email.clone());
-        let mut ev = NewAuditEvent::new("user.create", "user", Some(admin.id.to_string()));
+        let mut ev = NewAuditEvent::new(
+            AuditAction::UserCreate,
+            TargetKind::User,
+            Some(admin.id.to_string()),
+        );
         ev.owner_id = Some(admin.id.clone());
         ev.detail = json!({ "email": email, "role": "admin", "reason": "first start" });
         tx.commit(ev).await?;
@@ -106,7 +110,11 @@ pub async fn bootstrap(
                 let t =
                     toolboxes::create(&mut tx, &name, None, None, ToolboxStatus::AwaitingHeartbeat)
                         .await?;
-                let ev = NewAuditEvent::new("toolbox.create", "toolbox", Some(t.id.to_string()));
+                let ev = NewAuditEvent::new(
+                    AuditAction::ToolboxCreate,
+                    TargetKind::Toolbox,
+                    Some(t.id.to_string()),
+                );
                 tx.commit(NewAuditEvent {
                     detail: json!({ "name": "local", "shared": true, "reason": "toolbelt up" }),
                     ..ev
@@ -130,7 +138,7 @@ pub async fn bootstrap(
         }
         settings::set(&mut tx, "catalog_seeded", "1").await?;
         report.seeded_entries = added.len();
-        let mut ev = NewAuditEvent::new("catalog.seed", "catalog", None);
+        let mut ev = NewAuditEvent::new(AuditAction::CatalogSeed, TargetKind::Catalog, None);
         ev.detail = json!({ "added": added });
         tx.commit(ev).await?;
     }

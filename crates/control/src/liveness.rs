@@ -4,7 +4,7 @@
 use crate::state::AppState;
 use serde_json::json;
 use std::time::Duration;
-use toolbelt_model::audit::NewAuditEvent;
+use toolbelt_model::audit::{AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::server::ServerStatus;
 use toolbelt_model::toolbox::ToolboxStatus;
 use toolbelt_store::{servers, toolboxes};
@@ -36,7 +36,11 @@ pub async fn sweep(st: &AppState) -> Result<(), crate::problem::Problem> {
         let mut tx = st.store.begin_audited().await?;
         toolboxes::set_status(&mut tx, &t.id, ToolboxStatus::Unresponsive, None).await?;
         let n = servers::set_status_on_toolbox(&mut tx, &t.id, ServerStatus::Unresponsive).await?;
-        let mut ev = NewAuditEvent::new("toolbox.unresponsive", "toolbox", Some(t.id.to_string()));
+        let mut ev = NewAuditEvent::new(
+            AuditAction::ToolboxUnresponsive,
+            TargetKind::Toolbox,
+            Some(t.id.to_string()),
+        );
         ev.owner_id = t.owner_id.clone();
         ev.detail =
             json!({ "name": t.name, "servers": n, "silent_for_ms": limit.as_millis() as u64 });

@@ -4,13 +4,40 @@
 use std::collections::BTreeMap;
 use toolbelt_model::UserId;
 use toolbelt_model::server::Server;
-use toolbelt_store::secrets;
-use toolbelt_vault::{Actor, Vault};
+use toolbelt_oauth::OAuthError;
+use toolbelt_store::{StoreError, secrets};
+use toolbelt_vault::{Actor, Vault, VaultError};
+
+/// Why a server's references do not resolve; shown to the DTMA (and so in the server's
+/// `last_error`) as its message.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("this control plane has no vault configured to resolve secret references")]
+    NoVault,
+    #[error("secret {name} (for {requirement}) is not in {namespace} namespace")]
+    Missing {
+        name: String,
+        requirement: String,
+        namespace: &'static str,
+    },
+    #[error("secret {name} (for {requirement}): {source}")]
+    Unopenable {
+        name: String,
+        requirement: String,
+        source: VaultError,
+    },
+    #[error("secret {name} (for {requirement}) is not text")]
+    NotText { name: String, requirement: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+}
 
 #[async_trait::async_trait]
 pub trait SecretResolver: Send + Sync {
     /// Requirement name → value, for every secret the server references.
-    async fn resolve(&self, server: &Server) -> Result<BTreeMap<String, String>, String>;
+    async fn resolve(&self, server: &Server) -> Result<BTreeMap<String, String>, ResolveError>;
 }
 
 /// Without a vault: servers without secret references resolve to nothing; servers with
@@ -19,11 +46,11 @@ pub struct NoVault;
 
 #[async_trait::async_trait]
 impl SecretResolver for NoVault {
-    async fn resolve(&self, server: &Server) -> Result<BTreeMap<String, String>, String> {
+    async fn resolve(&self, server: &Server) -> Result<BTreeMap<String, String>, ResolveError> {
         if server.secrets.is_empty() {
             Ok(BTreeMap::new())
         } else {
-            Err("this control plane has no vault configured to resolve secret references".into())
+            Err(ResolveError::NoVault)
         }
     }
 }
@@ -52,45 +79,46 @@ pub fn namespace_label(owner: Option<&UserId>) -> &'static str {
 
 #[async_trait::async_trait]
 impl SecretResolver for VaultResolver {
-    async fn resolve(&self, server: &Server) -> Result<BTreeMap<String, String>, String> {
+    async fn resolve(&self, server: &Server) -> Result<BTreeMap<String, String>, ResolveError> {
         let mut out = BTreeMap::new();
         let actor = Actor::system(&format!("deploy {}", server.name));
         for (requirement, name) in &server.secrets {
             let row = {
-                let mut c = self.vault.store().conn().await.map_err(|e| e.to_string())?;
-                secrets::find_in_namespace(&mut c, server.owner_id.as_ref(), name)
-                    .await
-                    .map_err(|e| e.to_string())?
+                let mut c = self.vault.store().conn().await?;
+                secrets::find_in_namespace(&mut c, server.owner_id.as_ref(), name).await?
             };
             let Some(row) = row else {
-                return Err(format!(
-                    "secret {name} (for {requirement}) is not in {} namespace",
-                    namespace_label(server.owner_id.as_ref())
-                ));
+                return Err(ResolveError::Missing {
+                    name: name.clone(),
+                    requirement: requirement.clone(),
+                    namespace: namespace_label(server.owner_id.as_ref()),
+                });
             };
             let v = self
                 .vault
                 .open_by_id(&row.meta.id, &actor)
                 .await
-                .map_err(|e| format!("secret {name} (for {requirement}): {e}"))?;
-            let s = v
-                .expose_str()
-                .ok_or_else(|| format!("secret {name} (for {requirement}) is not text"))?;
+                .map_err(|source| ResolveError::Unopenable {
+                    name: name.clone(),
+                    requirement: requirement.clone(),
+                    source,
+                })?;
+            let s = v.expose_str().ok_or_else(|| ResolveError::NotText {
+                name: name.clone(),
+                requirement: requirement.clone(),
+            })?;
             out.insert(requirement.clone(), s.to_string());
         }
         // A server serving one user and acting with a provider gets that user's token.
         if let (Some(owner), Some(oauth)) = (&server.owner_id, &self.oauth) {
             let entry = {
-                let mut c = self.vault.store().conn().await.map_err(|e| e.to_string())?;
-                toolbelt_store::catalog::get(&mut c, server.catalog_id.as_str())
-                    .await
-                    .map_err(|e| e.to_string())?
+                let mut c = self.vault.store().conn().await?;
+                toolbelt_store::catalog::get(&mut c, server.catalog_id.as_str()).await?
             };
             if let Some(req) = &entry.spec.oauth {
                 let (_, token) = oauth
                     .owner_token(owner, &req.provider, &format!("deploy {}", server.name))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 out.insert(crate::toolbox_client::OAUTH_TOKEN_SECRET.into(), token);
             }
         }

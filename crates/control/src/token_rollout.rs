@@ -4,7 +4,7 @@
 use crate::state::AppState;
 use crate::toolbox_client::{self, takes_owner_token};
 use serde_json::json;
-use toolbelt_model::audit::NewAuditEvent;
+use toolbelt_model::audit::{AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::server::DesiredState;
 use toolbelt_model::{ConnectionId, Role, Scope};
 use toolbelt_store::{catalog, oauth as rows, servers};
@@ -57,7 +57,11 @@ async fn roll(st: &AppState, id: &ConnectionId) -> Result<(), toolbelt_store::St
     for s in targets {
         let mut tx = st.store.begin_audited().await?;
         let s = servers::set_desired(&mut tx, &scope, &s.id, DesiredState::Running, true).await?;
-        let mut ev = NewAuditEvent::new("server.restart", "server", Some(s.id.to_string()));
+        let mut ev = NewAuditEvent::new(
+            AuditAction::ServerRestart,
+            TargetKind::Server,
+            Some(s.id.to_string()),
+        );
         ev.owner_id = s.owner_id.clone();
         ev.detail =
             json!({ "name": s.name, "reason": "its OAuth token was refreshed", "connection": id });

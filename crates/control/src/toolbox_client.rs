@@ -1,13 +1,15 @@
 //! The control plane → DTMA direction: short-lived tokens signed for one toolbox, and
 //! pushes of desired state so a change takes effect before the next heartbeat.
 
+use crate::secrets::ResolveError;
 use crate::state::AppState;
 use std::time::Duration;
+use toolbelt_model::audit::{AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::catalog::CatalogEntry;
 use toolbelt_model::dtma::{DeployRequest, DesiredServer};
 use toolbelt_model::server::{DesiredState, Server};
 use toolbelt_model::toolbox::Toolbox;
-use toolbelt_store::{catalog, servers, toolboxes};
+use toolbelt_store::{StoreError, catalog, servers, toolboxes};
 
 /// Lifetime of a signed call token.
 pub const TOKEN_TTL_S: i64 = 60;
@@ -97,11 +99,22 @@ pub fn push(st: &AppState, server: &Server) {
     });
 }
 
-async fn push_now(st: &AppState, server: &Server) -> Result<(), String> {
-    let mut c = st.store.conn().await.map_err(|e| e.to_string())?;
-    let tb = toolboxes::get_internal(&mut c, &server.toolbox_id)
-        .await
-        .map_err(|e| e.to_string())?;
+/// Why a push did not reach its toolbox (logged; the next heartbeat carries the change).
+#[derive(Debug, thiserror::Error)]
+enum PushError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] ResolveError),
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    #[error("the DTMA answered {0}")]
+    Refused(reqwest::StatusCode),
+}
+
+async fn push_now(st: &AppState, server: &Server) -> Result<(), PushError> {
+    let mut c = st.store.conn().await?;
+    let tb = toolboxes::get_internal(&mut c, &server.toolbox_id).await?;
     let Some(url) = tb.dtma_url.clone() else {
         return Ok(());
     };
@@ -115,30 +128,20 @@ async fn push_now(st: &AppState, server: &Server) -> Result<(), String> {
             .send()
             .await
     } else {
-        let entry = catalog::get(&mut c, server.catalog_id.as_str())
-            .await
-            .map_err(|e| e.to_string())?;
-        let server = servers::get_internal(&mut c, &server.id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let entry = catalog::get(&mut c, server.catalog_id.as_str()).await?;
+        let server = servers::get_internal(&mut c, &server.id).await?;
         drop(c);
         // Unresolvable references: push nothing; the DTMA's own fetch reports the reason.
         let secrets = st.secrets.resolve(&server).await?;
         if !secrets.is_empty() {
-            let mut ev = toolbelt_model::audit::NewAuditEvent::new(
-                "secret.deliver",
-                "server",
+            let mut ev = NewAuditEvent::new(
+                AuditAction::SecretDeliver,
+                TargetKind::Server,
                 Some(server.id.to_string()),
             );
             ev.owner_id = server.owner_id.clone();
             ev.detail = serde_json::json!({ "names": secrets.keys().collect::<Vec<_>>(), "toolbox": tb.id, "via": "push" });
-            st.store
-                .begin_audited()
-                .await
-                .map_err(|e| e.to_string())?
-                .commit(ev)
-                .await
-                .map_err(|e| e.to_string())?;
+            st.store.begin_audited().await?.commit(ev).await?;
         }
         let req = DeployRequest {
             server: desired(&server, &entry),
@@ -153,9 +156,10 @@ async fn push_now(st: &AppState, server: &Server) -> Result<(), String> {
             .send()
             .await
     };
-    match res {
-        Ok(r) if r.status().is_success() || r.status().as_u16() == 404 => Ok(()),
-        Ok(r) => Err(format!("the DTMA answered {}", r.status())),
-        Err(e) => Err(e.to_string()),
+    let r = res?;
+    if r.status().is_success() || r.status().as_u16() == 404 {
+        Ok(())
+    } else {
+        Err(PushError::Refused(r.status()))
     }
 }

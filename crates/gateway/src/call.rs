@@ -15,7 +15,8 @@ use rmcp::service::{PeerRequestOptions, RequestContext, RoleServer, ServiceError
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
-use toolbelt_model::audit::{ActorKind, NewAuditEvent, Outcome};
+use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
+use toolbelt_model::gateway::ApprovalStatus;
 use toolbelt_store::approvals;
 
 pub const RATE_LIMITED: i32 = -32029;
@@ -84,8 +85,8 @@ impl Record<'_> {
             actor_kind: ActorKind::Agent,
             actor_id: Some(self.agent.agent_id.to_string()),
             owner_id: Some(self.agent.owner_id.clone()),
-            action: "tool.call".into(),
-            target_kind: "tool".into(),
+            action: AuditAction::ToolCall,
+            target_kind: TargetKind::Tool,
             target_id: target,
             outcome,
             detail,
@@ -399,7 +400,11 @@ async fn ask(
     .await
     .map_err(|e| McpError::internal_error(e.to_string(), None))?;
     drop(c);
-    let mut ev = NewAuditEvent::new("approval.request", "approval", Some(a.id.clone()));
+    let mut ev = NewAuditEvent::new(
+        AuditAction::ApprovalRequest,
+        TargetKind::Approval,
+        Some(a.id.to_string()),
+    );
     (ev.actor_kind, ev.actor_id, ev.owner_id) = (
         ActorKind::Agent,
         Some(agent.agent_id.to_string()),
@@ -421,11 +426,11 @@ async fn ask(
             approvals::get_internal(&mut c, &a.id)
                 .await
                 .map(|a| a.status)
-                .unwrap_or_default()
+                .ok()
         };
-        match status.as_str() {
-            "approved" => return Ok(()),
-            "denied" => {
+        match status {
+            Some(ApprovalStatus::Approved) => return Ok(()),
+            Some(ApprovalStatus::Denied) => {
                 return Err(err(
                     APPROVAL_DENIED,
                     format!("the owner denied this call (approval {})", a.id),
@@ -440,7 +445,7 @@ async fn ask(
                 .conn()
                 .await
                 .map_err(|e| McpError::internal_error(e.to_string(), None))?;
-            let _ = approvals::decide(&mut c, &a.id, "expired", "system").await;
+            let _ = approvals::decide(&mut c, &a.id, ApprovalStatus::Expired, "system").await;
             return Err(err(
                 APPROVAL_TIMEOUT,
                 format!("no approval within {} s (approval {})", ttl.as_secs(), a.id),

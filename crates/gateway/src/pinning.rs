@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use toolbelt_model::ServerId;
-use toolbelt_model::audit::NewAuditEvent;
+use toolbelt_model::audit::{AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::gateway::Pin;
 use toolbelt_store::{Store, StoreError, pins};
 
@@ -77,7 +77,7 @@ pub async fn evaluate(
         let visible = match pinned.get(t.name.as_ref()) {
             Some(p) if p.hash == h => true,
             Some(p) => {
-                record(store, Some(p), &current, owner, "tool.changed").await?;
+                record(store, Some(p), &current, owner, AuditAction::ToolChanged).await?;
                 false
             }
             None if flags.is_empty() => {
@@ -86,7 +86,7 @@ pub async fn evaluate(
                 true
             }
             None => {
-                record(store, None, &current, owner, "tool.held").await?;
+                record(store, None, &current, owner, AuditAction::ToolHeld).await?;
                 false
             }
         };
@@ -100,13 +100,13 @@ async fn record(
     old: Option<&Pin>,
     new: &Pin,
     owner: Option<&toolbelt_model::UserId>,
-    action: &str,
+    action: AuditAction,
 ) -> Result<(), StoreError> {
     let mut tx = store.begin_audited().await?;
     if pins::record_change(&mut tx, old, new).await? {
         let mut ev = NewAuditEvent::new(
             action,
-            "tool",
+            TargetKind::Tool,
             Some(format!("{}/{}", new.server_id, new.tool)),
         );
         ev.owner_id = owner.cloned();

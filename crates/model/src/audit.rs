@@ -31,6 +31,109 @@ str_enum!(
     }
 );
 
+str_enum!(
+    /// Every audited action, by its stable dotted name (`agent.create`). These strings are
+    /// stored in the hash chain, filtered on (`?action=agent` matches a prefix) and shown:
+    /// never rename one; add a variant instead.
+    AuditAction {
+        SessionLogin = "session.login",
+        SessionLogout = "session.logout",
+        /// A user set their own password.
+        UserPassword = "user.password",
+        UserCreate = "user.create",
+        UserDelete = "user.delete",
+        /// A user's own API token.
+        TokenIssue = "token.issue",
+        TokenRevoke = "token.revoke",
+        ToolboxCreate = "toolbox.create",
+        ToolboxDelete = "toolbox.delete",
+        ToolboxJoinToken = "toolbox.join_token",
+        /// A DTMA exchanged its join token.
+        ToolboxJoin = "toolbox.join",
+        /// A failed heartbeat (successful ones are not audited).
+        ToolboxHeartbeat = "toolbox.heartbeat",
+        /// A toolbox heartbeat again after being silent or new.
+        ToolboxActive = "toolbox.active",
+        ToolboxUnresponsive = "toolbox.unresponsive",
+        CatalogCreate = "catalog.create",
+        CatalogUpdate = "catalog.update",
+        CatalogDelete = "catalog.delete",
+        CatalogDeprecate = "catalog.deprecate",
+        /// The seed catalog written on first start.
+        CatalogSeed = "catalog.seed",
+        ServerCreate = "server.create",
+        ServerDelete = "server.delete",
+        ServerStart = "server.start",
+        ServerStop = "server.stop",
+        ServerRestart = "server.restart",
+        /// A deleted server's toolbox confirmed it gone.
+        ServerRemoved = "server.removed",
+        /// A server's toolbox reported it failing.
+        ServerError = "server.error",
+        AgentCreate = "agent.create",
+        AgentDelete = "agent.delete",
+        AgentTokenIssue = "agent.token.issue",
+        AgentTokenRevoke = "agent.token.revoke",
+        GrantCreate = "grant.create",
+        GrantUpdate = "grant.update",
+        GrantDelete = "grant.delete",
+        /// An agent's tool call through the gateway.
+        ToolCall = "tool.call",
+        /// A pinned tool's definition changed upstream (the tool is hidden).
+        ToolChanged = "tool.changed",
+        /// A tool first seen with suspicious flags, held for review.
+        ToolHeld = "tool.held",
+        ToolApprove = "tool.approve",
+        ToolReject = "tool.reject",
+        /// A call held by an `ask` rule.
+        ApprovalRequest = "approval.request",
+        ApprovalApprove = "approval.approve",
+        ApprovalDeny = "approval.deny",
+        SecretCreate = "secret.create",
+        SecretUpdate = "secret.update",
+        SecretDelete = "secret.delete",
+        SecretDecrypt = "secret.decrypt",
+        /// Secret values handed to a toolbox for one server.
+        SecretDeliver = "secret.deliver",
+        VaultRotate = "vault.rotate",
+        VaultKeyAdd = "vault.key.add",
+        VaultKeyDelete = "vault.key.delete",
+        ProviderCreate = "provider.create",
+        ProviderDelete = "provider.delete",
+        /// A connection flow was asked for (recorded when that fails).
+        ConnectionStart = "connection.start",
+        ConnectionCreate = "connection.create",
+        ConnectionRefresh = "connection.refresh",
+        ConnectionRevoke = "connection.revoke",
+        /// A failed write to a route that has no action of its own.
+        Request = "request",
+    }
+);
+
+str_enum!(
+    /// What an audit event is about; its `target_id` is an id of this kind.
+    TargetKind {
+        User = "user",
+        Token = "token",
+        Toolbox = "toolbox",
+        Catalog = "catalog",
+        Server = "server",
+        Agent = "agent",
+        Grant = "grant",
+        /// `<server id>/<tool name>`.
+        Tool = "tool",
+        Approval = "approval",
+        Secret = "secret",
+        Vault = "vault",
+        /// A key-encryption key of the vault.
+        Kek = "kek",
+        Provider = "provider",
+        Connection = "connection",
+        /// A route without an action of its own (failures only).
+        Route = "route",
+    }
+);
+
 /// An event about to be appended; the store assigns `seq`, `ts` and the hashes.
 #[derive(Debug, Clone)]
 pub struct NewAuditEvent {
@@ -38,22 +141,22 @@ pub struct NewAuditEvent {
     pub actor_id: Option<String>,
     /// The tenant the event belongs to: members see events of their own things.
     pub owner_id: Option<UserId>,
-    /// Dotted verb, e.g. `agent.create`, `tool.call`.
-    pub action: String,
-    pub target_kind: String,
+    pub action: AuditAction,
+    pub target_kind: TargetKind,
     pub target_id: Option<String>,
     pub outcome: Outcome,
     pub detail: Value,
 }
 
 impl NewAuditEvent {
-    pub fn new(action: &str, target_kind: &str, target_id: Option<String>) -> Self {
+    /// A success by the system itself; set the actor and detail as needed.
+    pub fn new(action: AuditAction, target_kind: TargetKind, target_id: Option<String>) -> Self {
         NewAuditEvent {
             actor_kind: ActorKind::System,
             actor_id: None,
             owner_id: None,
-            action: action.to_string(),
-            target_kind: target_kind.to_string(),
+            action,
+            target_kind,
             target_id,
             outcome: Outcome::Success,
             detail: json!({}),
@@ -61,7 +164,9 @@ impl NewAuditEvent {
     }
 }
 
-/// A stored, chained audit event.
+/// A stored, chained audit event. `action` and `target_kind` are the stored text, not
+/// [`AuditAction`]/[`TargetKind`]: the log is history, hashed byte for byte, and must stay
+/// readable by a binary that does not know an action a newer one wrote.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditEvent {
     pub seq: i64,
@@ -150,6 +255,24 @@ mod tests {
             outcome: "success",
             detail,
         }
+    }
+
+    #[test]
+    fn every_action_and_target_kind_round_trips_through_its_one_spelling() {
+        let mut seen = std::collections::HashSet::new();
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
+            assert_eq!(serde_json::to_value(a).unwrap(), json!(a.as_str()));
+            assert!(seen.insert(a.as_str()), "{a} is spelled twice");
+        }
+        for k in TargetKind::ALL {
+            assert_eq!(TargetKind::parse(k.as_str()), Some(*k));
+            assert_eq!(serde_json::to_value(k).unwrap(), json!(k.as_str()));
+        }
+        // The stored spellings scripts filter on stay what they were.
+        assert_eq!(AuditAction::AgentTokenIssue.as_str(), "agent.token.issue");
+        assert_eq!(AuditAction::ToolboxJoinToken.as_str(), "toolbox.join_token");
+        assert_eq!(TargetKind::Kek.as_str(), "kek");
     }
 
     #[test]

@@ -1,9 +1,32 @@
 //! The gateway's records: pinned tool definitions, changes waiting for approval, and
 //! `ask` approvals.
 
-use crate::{AgentId, ServerId, UserId};
+use crate::{AgentId, ApprovalId, ServerId, ToolChangeId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+str_enum!(
+    /// Where a changed tool definition stands.
+    ChangeStatus {
+        /// Waiting for an admin; the tool stays hidden.
+        Pending = "pending",
+        /// The new definition became the pin.
+        Approved = "approved",
+        /// The old pin stays; the changed tool stays hidden.
+        Rejected = "rejected",
+    }
+);
+
+str_enum!(
+    /// Where a held `ask` call stands.
+    ApprovalStatus {
+        Pending = "pending",
+        Approved = "approved",
+        Denied = "denied",
+        /// Nobody decided before it timed out.
+        Expired = "expired",
+    }
+);
 
 /// A pinned tool definition: what agents are shown until an admin approves a change.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -18,7 +41,7 @@ pub struct Pin {
 /// A tool definition that differs from its pin: the tool stays hidden until approved.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ToolChange {
-    pub id: String,
+    pub id: ToolChangeId,
     pub server_id: ServerId,
     pub tool: String,
     pub old_hash: Option<String>,
@@ -29,8 +52,7 @@ pub struct ToolChange {
     pub new_definition: serde_json::Value,
     /// Findings of the description scan (hidden instructions, invisible Unicode, …).
     pub flags: Vec<String>,
-    /// `pending`, `approved` or `rejected`.
-    pub status: String,
+    pub status: ChangeStatus,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub decided_by: Option<String>,
     pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -39,7 +61,7 @@ pub struct ToolChange {
 /// A held `ask` call.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Approval {
-    pub id: String,
+    pub id: ApprovalId,
     pub agent_id: AgentId,
     pub owner_id: UserId,
     pub server_id: ServerId,
@@ -47,8 +69,7 @@ pub struct Approval {
     /// The call's arguments, shown to whoever decides.
     #[schema(value_type = Object)]
     pub arguments: serde_json::Value,
-    /// `pending`, `approved`, `denied` or `expired`.
-    pub status: String,
+    pub status: ApprovalStatus,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub expires_at: chrono::DateTime<chrono::Utc>,
     pub decided_by: Option<String>,

@@ -73,6 +73,13 @@ id_type!(/// One user's OAuth connection to a provider.
     ConnectionId, "con");
 id_type!(/// An authorization-code flow in progress.
     FlowId, "ofl");
+id_type!(/// A secret in the vault. The vault chooses it before the row exists, because the
+    /// ciphertext's associated data binds it.
+    SecretId, "sec");
+id_type!(/// A tool call held by an `ask` rule.
+    ApprovalId, "apr");
+id_type!(/// A changed tool definition waiting for an admin's decision.
+    ToolChangeId, "chg");
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,12 @@
-//! `str_enum!`: a status enum with one stable snake_case spelling used in JSON, SQL and the CLI.
+//! `str_enum!`: an enum with one stable spelling per variant, used in JSON, SQL, the CLI and
+//! the audit log. Serde uses exactly the `as_str` spelling, so the two cannot drift.
 
 #[macro_export]
 macro_rules! str_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($(#[$vm])* $var),+ }
+        pub enum $name { $($(#[$vm])* #[serde(rename = $s)] $var),+ }
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$var),+];
@@ -26,4 +26,25 @@ macro_rules! str_enum {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    str_enum!(
+        Sample {
+            Plain = "plain",
+            Dotted = "a.dotted_name",
+        }
+    );
+
+    #[test]
+    fn serde_speaks_exactly_the_as_str_spelling() {
+        for v in Sample::ALL {
+            let json = serde_json::to_value(v).unwrap();
+            assert_eq!(json, serde_json::json!(v.as_str()));
+            assert_eq!(serde_json::from_value::<Sample>(json).unwrap(), *v);
+            assert_eq!(Sample::parse(v.as_str()), Some(*v));
+        }
+        assert!(Sample::parse("dotted").is_none());
+    }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use toolbelt_model::audit::NewAuditEvent;
+use toolbelt_model::audit::{AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::oauth::{Connection, ConnectionStatus};
 use toolbelt_model::{AgentId, ConnectionId, Page, Scope, ServerId, Timestamp};
 use toolbelt_store::oauth as rows;
@@ -127,8 +127,11 @@ impl OAuth {
         };
         let mut tx = self.store.begin_audited().await?;
         rows::delete_connection(&mut tx, &conn.id).await?;
-        let mut ev =
-            NewAuditEvent::new("connection.revoke", "connection", Some(conn.id.to_string()));
+        let mut ev = NewAuditEvent::new(
+            AuditAction::ConnectionRevoke,
+            TargetKind::Connection,
+            Some(conn.id.to_string()),
+        );
         ev.actor_kind = actor.kind;
         ev.actor_id = actor.id.clone();
         ev.owner_id = Some(conn.owner_id.clone());

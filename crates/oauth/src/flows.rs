@@ -18,7 +18,7 @@ use oauth2::PkceCodeVerifier;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use toolbelt_model::audit::{ActorKind, NewAuditEvent, Outcome};
+use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
 use toolbelt_model::oauth::{Connection, Provider};
 use toolbelt_model::{ConnectionId, FlowId, UserId};
 use toolbelt_store::oauth::{self as rows, Flow, NewConnection, NewFlow};
@@ -229,7 +229,8 @@ impl OAuth {
             Err(e) => {
                 let mut tx = self.store.begin_audited().await?;
                 rows::finish_flow(&mut tx, &f.id, None, Some(&e.to_string())).await?;
-                let mut ev = NewAuditEvent::new("connection.create", "connection", None);
+                let mut ev =
+                    NewAuditEvent::new(AuditAction::ConnectionCreate, TargetKind::Connection, None);
                 ev.actor_kind = ActorKind::User;
                 ev.actor_id = Some(f.owner_id.to_string());
                 ev.owner_id = Some(f.owner_id.clone());
@@ -331,7 +332,11 @@ impl OAuth {
         )
         .await?;
         rows::finish_flow(&mut tx, &f.id, Some(&id), None).await?;
-        let mut ev = NewAuditEvent::new("connection.create", "connection", Some(id.to_string()));
+        let mut ev = NewAuditEvent::new(
+            AuditAction::ConnectionCreate,
+            TargetKind::Connection,
+            Some(id.to_string()),
+        );
         ev.actor_kind = ActorKind::User;
         ev.actor_id = Some(f.owner_id.to_string());
         ev.owner_id = Some(f.owner_id.clone());

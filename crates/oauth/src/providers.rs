@@ -4,7 +4,7 @@
 use crate::{OAuth, OAuthError, Result, builtin, discovery};
 use serde::Deserialize;
 use serde_json::json;
-use toolbelt_model::audit::NewAuditEvent;
+use toolbelt_model::audit::{AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::name::LONG_NAME_MAX;
 use toolbelt_model::oauth::{Provider, ProviderKind};
 use toolbelt_model::{Name, Scope};
@@ -192,7 +192,11 @@ impl OAuth {
                 return Err(err.into());
             }
         };
-        let mut ev = NewAuditEvent::new("provider.create", "provider", Some(p.id.to_string()));
+        let mut ev = NewAuditEvent::new(
+            AuditAction::ProviderCreate,
+            TargetKind::Provider,
+            Some(p.id.to_string()),
+        );
         ev.actor_kind = toolbelt_model::audit::ActorKind::User;
         ev.actor_id = Some(scope.user_id.to_string());
         ev.detail = json!({
@@ -227,7 +231,11 @@ impl OAuth {
         let mut tx = self.store.begin_audited().await?;
         let token_secrets = rows::token_secrets_of_provider(&mut tx, &p.id).await?;
         rows::delete_provider(&mut tx, &p.id).await?;
-        let mut ev = NewAuditEvent::new("provider.delete", "provider", Some(p.id.to_string()));
+        let mut ev = NewAuditEvent::new(
+            AuditAction::ProviderDelete,
+            TargetKind::Provider,
+            Some(p.id.to_string()),
+        );
         ev.actor_kind = toolbelt_model::audit::ActorKind::User;
         ev.actor_id = Some(scope.user_id.to_string());
         ev.detail = json!({ "name": p.name });

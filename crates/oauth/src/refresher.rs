@@ -9,7 +9,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use toolbelt_model::ConnectionId;
-use toolbelt_model::audit::{NewAuditEvent, Outcome};
+use toolbelt_model::audit::{AuditAction, NewAuditEvent, Outcome, TargetKind};
 use toolbelt_store::oauth::{self as rows, RefreshOutcome};
 use toolbelt_store::secrets::{SecretId, SecretKind};
 use toolbelt_vault::Actor;
@@ -108,7 +108,11 @@ impl OAuth {
             }
         };
         let mut tx = self.store.begin_audited().await?;
-        let mut ev = NewAuditEvent::new("connection.refresh", "connection", Some(id.to_string()));
+        let mut ev = NewAuditEvent::new(
+            AuditAction::ConnectionRefresh,
+            TargetKind::Connection,
+            Some(id.to_string()),
+        );
         ev.owner_id = Some(conn.owner_id.clone());
         ev.detail = json!({ "provider": conn.provider });
         let result = match outcome {

@@ -1,21 +1,21 @@
 //! `ask` approvals: a held tool call waiting for its agent's owner (or an admin).
 
-use crate::rows::{now_ms, opt_text, opt_ts, text, ts};
+use crate::rows::{now_ms, opt_text, opt_ts, parsed, text, ts};
 use crate::{Result, StoreError};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-pub use toolbelt_model::gateway::Approval;
-use toolbelt_model::{AgentId, Scope, ServerId, UserId};
+pub use toolbelt_model::gateway::{Approval, ApprovalStatus};
+use toolbelt_model::{AgentId, ApprovalId, Scope, ServerId, UserId};
 
 fn approval(r: &AnyRow) -> Result<Approval> {
     Ok(Approval {
-        id: text(r, "id")?,
+        id: ApprovalId::from_db(text(r, "id")?),
         agent_id: AgentId::from_db(text(r, "agent_id")?),
         owner_id: UserId::from_db(text(r, "owner_id")?),
         server_id: ServerId::from_db(text(r, "server_id")?),
         tool: text(r, "tool")?,
         arguments: serde_json::from_str(&text(r, "arguments")?).unwrap_or_default(),
-        status: text(r, "status")?,
+        status: parsed(r, "status", ApprovalStatus::parse)?,
         created_at: ts(r, "created_at")?,
         expires_at: ts(r, "expires_at")?,
         decided_by: opt_text(r, "decided_by")?,
@@ -37,7 +37,7 @@ pub async fn create(
         "INSERT INTO approvals (id, agent_id, owner_id, server_id, tool, arguments, status, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8) RETURNING *",
     )
-    .bind(format!("apr_{}", toolbelt_model::GrantId::generate().as_str().trim_start_matches("grt_")))
+    .bind(ApprovalId::generate().to_string())
     .bind(agent.to_string())
     .bind(owner.to_string())
     .bind(server.to_string())
@@ -51,7 +51,7 @@ pub async fn create(
 }
 
 /// Visible to the agent's owner and admins.
-pub async fn get(c: &mut AnyConnection, scope: &Scope, id: &str) -> Result<Approval> {
+pub async fn get(c: &mut AnyConnection, scope: &Scope, id: &ApprovalId) -> Result<Approval> {
     let r = sqlx::query("SELECT * FROM approvals WHERE id = $1 AND (owner_id = $2 OR $3 = 1)")
         .bind(id.to_string())
         .bind(scope.user_id.to_string())
@@ -62,7 +62,7 @@ pub async fn get(c: &mut AnyConnection, scope: &Scope, id: &str) -> Result<Appro
     approval(&r)
 }
 
-pub async fn get_internal(c: &mut AnyConnection, id: &str) -> Result<Approval> {
+pub async fn get_internal(c: &mut AnyConnection, id: &ApprovalId) -> Result<Approval> {
     let r = sqlx::query("SELECT * FROM approvals WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(&mut *c)
@@ -88,17 +88,22 @@ pub async fn list(
     rows.iter().map(approval).collect()
 }
 
-/// Decides a pending approval (`approved`, `denied` or `expired`). Conflict when it was
-/// already decided or has expired.
-pub async fn decide(c: &mut AnyConnection, id: &str, status: &str, by: &str) -> Result<Approval> {
+/// Decides a pending approval (`approved`, `denied` or `expired`; `by` is a user id or
+/// `system`). Conflict when it was already decided or has expired.
+pub async fn decide(
+    c: &mut AnyConnection,
+    id: &ApprovalId,
+    status: ApprovalStatus,
+    by: &str,
+) -> Result<Approval> {
     let now = now_ms();
     let n = sqlx::query("UPDATE approvals SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4 AND status = 'pending' AND expires_at > $5")
-        .bind(status.to_string())
+        .bind(status.as_str())
         .bind(by.to_string())
         .bind(now)
         .bind(id.to_string())
         // Approving or denying needs an unexpired request; expiring does not.
-        .bind(if status == "expired" { 0 } else { now })
+        .bind(if status == ApprovalStatus::Expired { 0 } else { now })
         .execute(&mut *c)
         .await?
         .rows_affected();

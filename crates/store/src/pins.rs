@@ -1,11 +1,11 @@
 //! Pinned tool definitions and the changes waiting for an admin (rug-pull defence).
 
-use crate::rows::{now_ms, opt_text, opt_ts, text, ts};
+use crate::rows::{now_ms, opt_text, opt_ts, parsed, text, ts};
 use crate::{Result, StoreError};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use toolbelt_model::ServerId;
-pub use toolbelt_model::gateway::{Pin, ToolChange};
+pub use toolbelt_model::gateway::{ChangeStatus, Pin, ToolChange};
+use toolbelt_model::{ServerId, ToolChangeId};
 
 fn json(s: &str) -> Result<serde_json::Value> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -23,7 +23,7 @@ fn pin(r: &AnyRow) -> Result<Pin> {
 
 fn change(r: &AnyRow) -> Result<ToolChange> {
     Ok(ToolChange {
-        id: text(r, "id")?,
+        id: ToolChangeId::from_db(text(r, "id")?),
         server_id: ServerId::from_db(text(r, "server_id")?),
         tool: text(r, "tool")?,
         old_hash: opt_text(r, "old_hash")?,
@@ -33,7 +33,7 @@ fn change(r: &AnyRow) -> Result<ToolChange> {
             .transpose()?,
         new_definition: json(&text(r, "new_definition")?)?,
         flags: serde_json::from_str(&text(r, "flags")?).unwrap_or_default(),
-        status: text(r, "status")?,
+        status: parsed(r, "status", ChangeStatus::parse)?,
         created_at: ts(r, "created_at")?,
         decided_by: opt_text(r, "decided_by")?,
         decided_at: opt_ts(r, "decided_at")?,
@@ -76,7 +76,7 @@ pub async fn record_change(c: &mut AnyConnection, old: Option<&Pin>, new: &Pin) 
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)
          ON CONFLICT (server_id, tool, new_hash) DO NOTHING",
     )
-    .bind(format!("chg_{}", toolbelt_model::GrantId::generate().as_str().trim_start_matches("grt_")))
+    .bind(ToolChangeId::generate().to_string())
     .bind(new.server_id.to_string())
     .bind(new.tool.clone())
     .bind(old.map(|o| o.hash.clone()))
@@ -100,7 +100,7 @@ pub async fn changes(c: &mut AnyConnection, only_pending: bool) -> Result<Vec<To
     rows.iter().map(change).collect()
 }
 
-pub async fn get_change(c: &mut AnyConnection, id: &str) -> Result<ToolChange> {
+pub async fn get_change(c: &mut AnyConnection, id: &ToolChangeId) -> Result<ToolChange> {
     let r = sqlx::query("SELECT * FROM tool_changes WHERE id = $1")
         .bind(id.to_string())
         .fetch_optional(&mut *c)
@@ -124,9 +124,15 @@ pub async fn pending_for(
     change(&r)
 }
 
-pub async fn decide(c: &mut AnyConnection, id: &str, status: &str, by: &str) -> Result<()> {
+/// Decides a pending change (`approved` or `rejected`). Conflict when it is not pending.
+pub async fn decide(
+    c: &mut AnyConnection,
+    id: &ToolChangeId,
+    status: ChangeStatus,
+    by: &str,
+) -> Result<()> {
     let n = sqlx::query("UPDATE tool_changes SET status = $1, decided_by = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'")
-        .bind(status.to_string())
+        .bind(status.as_str())
         .bind(by.to_string())
         .bind(now_ms())
         .bind(id.to_string())

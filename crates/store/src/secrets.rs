@@ -245,14 +245,26 @@ pub async fn rewrap(
     Ok(n == 1)
 }
 
+/// How many secrets one key-encryption key wraps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KekUsage {
+    pub kek_id: String,
+    pub secrets: i64,
+}
+
 /// How many secrets each key-encryption key wraps: a key may be retired at zero.
-pub async fn kek_usage(c: &mut AnyConnection) -> Result<Vec<(String, i64)>> {
+pub async fn kek_usage(c: &mut AnyConnection) -> Result<Vec<KekUsage>> {
     let rows =
         sqlx::query("SELECT kek_id, COUNT(*) AS n FROM secrets GROUP BY kek_id ORDER BY kek_id")
             .fetch_all(&mut *c)
             .await?;
     rows.iter()
-        .map(|r| Ok((text(r, "kek_id")?, int(r, "n")?)))
+        .map(|r| {
+            Ok(KekUsage {
+                kek_id: text(r, "kek_id")?,
+                secrets: int(r, "n")?,
+            })
+        })
         .collect()
 }
 

@@ -48,14 +48,25 @@ pub async fn get(c: &mut AnyConnection, id: &UserId) -> Result<User> {
     user(&r)
 }
 
+/// A user with what they log in with.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub user: User,
+    /// Argon2 PHC string; none until the user sets a password.
+    pub password_hash: Option<String>,
+}
+
 /// The user and their password hash, for login.
-pub async fn get_by_email(c: &mut AnyConnection, email: &str) -> Result<(User, Option<String>)> {
+pub async fn get_by_email(c: &mut AnyConnection, email: &str) -> Result<Account> {
     let r = sqlx::query("SELECT * FROM users WHERE email = $1")
         .bind(email.to_string())
         .fetch_optional(&mut *c)
         .await?
         .ok_or(StoreError::NotFound)?;
-    Ok((user(&r)?, opt_text(&r, "password_hash")?))
+    Ok(Account {
+        user: user(&r)?,
+        password_hash: opt_text(&r, "password_hash")?,
+    })
 }
 
 pub async fn list(c: &mut AnyConnection, limit: u32, after: Option<&str>) -> Result<Page<User>> {

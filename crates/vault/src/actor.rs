@@ -1,17 +1,11 @@
 //! Ids of new secrets, whose namespace they go in, and who is recorded as opening them.
 
-use std::sync::Mutex;
 use toolbelt_model::audit::ActorKind;
 use toolbelt_model::{AgentId, Scope};
 use toolbelt_store::secrets::SecretId;
 
-/// One generator per process, so ids made in the same millisecond still sort in order.
-static GENERATOR: Mutex<ulid::Generator> = Mutex::new(ulid::Generator::new());
-
 pub(crate) fn new_id() -> SecretId {
-    let mut g = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
-    let u = g.generate().unwrap_or_else(|_| ulid::Ulid::generate());
-    SecretId::from_db(format!("sec_{}", u.to_string().to_ascii_lowercase()))
+    SecretId::generate()
 }
 
 /// Whose namespace a new secret goes in.

@@ -4,7 +4,7 @@ use crate::crypto::Binding;
 use crate::keys::KeyError;
 use crate::{Result, Vault, VaultError};
 use serde::Serialize;
-use toolbelt_model::audit::{ActorKind, NewAuditEvent, Outcome};
+use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
 use toolbelt_store::secrets::{self, SecretId};
 
 /// What a rotation did.
@@ -56,14 +56,14 @@ impl Vault {
                 .kek_usage()
                 .await?
                 .iter()
-                .filter(|(k, _)| *k != current)
-                .map(|(_, n)| n)
+                .filter(|u| u.kek_id != current)
+                .map(|u| u.secrets)
                 .sum();
             if moved == 0 || report.remaining <= report.unreadable.len() as i64 {
                 break;
             }
         }
-        let mut ev = NewAuditEvent::new("vault.rotate", "vault", None);
+        let mut ev = NewAuditEvent::new(AuditAction::VaultRotate, TargetKind::Vault, None);
         ev.actor_kind = ActorKind::System;
         if !report.unreadable.is_empty() {
             ev.outcome = Outcome::Failure;

@@ -6,7 +6,7 @@ use crate::keys::{KeyError, KeyProvider};
 use crate::{Result, SecretValue, VaultError};
 use serde_json::json;
 use std::sync::Arc;
-use toolbelt_model::audit::{NewAuditEvent, Outcome};
+use toolbelt_model::audit::{AuditAction, NewAuditEvent, Outcome, TargetKind};
 use toolbelt_model::{Name, Page, Scope, UserId};
 use toolbelt_store::secrets::{
     self, Sealed, SealedSecret, SecretId, SecretKind, SecretMeta, SecretRef,
@@ -27,9 +27,9 @@ impl Vault {
         let v = Vault { store, keys };
         v.keys.current_id().await?;
         let held = v.keys.key_ids().await?;
-        for (kek, n) in v.kek_usage().await? {
-            if !held.contains(&kek) {
-                tracing::warn!(kek_id = %kek, secrets = n,
+        for u in v.kek_usage().await? {
+            if !held.contains(&u.kek_id) {
+                tracing::warn!(kek_id = %u.kek_id, secrets = u.secrets,
                     "secrets wrapped by a KEK the key provider lacks: they will not open");
             }
         }
@@ -171,9 +171,9 @@ impl Vault {
                 Err(e) => return Err(e.into()),
             };
             let action = if existing.is_some() {
-                "secret.update"
+                AuditAction::SecretUpdate
             } else {
-                "secret.create"
+                AuditAction::SecretCreate
             };
             let mut ev = event(action, &meta, actor);
             ev.detail["kind"] = json!(kind.as_str());
@@ -196,7 +196,7 @@ impl Vault {
             secrets::get_sealed(&mut c, scope, &SecretRef::parse(key)).await?
         };
         let opened = self.open_row(&row).await;
-        let mut ev = event("secret.decrypt", &row.meta, actor);
+        let mut ev = event(AuditAction::SecretDecrypt, &row.meta, actor);
         ev.detail["purpose"] = json!(actor.purpose);
         if let Err(e) = &opened {
             ev.outcome = Outcome::Failure;
@@ -215,7 +215,7 @@ impl Vault {
             secrets::get_sealed_by_id(&mut c, id).await?
         };
         let opened = self.open_row(&row).await;
-        let mut ev = event("secret.decrypt", &row.meta, actor);
+        let mut ev = event(AuditAction::SecretDecrypt, &row.meta, actor);
         ev.detail["purpose"] = json!(actor.purpose);
         if let Err(e) = &opened {
             ev.outcome = Outcome::Failure;
@@ -229,7 +229,8 @@ impl Vault {
     pub async fn delete_by_id(&self, id: &SecretId, actor: &Actor) -> Result<SecretMeta> {
         let mut tx = self.store.begin_audited().await?;
         let meta = secrets::delete_by_id(&mut tx, id).await?;
-        tx.commit(event("secret.delete", &meta, actor)).await?;
+        tx.commit(event(AuditAction::SecretDelete, &meta, actor))
+            .await?;
         Ok(meta)
     }
 
@@ -267,21 +268,21 @@ impl Vault {
     pub async fn delete(&self, scope: &Scope, key: &str) -> Result<SecretMeta> {
         let mut tx = self.store.begin_audited().await?;
         let meta = secrets::delete(&mut tx, scope, &SecretRef::parse(key)).await?;
-        tx.commit(event("secret.delete", &meta, &Actor::user(scope)))
+        tx.commit(event(AuditAction::SecretDelete, &meta, &Actor::user(scope)))
             .await?;
         Ok(meta)
     }
 
     /// How many secrets each KEK wraps; a KEK may be removed from the provider at zero.
-    pub async fn kek_usage(&self) -> Result<Vec<(String, i64)>> {
+    pub async fn kek_usage(&self) -> Result<Vec<secrets::KekUsage>> {
         let mut c = self.store.conn().await?;
         Ok(secrets::kek_usage(&mut c).await?)
     }
 }
 
 /// An audit event about a secret: names, versions and key ids, never a value.
-fn event(action: &str, m: &SecretMeta, actor: &Actor) -> NewAuditEvent {
-    let mut ev = NewAuditEvent::new(action, "secret", Some(m.id.to_string()));
+fn event(action: AuditAction, m: &SecretMeta, actor: &Actor) -> NewAuditEvent {
+    let mut ev = NewAuditEvent::new(action, TargetKind::Secret, Some(m.id.to_string()));
     ev.actor_kind = actor.kind;
     ev.actor_id = actor.id.clone();
     ev.owner_id = m.owner_id.clone();

@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use toolbelt_model::agent::{Agent, TokenInfo};
+use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::name::{LONG_NAME_MAX, Name};
 use toolbelt_model::page::clamp_limit;
 use toolbelt_model::token::{self, TokenKind};
@@ -89,8 +90,8 @@ pub async fn create(
     .await?;
     tx.commit(by_user(
         &caller,
-        "agent.create",
-        "agent",
+        AuditAction::AgentCreate,
+        TargetKind::Agent,
         &agent.id,
         Some(&agent.owner_id),
         json!({ "name": name, "token_id": info.id }),
@@ -135,8 +136,8 @@ pub async fn delete(
     let a = agents::delete(&mut tx, &caller.scope, &a.id).await?;
     tx.commit(by_user(
         &caller,
-        "agent.delete",
-        "agent",
+        AuditAction::AgentDelete,
+        TargetKind::Agent,
         &a.id,
         Some(&a.owner_id),
         json!({ "name": a.name }),
@@ -187,8 +188,8 @@ pub async fn issue_token(
     .await?;
     tx.commit(by_user(
         &caller,
-        "agent.token.issue",
-        "agent",
+        AuditAction::AgentTokenIssue,
+        TargetKind::Agent,
         &a.id,
         Some(&a.owner_id),
         json!({ "token_id": info.id, "label": req.label }),
@@ -222,8 +223,8 @@ pub async fn revoke_all(
     let n = tokens::revoke_all(&mut tx, &Subject::Agent(a.id.clone()), TokenKind::Agent).await?;
     tx.commit(by_user(
         &caller,
-        "agent.token.revoke",
-        "agent",
+        AuditAction::AgentTokenRevoke,
+        TargetKind::Agent,
         &a.id,
         Some(&a.owner_id),
         json!({ "revoked": n }),
@@ -251,8 +252,8 @@ pub async fn revoke_token(
     )?;
     tx.commit(by_user(
         &caller,
-        "agent.token.revoke",
-        "agent",
+        AuditAction::AgentTokenRevoke,
+        TargetKind::Agent,
         &a.id,
         Some(&a.owner_id),
         json!({ "token_id": id }),

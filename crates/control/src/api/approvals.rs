@@ -11,7 +11,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::json;
-use toolbelt_model::gateway::Approval;
+use toolbelt_model::ApprovalId;
+use toolbelt_model::audit::{AuditAction, TargetKind};
+use toolbelt_model::gateway::{Approval, ApprovalStatus};
 use toolbelt_store::approvals;
 use utoipa::IntoParams;
 
@@ -38,24 +40,28 @@ pub async fn list(
 async fn decide(
     st: &AppState,
     caller: &UserCaller,
-    id: &str,
-    status: &str,
+    r: &str,
+    status: ApprovalStatus,
 ) -> ApiResult<Json<Approval>> {
-    let mut tx = st.store.begin_audited().await?;
-    let a = nf(
-        &format!("approval {id}"),
-        approvals::get(&mut tx, &caller.scope, id).await,
-    )?;
+    let found = match ApprovalId::parse(r) {
+        Some(id) => {
+            let mut tx = st.store.begin_audited().await?;
+            let a = approvals::get(&mut tx, &caller.scope, &id).await;
+            a.map(|a| (tx, a))
+        }
+        None => Err(toolbelt_store::StoreError::NotFound),
+    };
+    let (mut tx, a) = nf(&format!("approval {r}"), found)?;
     let a2 = approvals::decide(&mut tx, &a.id, status, caller.id().as_str()).await?;
-    let action = if status == "approved" {
-        "approval.approve"
+    let action = if status == ApprovalStatus::Approved {
+        AuditAction::ApprovalApprove
     } else {
-        "approval.deny"
+        AuditAction::ApprovalDeny
     };
     tx.commit(by_user(
         caller,
         action,
-        "approval",
+        TargetKind::Approval,
         &a.id,
         Some(&a.owner_id),
         json!({ "agent": a.agent_id, "server": a.server_id, "tool": a.tool }),
@@ -72,7 +78,7 @@ pub async fn approve(
     caller: UserCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Approval>> {
-    decide(&st, &caller, &id, "approved").await
+    decide(&st, &caller, &id, ApprovalStatus::Approved).await
 }
 
 /// Refuses the held call; the agent gets an error at once.
@@ -83,5 +89,5 @@ pub async fn deny(
     caller: UserCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Approval>> {
-    decide(&st, &caller, &id, "denied").await
+    decide(&st, &caller, &id, ApprovalStatus::Denied).await
 }

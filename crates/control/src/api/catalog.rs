@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use toolbelt_model::Page;
+use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::catalog::{CatalogEntry, CatalogSpec, CatalogStatus};
 use toolbelt_model::page::clamp_limit;
 use toolbelt_store::catalog;
@@ -70,8 +71,8 @@ pub async fn create(
     let e = catalog::create(&mut tx, &spec).await?;
     tx.commit(by_user(
         &caller,
-        "catalog.create",
-        "catalog",
+        AuditAction::CatalogCreate,
+        TargetKind::Catalog,
         &e.id,
         None,
         json!({ "slug": spec.slug }),
@@ -122,8 +123,8 @@ pub async fn update(
     let e = catalog::update(&mut tx, &current.spec.slug, &spec).await?;
     tx.commit(by_user(
         &caller,
-        "catalog.update",
-        "catalog",
+        AuditAction::CatalogUpdate,
+        TargetKind::Catalog,
         &e.id,
         None,
         json!({ "slug": spec.slug }),
@@ -149,8 +150,8 @@ pub async fn delete(
     )?;
     tx.commit(by_user(
         &caller,
-        "catalog.delete",
-        "catalog",
+        AuditAction::CatalogDelete,
+        TargetKind::Catalog,
         &e.id,
         None,
         json!({ "slug": e.spec.slug }),
@@ -176,8 +177,8 @@ pub async fn deprecate(
     )?;
     tx.commit(by_user(
         &caller,
-        "catalog.deprecate",
-        "catalog",
+        AuditAction::CatalogDeprecate,
+        TargetKind::Catalog,
         &e.id,
         None,
         json!({ "slug": e.spec.slug }),

@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::json;
 use std::collections::HashMap;
-use toolbelt_model::audit::{ActorKind, NewAuditEvent};
+use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::catalog::validate_http_url;
 use toolbelt_model::dtma::{
     HeartbeatReply, HeartbeatReport, JoinRequest, JoinResponse, SecretsRequest, SecretsResponse,
@@ -26,8 +26,8 @@ use toolbelt_store::{catalog, servers, toolboxes};
 
 fn by_toolbox(
     t: &Toolbox,
-    action: &str,
-    target_kind: &str,
+    action: AuditAction,
+    target_kind: TargetKind,
     target_id: String,
     detail: serde_json::Value,
 ) -> NewAuditEvent {
@@ -35,8 +35,8 @@ fn by_toolbox(
         actor_kind: ActorKind::Toolbox,
         actor_id: Some(t.id.to_string()),
         owner_id: t.owner_id.clone(),
-        action: action.into(),
-        target_kind: target_kind.into(),
+        action,
+        target_kind,
         target_id: Some(target_id),
         outcome: toolbelt_model::audit::Outcome::Success,
         detail,
@@ -90,7 +90,7 @@ pub async fn join(
     )
     .await?;
     toolboxes::record_join(&mut tx, &tb.id, req.runtime, &req.advertise_url).await?;
-    tx.commit(by_toolbox(&tb, "toolbox.join", "toolbox", tb.id.to_string(), json!({
+    tx.commit(by_toolbox(&tb, AuditAction::ToolboxJoin, TargetKind::Toolbox, tb.id.to_string(), json!({
         "runtime": req.runtime.as_str(), "advertise_url": req.advertise_url, "version": req.version,
     }))).await?;
     Ok(Json(JoinResponse {
@@ -209,8 +209,8 @@ pub async fn heartbeat(
         if before != ToolboxStatus::Active {
             events.push(by_toolbox(
                 &tb,
-                "toolbox.active",
-                "toolbox",
+                AuditAction::ToolboxActive,
+                TargetKind::Toolbox,
                 tb.id.to_string(),
                 json!({ "was": before.as_str() }),
             ));
@@ -218,8 +218,8 @@ pub async fn heartbeat(
         for s in purged {
             events.push(by_toolbox(
                 &tb,
-                "server.removed",
-                "server",
+                AuditAction::ServerRemoved,
+                TargetKind::Server,
                 s.id.to_string(),
                 json!({ "name": s.name }),
             ));
@@ -227,8 +227,8 @@ pub async fn heartbeat(
         for (s, why) in errored {
             events.push(by_toolbox(
                 &tb,
-                "server.error",
-                "server",
+                AuditAction::ServerError,
+                TargetKind::Server,
                 s.id.to_string(),
                 json!({ "name": s.name, "error": why }),
             ));
@@ -262,15 +262,15 @@ pub async fn secrets(
         .secrets
         .resolve(&server)
         .await
-        .map_err(Problem::conflict)?;
+        .map_err(|e| Problem::conflict(e.to_string()))?;
     let names: Vec<&String> = values.keys().collect();
     st.store
         .begin_audited()
         .await?
         .commit(by_toolbox(
             &tb,
-            "secret.deliver",
-            "server",
+            AuditAction::SecretDeliver,
+            TargetKind::Server,
             server.id.to_string(),
             json!({ "names": names }),
         ))

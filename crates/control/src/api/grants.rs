@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
+use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::grant::{Grant, GrantKind, ToolRule};
 use toolbelt_model::name::validate_tool_name;
 use toolbelt_model::page::clamp_limit;
@@ -209,7 +210,7 @@ pub async fn create(
         },
     )
     .await?;
-    tx.commit(by_user(&caller, "grant.create", "grant", &g.id, Some(&agent.owner_id), json!({
+    tx.commit(by_user(&caller, AuditAction::GrantCreate, TargetKind::Grant, &g.id, Some(&agent.owner_id), json!({
         "agent": agent.id, "kind": kind.as_str(), "toolbox": g.toolbox_id, "server": g.server_id, "tool": g.tool, "rule": rule.as_str(), "connection": g.connection_id,
     }))).await?;
     Ok((StatusCode::CREATED, Json(g)))
@@ -277,8 +278,8 @@ pub async fn update(
         .owner_id;
     tx.commit(by_user(
         &caller,
-        "grant.update",
-        "grant",
+        AuditAction::GrantUpdate,
+        TargetKind::Grant,
         &g.id,
         Some(&owner),
         json!({ "active": g.active, "rule": g.rule.as_str() }),
@@ -308,8 +309,8 @@ pub async fn delete(
     let g = grants::delete(&mut tx, &caller.scope, &g.id).await?;
     tx.commit(by_user(
         &caller,
-        "grant.delete",
-        "grant",
+        AuditAction::GrantDelete,
+        TargetKind::Grant,
         &g.id,
         Some(&owner),
         json!({ "agent": g.agent_id, "kind": g.kind.as_str() }),

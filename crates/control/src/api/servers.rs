@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::catalog::{CatalogSource, CatalogSpec, CatalogStatus};
 use toolbelt_model::error::Checker;
 use toolbelt_model::name::{Name, SHORT_NAME_MAX};
@@ -229,8 +230,8 @@ pub async fn create(
     };
     tx.commit(by_user(
         &caller,
-        "server.create",
-        "server",
+        AuditAction::ServerCreate,
+        TargetKind::Server,
         &s.id,
         s.owner_id.as_ref(),
         json!({ "name": name, "toolbox": tb.name, "catalog": entry.spec.slug }),
@@ -262,7 +263,7 @@ async fn change(
     toolbox: Option<&str>,
     desired: DesiredState,
     restart: bool,
-    action: &str,
+    action: AuditAction,
 ) -> ApiResult<Json<Server>> {
     let mut tx = st.store.begin_audited().await?;
     let s = common::server(&mut tx, &caller.scope, r, toolbox).await?;
@@ -283,7 +284,7 @@ async fn change(
     tx.commit(by_user(
         caller,
         action,
-        "server",
+        TargetKind::Server,
         &s.id,
         s.owner_id.as_ref(),
         json!({ "name": s.name, "desired": desired.as_str() }),
@@ -339,7 +340,7 @@ pub async fn delete(
         q.toolbox.as_deref(),
         DesiredState::Deleted,
         false,
-        "server.delete",
+        AuditAction::ServerDelete,
     )
     .await
 }
@@ -361,7 +362,7 @@ pub async fn start(
         q.toolbox.as_deref(),
         DesiredState::Running,
         false,
-        "server.start",
+        AuditAction::ServerStart,
     )
     .await
 }
@@ -383,7 +384,7 @@ pub async fn stop(
         q.toolbox.as_deref(),
         DesiredState::Stopped,
         false,
-        "server.stop",
+        AuditAction::ServerStop,
     )
     .await
 }
@@ -405,7 +406,7 @@ pub async fn restart(
         q.toolbox.as_deref(),
         DesiredState::Running,
         true,
-        "server.restart",
+        AuditAction::ServerRestart,
     )
     .await
 }

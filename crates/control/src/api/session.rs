@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use toolbelt_model::agent::TokenInfo;
-use toolbelt_model::audit::{ActorKind, NewAuditEvent, Outcome};
+use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
 use toolbelt_model::token::{self, TokenDigest, TokenKind};
 use toolbelt_model::user::{User, validate_email, validate_password};
 use toolbelt_model::{TokenId, now};
@@ -43,7 +43,7 @@ pub struct LoginResponse {
 }
 
 fn login_failed(email: &str) -> NewAuditEvent {
-    let mut ev = NewAuditEvent::new("session.login", "user", None);
+    let mut ev = NewAuditEvent::new(AuditAction::SessionLogin, TargetKind::User, None);
     ev.actor_kind = ActorKind::Anonymous;
     ev.outcome = Outcome::Denied;
     ev.detail = json!({ "email": email });
@@ -83,7 +83,7 @@ pub async fn login(
         let email = validate_email("email", email)?;
         let mut c = st.store.conn().await?;
         let (user, hash) = match users::get_by_email(&mut c, &email).await {
-            Ok((u, h)) => (Some(u), h),
+            Ok(a) => (Some(a.user), a.password_hash),
             Err(toolbelt_store::StoreError::NotFound) => (None, None),
             Err(e) => return Err(e.into()),
         };
@@ -135,8 +135,8 @@ pub async fn login(
     };
     tx.commit(by_user(
         &caller,
-        "session.login",
-        "user",
+        AuditAction::SessionLogin,
+        TargetKind::User,
         &user.id,
         None,
         json!({ "token_kind": kind.as_str(), "token_id": info.id }),
@@ -182,8 +182,8 @@ pub async fn logout(State(st): State<AppState>, caller: UserCaller) -> ApiResult
     }
     tx.commit(by_user(
         &caller,
-        "session.logout",
-        "token",
+        AuditAction::SessionLogout,
+        TargetKind::Token,
         &caller.token_id,
         None,
         json!({}),
@@ -224,7 +224,9 @@ pub async fn set_password(
     validate_password("new_password", &req.new_password)?;
     let mut c = st.store.conn().await?;
     let user = users::get(&mut c, caller.id()).await?;
-    let (_, current) = users::get_by_email(&mut c, &user.email).await?;
+    let current = users::get_by_email(&mut c, &user.email)
+        .await?
+        .password_hash;
     drop(c);
     if current.is_some() {
         let given = req.current_password.clone().unwrap_or_default();
@@ -237,8 +239,8 @@ pub async fn set_password(
     users::set_password(&mut tx, caller.id(), &hash).await?;
     tx.commit(by_user(
         &caller,
-        "user.password",
-        "user",
+        AuditAction::UserPassword,
+        TargetKind::User,
         caller.id(),
         None,
         json!({}),
@@ -319,8 +321,8 @@ pub async fn issue_token(
     .await?;
     tx.commit(by_user(
         &caller,
-        "token.issue",
-        "token",
+        AuditAction::TokenIssue,
+        TargetKind::Token,
         &info.id,
         None,
         json!({ "label": req.label }),
@@ -356,8 +358,8 @@ pub async fn revoke_token(
     }
     tx.commit(by_user(
         &caller,
-        "token.revoke",
-        "token",
+        AuditAction::TokenRevoke,
+        TargetKind::Token,
         &id,
         None,
         json!({}),

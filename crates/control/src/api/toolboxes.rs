@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::name::{Name, SHORT_NAME_MAX};
 use toolbelt_model::page::clamp_limit;
 use toolbelt_model::token::{self, TokenKind};
@@ -83,8 +84,8 @@ pub async fn create(
     let t = toolboxes::create(&mut tx, &name, owner.as_ref(), req.kind, status).await?;
     tx.commit(by_user(
         &caller,
-        "toolbox.create",
-        "toolbox",
+        AuditAction::ToolboxCreate,
+        TargetKind::Toolbox,
         &t.id,
         owner.as_ref(),
         json!({ "name": name, "shared": req.shared }),
@@ -125,8 +126,8 @@ pub async fn delete(
     let t = toolboxes::delete(&mut tx, &caller.scope, &t.id).await?;
     tx.commit(by_user(
         &caller,
-        "toolbox.delete",
-        "toolbox",
+        AuditAction::ToolboxDelete,
+        TargetKind::Toolbox,
         &t.id,
         t.owner_id.as_ref(),
         json!({ "name": t.name }),
@@ -178,8 +179,8 @@ pub async fn join_token(
     .await?;
     tx.commit(by_user(
         &caller,
-        "toolbox.join_token",
-        "toolbox",
+        AuditAction::ToolboxJoinToken,
+        TargetKind::Toolbox,
         &t.id,
         t.owner_id.as_ref(),
         json!({ "token_id": info.id }),

@@ -12,7 +12,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use toolbelt_model::gateway::{Pin, ToolChange};
+use toolbelt_model::ToolChangeId;
+use toolbelt_model::audit::{AuditAction, TargetKind};
+use toolbelt_model::gateway::{ChangeStatus, Pin, ToolChange};
 use toolbelt_store::{pins, servers};
 use utoipa::{IntoParams, ToSchema};
 
@@ -97,16 +99,18 @@ pub async fn changes(
 async fn decide(
     st: &AppState,
     caller: &UserCaller,
-    id: &str,
+    r: &str,
     approve: bool,
 ) -> ApiResult<Json<ChangeView>> {
     caller.require_admin("decide on tool changes")?;
+    let id =
+        &ToolChangeId::parse(r).ok_or_else(|| Problem::not_found(format!("tool change {r}")))?;
     let mut tx = st.store.begin_audited().await?;
     let ch = nf(
         &format!("tool change {id}"),
         pins::get_change(&mut tx, id).await,
     )?;
-    if ch.status != "pending" {
+    if ch.status != ChangeStatus::Pending {
         return Err(Problem::conflict(format!(
             "tool change {id} was already {}",
             ch.status
@@ -122,21 +126,25 @@ async fn decide(
         };
         pins::set(&mut tx, &pin, Some(caller.id().as_str())).await?;
     }
-    let status = if approve { "approved" } else { "rejected" };
+    let status = if approve {
+        ChangeStatus::Approved
+    } else {
+        ChangeStatus::Rejected
+    };
     pins::decide(&mut tx, id, status, caller.id().as_str()).await?;
     let owner = servers::get_internal(&mut tx, &ch.server_id)
         .await
         .ok()
         .and_then(|s| s.owner_id);
     let action = if approve {
-        "tool.approve"
+        AuditAction::ToolApprove
     } else {
-        "tool.reject"
+        AuditAction::ToolReject
     };
     tx.commit(by_user(
         caller,
         action,
-        "tool",
+        TargetKind::Tool,
         format!("{}/{}", ch.server_id, ch.tool),
         owner.as_ref(),
         json!({ "change": id, "new_hash": ch.new_hash }),

@@ -13,6 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::page::clamp_limit;
 use toolbelt_model::token::{self, TokenKind};
 use toolbelt_model::user::{User, validate_email, validate_password};
@@ -42,7 +43,7 @@ async fn resolve(c: &mut AnyConnection, r: &str) -> ApiResult<User> {
         Some(id) => users::get(c, &id).await,
         None => users::get_by_email(c, &r.to_ascii_lowercase())
             .await
-            .map(|(u, _)| u),
+            .map(|a| a.user),
     };
     nf(&format!("user {r}"), found)
 }
@@ -93,8 +94,8 @@ pub async fn create(
     .await?;
     tx.commit(by_user(
         &caller,
-        "user.create",
-        "user",
+        AuditAction::UserCreate,
+        TargetKind::User,
         &user.id,
         Some(&user.id),
         json!({ "email": email, "role": req.role.as_str() }),
@@ -147,8 +148,8 @@ pub async fn delete(
     let user = users::delete(&mut tx, &user.id).await?;
     tx.commit(by_user(
         &caller,
-        "user.delete",
-        "user",
+        AuditAction::UserDelete,
+        TargetKind::User,
         &user.id,
         Some(&user.id),
         json!({ "email": user.email }),

@@ -11,6 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use toolbelt_model::audit::{AuditAction, TargetKind};
 use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -69,7 +70,12 @@ async fn keys(st: &AppState) -> ApiResult<VaultKeys> {
         .await
         .map_err(|e| Problem::unavailable(format!("the vault's key provider failed: {e}")))?;
     let usage = cr.vault.kek_usage().await?;
-    let count = |id: &str| usage.iter().find(|(k, _)| k == id).map_or(0, |(_, n)| *n);
+    let count = |id: &str| {
+        usage
+            .iter()
+            .find(|u| u.kek_id == id)
+            .map_or(0, |u| u.secrets)
+    };
     Ok(VaultKeys {
         provider: if cr.key_file.is_some() { "file" } else { "env" }.into(),
         keys: held
@@ -83,11 +89,11 @@ async fn keys(st: &AppState) -> ApiResult<VaultKeys> {
             .collect(),
         orphaned: usage
             .iter()
-            .filter(|(k, _)| !held.contains(k))
-            .map(|(k, n)| KekInfo {
-                id: k.clone(),
+            .filter(|u| !held.contains(&u.kek_id))
+            .map(|u| KekInfo {
+                id: u.kek_id.clone(),
                 current: false,
-                secrets: *n,
+                secrets: u.secrets,
             })
             .collect(),
     })
@@ -130,8 +136,8 @@ pub async fn rotate(
             .await?
             .commit(by_user(
                 &caller,
-                "vault.key.add",
-                "kek",
+                AuditAction::VaultKeyAdd,
+                TargetKind::Kek,
                 &id,
                 None,
                 json!({}),
@@ -186,8 +192,8 @@ pub async fn delete_key(
         .await?
         .commit(by_user(
             &caller,
-            "vault.key.delete",
-            "kek",
+            AuditAction::VaultKeyDelete,
+            TargetKind::Kek,
             &kek,
             None,
             json!({}),

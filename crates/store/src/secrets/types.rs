@@ -3,39 +3,8 @@
 use serde::{Deserialize, Serialize};
 use toolbelt_model::{Name, Timestamp, UserId};
 
-/// A secret's id (`sec_` + 26 lowercase ULID characters). The vault chooses it before the
-/// row exists, because the ciphertext's associated data binds it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SecretId(String);
-
-impl SecretId {
-    pub const PREFIX: &'static str = "sec";
-
-    /// Accepts only well-formed secret ids; anything else is a name.
-    pub fn parse(s: &str) -> Option<SecretId> {
-        let rest = s.strip_prefix("sec_")?;
-        let ok = rest.len() == 26
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
-        ok.then(|| SecretId(s.to_string()))
-    }
-
-    pub fn from_db(s: String) -> SecretId {
-        SecretId(s)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for SecretId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// A secret's id (`sec_…`), one of the model's typed ids.
+pub use toolbelt_model::SecretId;
 
 /// What a secret is for; decides nothing about how it is sealed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

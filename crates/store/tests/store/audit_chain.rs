@@ -4,7 +4,7 @@
 use crate::open;
 use serde_json::json;
 use sqlx::AssertSqlSafe;
-use toolbelt_model::audit::{ActorKind, NewAuditEvent, Outcome};
+use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
 use toolbelt_model::{Role, Scope, UserId};
 use toolbelt_store::{Store, audit};
 use toolbelt_testkit::backend_tests;
@@ -25,8 +25,8 @@ fn event(i: usize) -> NewAuditEvent {
         actor_kind: ActorKind::User,
         actor_id: Some(format!("usr_{i}")),
         owner_id: Some(UserId::from_db(format!("usr_{}", i % 2))),
-        action: "test.event".into(),
-        target_kind: "thing".into(),
+        action: AuditAction::AgentCreate,
+        target_kind: TargetKind::Agent,
         target_id: Some(format!("t{i}")),
         outcome: Outcome::Success,
         detail: json!({ "i": i, "note": "ünïcode ✓" }),

@@ -1,6 +1,6 @@
 use crate::{name, open};
 use serde_json::json;
-use toolbelt_model::audit::NewAuditEvent;
+use toolbelt_model::audit::{AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::token::{self, TokenDigest, TokenKind};
 use toolbelt_model::toolbox::ToolboxStatus;
 use toolbelt_model::{Role, Scope};
@@ -36,8 +36,8 @@ async fn users_are_unique_by_email_and_the_last_admin_stays(db: TestDb) {
         .unwrap();
     let dup = users::create(&mut c, "root@x.io", Role::Member, None).await;
     assert!(matches!(dup, Err(StoreError::Conflict(m)) if m.contains("root@x.io")));
-    let (u, hash) = users::get_by_email(&mut c, "root@x.io").await.unwrap();
-    assert_eq!((u.id.clone(), hash), (admin.id.clone(), None));
+    let a = users::get_by_email(&mut c, "root@x.io").await.unwrap();
+    assert_eq!((a.user.id, a.password_hash), (admin.id.clone(), None));
     let last = users::delete(&mut c, &admin.id).await;
     assert!(matches!(last, Err(StoreError::Conflict(m)) if m.contains("last admin")));
     let m = users::create(&mut c, "m@x.io", Role::Member, Some("$argon2id$fake"))
@@ -162,8 +162,8 @@ async fn a_failing_step_leaves_nothing_behind(db: TestDb) {
         .await
         .unwrap();
     tx.commit(NewAuditEvent::new(
-        "agent.create",
-        "agent",
+        AuditAction::AgentCreate,
+        TargetKind::Agent,
         Some(a.id.to_string()),
     ))
     .await

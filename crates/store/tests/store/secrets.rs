@@ -216,7 +216,10 @@ async fn updates_are_compare_and_swap_and_rotation_rewraps(db: TestDb) {
 
     assert_eq!(
         secrets::kek_usage(&mut c).await.unwrap(),
-        [("kek_new".to_string(), 3), ("kek_old".to_string(), 2)]
+        [("kek_new", 3), ("kek_old", 2)].map(|(k, n)| secrets::KekUsage {
+            kek_id: k.into(),
+            secrets: n
+        })
     );
     let todo = secrets::not_wrapped_by(&mut c, "kek_new", None, 1)
         .await

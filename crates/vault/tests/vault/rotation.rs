@@ -157,7 +157,10 @@ async fn rotating_the_kek_under_load_keeps_every_secret_readable(db: TestDb) {
     assert_eq!(again.remaining, 0, "{again:?}");
     assert_eq!(
         v.kek_usage().await.unwrap(),
-        vec![(new.clone(), 2 * PER_USER as i64)]
+        vec![toolbelt_store::secrets::KekUsage {
+            kek_id: new.clone(),
+            secrets: 2 * PER_USER as i64
+        }]
     );
     operator.remove_key(&old).unwrap();
     assert_eq!(service_keys.key_ids().await.unwrap(), vec![new.clone()]);
