@@ -1,5 +1,7 @@
-//! Running `toolbelt` as its users do: a server process and CLI invocations; and an
-//! in-process control plane ([`plane`]) with a raw MCP client ([`mcp`]) for DTMA tests.
+//! The end-to-end harness. Running `toolbelt` as its users do: a server process
+//! ([`Server`]), DTMA processes ([`DtmaProc`]) and CLI invocations ([`Cli`]); an in-process
+//! control plane ([`plane`]); agents as the official Python SDK ([`sdk`]) or a raw
+//! JSON-RPC client that shows the wire ([`mcp`]); the OAuth fixtures ([`oauth`]).
 
 #[path = "harness/mcp.rs"]
 pub mod mcp;

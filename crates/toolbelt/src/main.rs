@@ -1,6 +1,6 @@
 //! `toolbelt`: one binary for the control plane (`up`, `serve`), the toolbox agent
-//! (`dtma`, later) and the CLI over the REST API. This crate only wires; behaviour lives
-//! in the library crates.
+//! (`dtma`), the stdio bridge (`stdio`) and the CLI over the REST API. This crate only
+//! wires; behaviour lives in the library crates.
 
 mod cli;
 mod run;

@@ -1,7 +1,9 @@
-//! The store's suite, each test run on SQLite and on PostgreSQL.
+//! The store's suite: each test run on SQLite and on PostgreSQL, and one that compares
+//! the two migrated schemas.
 
 mod audit_chain;
 mod basics;
+mod schema_parity;
 mod secrets;
 mod tenancy;
 
