@@ -10,6 +10,6 @@ mod gateway_process;
 mod gw_setup;
 mod oauth_flow;
 mod oauth_world;
-mod toolboxes;
+mod toolboxes_docker;
 mod up_docker;
 mod vault_secrets;
