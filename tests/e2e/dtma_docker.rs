@@ -135,7 +135,7 @@ async fn containers_carry_every_hardening_default_and_answer_through_the_bridge(
     assert!(spawned < 32, "the pids limit stops a fork bomb: {forked}");
     // Over the memory limit the engine kills it; the caller gets a clean error, the server comes back.
     let boom = m.tool("alloc", json!({ "mb": 200 })).await;
-    assert_eq!(boom["error"]["code"], -32000, "{boom}");
+    assert_eq!(boom["error"]["code"], -32007, "{boom}");
     let back = plane
         .wait_server("fx", "dock", "fx back after OOM", WAIT, |v| {
             v["status"] == "running" && v["restart_count"] == 1

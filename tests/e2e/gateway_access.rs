@@ -347,6 +347,8 @@ async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
             .unwrap()
             .contains("invalid_token")
     );
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32010, "unauthorized: {body}");
 
     let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "raw", "version": "1" } } });
     let res = post(Some(&w.ann_bot), init.to_string(), None)
@@ -423,6 +425,20 @@ async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
     .await
     .unwrap();
     assert_eq!(stolen.status(), 404, "a session id of another agent");
+    let body: Value = stolen.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32011, "session not found: {body}");
+    // So does anyone presenting a session id nobody was given (rmcp's own 404).
+    let made_up = post(
+        Some(&w.ann_bot),
+        json!({ "jsonrpc": "2.0", "id": 8, "method": "tools/list" }).to_string(),
+        Some("0123456789abcdef"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(made_up.status(), 404);
+    let body: Value = made_up.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32011, "session not found: {body}");
     // Stateless 2026-07-28 requests get no session id.
     let meta = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "1" } });
     let res = http.post(&url).bearer_auth(&w.bob_bot).header("content-type", "application/json").header("accept", "application/json, text/event-stream")

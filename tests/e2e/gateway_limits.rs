@@ -4,6 +4,7 @@
 use crate::gw_setup::{WAIT, World, eventually};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use toolbelt_e2e::mcp::Mcp;
 use toolbelt_e2e::plane::Plane;
 use toolbelt_e2e::sdk::Sdk;
 use toolbelt_gateway::GatewayConfig;
@@ -140,6 +141,7 @@ async fn rate_limits_refuse_with_a_time_to_retry() {
 async fn a_slow_server_never_blocks_the_others_and_a_silent_toolbox_fails_fast() {
     let mut w = World::new(GatewayConfig {
         discovery_deadline: Duration::from_secs(1),
+        call_timeout: Duration::from_secs(2),
         ssrf_allow: AllowList::parse("127.0.0.1/32").unwrap(),
         ..Default::default()
     })
@@ -191,6 +193,28 @@ async fn a_slow_server_never_blocks_the_others_and_a_silent_toolbox_fails_fast()
             && !names.iter().any(|n| n.starts_with("hole__")),
         "{names:?}"
     );
+    // A slow answer is a timeout, whatever was asked: a tool call or a prompt.
+    let mut raw = Mcp::new(&w.plane.mcp_url(), &w.ann_bot);
+    raw.initialize().await;
+    let t = Instant::now();
+    let slow_call = raw.tool("tools__sleep", json!({ "ms": 20000 })).await;
+    let slow_prompt = raw
+        .request(
+            "prompts/get",
+            json!({ "name": "tools__greet", "arguments": { "name": "Ann", "wait_ms": "20000" } }),
+        )
+        .await;
+    for r in [&slow_call, &slow_prompt] {
+        assert_eq!(r["error"]["code"], -32001, "{r}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("did not answer within 2.0 s"),
+            "{r}"
+        );
+    }
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
     eventually("the failure visible on the server", || async {
         let s = w
             .as_admin("GET", "/api/v1/servers/hole?toolbox=far", Value::Null)

@@ -1,7 +1,7 @@
 //! The DTMA's side of the channel to the control plane: join once, then heartbeat, and
 //! fetch a server's secrets when it must be (re)created.
 
-use crate::supervisor::SecretSource;
+use crate::supervisor::{SecretSource, SecretsError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -147,7 +147,10 @@ impl ControlClient {
 
 #[async_trait::async_trait]
 impl SecretSource for ControlClient {
-    async fn secrets_for(&self, server: &ServerId) -> Result<BTreeMap<String, String>, String> {
+    async fn secrets_for(
+        &self,
+        server: &ServerId,
+    ) -> Result<BTreeMap<String, String>, SecretsError> {
         let req = self
             .http
             .post(format!("{}/api/v1/dtma/secrets", self.base))
@@ -155,7 +158,7 @@ impl SecretSource for ControlClient {
             .json(&SecretsRequest {
                 server_id: server.clone(),
             });
-        let r: SecretsResponse = send(req).await.map_err(|e| e.to_string())?;
+        let r: SecretsResponse = send(req).await?;
         Ok(r.secrets)
     }
 }

@@ -6,7 +6,7 @@
 use crate::bridge::Target;
 use crate::bridge::mux::Upstream;
 use crate::runtime::{Instance, Launch, RuntimeError, StdioPipes};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{SecretsError, Supervisor};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -171,10 +171,10 @@ impl Supervisor {
         }
     }
 
-    async fn secrets_for(&self, id: &ServerId) -> Result<BTreeMap<String, String>, String> {
+    async fn secrets_for(&self, id: &ServerId) -> Result<BTreeMap<String, String>, SecretsError> {
         let (have, needed) = {
             let map = self.lock();
-            let m = map.get(id).ok_or("gone")?;
+            let m = map.get(id).ok_or(SecretsError::Gone)?;
             (m.secrets.clone(), !m.spec.secrets.is_empty())
         };
         if let Some(s) = have {
@@ -183,10 +183,7 @@ impl Supervisor {
         if !needed {
             return Ok(BTreeMap::new());
         }
-        let src = self
-            .secret_source
-            .as_ref()
-            .ok_or("no control plane to fetch secrets from")?;
+        let src = self.secret_source.as_ref().ok_or(SecretsError::NoSource)?;
         let s = src.secrets_for(id).await?;
         if let Some(m) = self.lock().get_mut(id) {
             m.secrets = Some(s.clone());

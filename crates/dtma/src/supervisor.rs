@@ -16,10 +16,24 @@ use toolbelt_model::ServerId;
 use toolbelt_model::dtma::{DesiredServer, Discovery, Health, ObservedServer, RuntimeState};
 use toolbelt_model::server::{DesiredState, ServerStatus};
 
+/// Why a server's secret values could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("the server is no longer managed here")]
+    Gone,
+    #[error("no control plane to fetch secrets from")]
+    NoSource,
+    #[error(transparent)]
+    Channel(#[from] crate::control::ChannelError),
+}
+
 /// Where a server's secret values come from when it must be (re)created.
 #[async_trait::async_trait]
 pub trait SecretSource: Send + Sync {
-    async fn secrets_for(&self, server: &ServerId) -> Result<BTreeMap<String, String>, String>;
+    async fn secrets_for(
+        &self,
+        server: &ServerId,
+    ) -> Result<BTreeMap<String, String>, SecretsError>;
 }
 
 pub(crate) struct Managed {

@@ -2,11 +2,21 @@
 //! writer and wait; the writer commits whatever queued up in one transaction and then
 //! answers them all. A tool result is never returned before its event is committed.
 
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use toolbelt_model::audit::NewAuditEvent;
-use toolbelt_store::Store;
+use toolbelt_store::{Store, StoreError};
 
-type Job = (NewAuditEvent, oneshot::Sender<Result<i64, String>>);
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuditError {
+    /// The batch the event was in did not commit (every event of it gets this error).
+    #[error("{0}")]
+    Write(Arc<StoreError>),
+    #[error("the audit writer stopped")]
+    Stopped,
+}
+
+type Job = (NewAuditEvent, oneshot::Sender<Result<i64, AuditError>>);
 
 #[derive(Clone)]
 pub struct AuditWriter {
@@ -37,8 +47,9 @@ impl AuditWriter {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "audit write failed");
+                        let e = AuditError::Write(Arc::new(e));
                         for ack in acks {
-                            let _ = ack.send(Err(e.to_string()));
+                            let _ = ack.send(Err(e.clone()));
                         }
                     }
                 }
@@ -48,13 +59,12 @@ impl AuditWriter {
     }
 
     /// Appends the event and returns once it is committed (its sequence number).
-    pub async fn record(&self, ev: NewAuditEvent) -> Result<i64, String> {
+    pub async fn record(&self, ev: NewAuditEvent) -> Result<i64, AuditError> {
         let (ack, done) = oneshot::channel();
         self.tx
             .send((ev, ack))
             .await
-            .map_err(|_| "the audit writer stopped".to_string())?;
-        done.await
-            .map_err(|_| "the audit writer stopped".to_string())?
+            .map_err(|_| AuditError::Stopped)?;
+        done.await.map_err(|_| AuditError::Stopped)?
     }
 }

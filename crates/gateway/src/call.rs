@@ -4,39 +4,21 @@
 //! cancellation mapped, and make the audit event durable before answering.
 
 use crate::Hub;
+use crate::error::{CallError, ending};
 use crate::policy::{AgentIdentity, Decision};
 use crate::view::Exposed;
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, ErrorCode,
-    RequestMetaObject, ResultType, ServerResult,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, RequestMetaObject,
+    ResultType, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, RequestContext, RoleServer, ServiceError};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
-use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
+use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::gateway::ApprovalStatus;
 use toolbelt_store::approvals;
-
-pub const RATE_LIMITED: i32 = -32029;
-pub const UNAVAILABLE: i32 = -32005;
-pub const APPROVAL_DENIED: i32 = -32003;
-pub const APPROVAL_TIMEOUT: i32 = -32004;
-pub const UPSTREAM_FAILED: i32 = -32000;
-/// The server acts with a user's OAuth token and the agent has no usable one (no
-/// connection grant, or the connection needs re-authorization).
-pub const NO_CREDENTIAL: i32 = -32006;
-
-pub fn unknown_tool(name: &str) -> McpError {
-    // invalid_params, not method_not_found: on the 2026-07-28 HTTP path the latter is a
-    // 404. The same answer for tools that do not exist and tools the agent may not see.
-    McpError::invalid_params(format!("Unknown tool: {name}"), None)
-}
-
-fn err(code: i32, msg: impl Into<String>, data: Option<Value>) -> McpError {
-    McpError::new(ErrorCode(code), msg.into(), data)
-}
 
 struct Record<'a> {
     agent: &'a AgentIdentity,
@@ -51,9 +33,9 @@ impl Record<'_> {
     fn event(
         &self,
         hit: Option<&Exposed>,
-        outcome: Outcome,
-        error: Option<String>,
+        res: &Result<CallToolResponse, CallError>,
     ) -> NewAuditEvent {
+        let end = ending(res);
         let args_hash = hex::encode(Sha256::digest(
             toolbelt_model::canonical::to_string(self.args).as_bytes(),
         ));
@@ -62,8 +44,11 @@ impl Record<'_> {
             "arguments_sha256": args_hash,
             "latency_us": self.started.elapsed().as_micros() as u64,
         });
-        if let Some(e) = &error {
+        if let Some(e) = &end.error {
             detail["error"] = json!(e);
+        }
+        if let Some(k) = end.kind {
+            detail["error_kind"] = json!(k);
         }
         if let Some(c) = &self.connection {
             detail["connection"] = json!(c);
@@ -88,14 +73,14 @@ impl Record<'_> {
             action: AuditAction::ToolCall,
             target_kind: TargetKind::Tool,
             target_id: target,
-            outcome,
+            outcome: end.outcome,
             detail,
         }
     }
 }
 
-/// The first schema violation, as a -32602 naming the field.
-fn validate(hit: &Exposed, args: &Value) -> Result<(), McpError> {
+/// The first schema violation, naming the field.
+fn validate(hit: &Exposed, args: &Value) -> Result<(), CallError> {
     let Some(v) = hit.server.validators.get(hit.tool.name.as_ref()) else {
         return Ok(());
     };
@@ -106,10 +91,10 @@ fn validate(hit: &Exposed, args: &Value) -> Result<(), McpError> {
         } else {
             format!("arguments{}", ptr.replace('/', "."))
         };
-        return Err(McpError::invalid_params(
-            format!("Invalid arguments: {field}: {e}"),
-            Some(json!({ "field": field })),
-        ));
+        return Err(CallError::InvalidArguments {
+            field,
+            reason: e.to_string(),
+        });
     }
     Ok(())
 }
@@ -128,30 +113,13 @@ pub async fn call_tool(
         started: Instant::now(),
         connection: None,
     };
-    let result = run(hub, agent, &req, &args, ctx, &mut rec.connection).await;
-    let (hit, res) = result;
-    let (outcome, error) = match &res {
-        Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => (
-            Outcome::Failure,
-            Some("the tool reported an error".to_string()),
-        ),
-        Ok(_) => (Outcome::Success, None),
-        Err(e) if e.code.0 == -32602 && hit.is_none() => {
-            (Outcome::Denied, Some(e.message.to_string()))
-        }
-        Err(e) => (
-            Outcome::Failure,
-            Some(format!("{} ({})", e.message, e.code.0)),
-        ),
-    };
+    let (hit, res) = run(hub, agent, &req, &args, ctx, &mut rec.connection).await;
     // Durable before the agent sees anything; no event, no result.
     hub.audit
-        .record(rec.event(hit.as_ref(), outcome, error))
+        .record(rec.event(hit.as_ref(), &res))
         .await
-        .map_err(|e| {
-            McpError::internal_error(format!("the call could not be audited: {e}"), None)
-        })?;
-    res
+        .map_err(CallError::from)?;
+    Ok(res?)
 }
 
 async fn run(
@@ -161,10 +129,10 @@ async fn run(
     args: &Value,
     ctx: &RequestContext<RoleServer>,
     used: &mut Option<toolbelt_model::ConnectionId>,
-) -> (Option<Exposed>, Result<CallToolResponse, McpError>) {
+) -> (Option<Exposed>, Result<CallToolResponse, CallError>) {
     let policy = match hub.policies.policy(&agent.agent_id).await {
         Ok(p) => p,
-        Err(e) => return (None, Err(McpError::internal_error(e.to_string(), None))),
+        Err(e) => return (None, Err(e.into())),
     };
     // A server stopped or deleted a moment ago must not take this call.
     hub.registry.refresh_if_changed().await;
@@ -186,7 +154,7 @@ async fn run(
         view = hub.views.get(&agent.agent_id, &policy, &hub.registry);
     }
     let Some(hit) = view.by_name.get(req.name.as_ref()) else {
-        return (None, Err(unknown_tool(&req.name)));
+        return (None, Err(CallError::UnknownTool(req.name.to_string())));
     };
     let hit = Exposed {
         server: hit.server.clone(),
@@ -205,31 +173,32 @@ async fn forward(
     args: &Value,
     ctx: &RequestContext<RoleServer>,
     used: &mut Option<toolbelt_model::ConnectionId>,
-) -> Result<CallToolResponse, McpError> {
-    // A silent toolbox fails at once, never hangs.
+) -> Result<CallToolResponse, CallError> {
     let server = hub
         .registry
         .get(&hit.server.id)
         .unwrap_or_else(|| hit.server.clone());
-    server.reachable().map_err(|e| err(UNAVAILABLE, e, None))?;
+    let endpoint = server.reachable()?.clone();
     validate(hit, args)?;
     if let Some(l) = &hub.agent_limiter
         && let Err(wait) = l.take(agent.agent_id.as_str())
     {
-        return Err(rate_limited("agent", wait));
+        return Err(CallError::RateLimited {
+            what: "agent",
+            retry_after: wait,
+        });
     }
     if let Some(l) = &hub.tool_limiter
         && let Err(wait) = l.take(&format!("{}/{}", agent.agent_id, req.name))
     {
-        return Err(rate_limited("tool", wait));
+        return Err(CallError::RateLimited {
+            what: "tool",
+            retry_after: wait,
+        });
     }
     if hit.decision == Decision::Ask {
         ask(hub, agent, hit, args, ctx).await?;
     }
-    let endpoint = server
-        .endpoint
-        .clone()
-        .ok_or_else(|| err(UNAVAILABLE, "the server has no endpoint yet", None))?;
     let cred = credential(hub, agent, &server, &endpoint).await?;
     *used = cred.as_ref().map(|c| c.connection_id.clone());
     let conn = hub
@@ -242,12 +211,9 @@ async fn forward(
             cred.as_ref(),
         )
         .await
-        .map_err(|e| {
-            err(
-                UNAVAILABLE,
-                format!("cannot reach {}: {e}", server.name),
-                None,
-            )
+        .map_err(|source| CallError::Connect {
+            server: server.name.clone(),
+            source,
         })?;
     let mut params = CallToolRequestParams::new(hit.tool.name.clone());
     params.arguments = req.arguments.clone();
@@ -264,7 +230,7 @@ async fn forward(
         .peer()
         .send_request_with_option(request, opts)
         .await
-        .map_err(|e| upstream_error(&server.name, e))?;
+        .map_err(|e| CallError::upstream(&server.name, e))?;
     let (up_id, up_token) = (handle.id.clone(), handle.progress_token.clone());
     let routes = &hub.registry.upstreams.routes;
     if let Some(tok) = ctx.meta.get_progress_token() {
@@ -288,11 +254,10 @@ async fn forward(
         }
         Ok(ServerResult::InputRequiredResult(r)) => Ok(CallToolResponse::InputRequired(r)),
         Ok(ServerResult::CreateTaskResult(r)) => Ok(CallToolResponse::Task(r)),
-        Ok(_) => Err(err(
-            UPSTREAM_FAILED,
-            format!("{} answered tools/call with something else", server.name),
-            None,
-        )),
+        Ok(_) => Err(CallError::UpstreamFailed {
+            server: server.name.clone(),
+            reason: "it answered tools/call with something else".into(),
+        }),
         Err(e) => {
             if matches!(
                 e,
@@ -300,7 +265,7 @@ async fn forward(
             ) {
                 hub.registry.upstreams.reset(&server.id).await;
             }
-            Err(upstream_error(&server.name, e))
+            Err(CallError::upstream(&server.name, e))
         }
     }
 }
@@ -313,20 +278,19 @@ pub(crate) async fn credential(
     agent: &AgentIdentity,
     server: &crate::registry::ServerEntry,
     endpoint: &crate::upstream::Endpoint,
-) -> Result<Option<toolbelt_oauth::Credential>, McpError> {
+) -> Result<Option<toolbelt_oauth::Credential>, CallError> {
     if !matches!(endpoint, crate::upstream::Endpoint::Remote { .. }) {
         return Ok(None);
     }
     let Some(oauth) = &hub.oauth else {
         return match &server.oauth_provider {
-            Some(p) => Err(err(
-                NO_CREDENTIAL,
-                format!(
+            Some(p) => Err(CallError::NoCredential {
+                message: format!(
                     "{} acts with a {p} connection, and this gateway has no OAuth configured",
                     server.name
                 ),
-                None,
-            )),
+                provider: Some(p.clone()),
+            }),
             None => Ok(None),
         };
     };
@@ -337,41 +301,10 @@ pub(crate) async fn credential(
             server.oauth_provider.as_deref(),
         )
         .await
-        .map_err(|e| {
-            err(
-                NO_CREDENTIAL,
-                e.to_string(),
-                Some(json!({ "provider": server.oauth_provider })),
-            )
+        .map_err(|e| CallError::NoCredential {
+            message: e.to_string(),
+            provider: server.oauth_provider.clone(),
         })
-}
-
-/// Upstream errors pass through with their codes; transport trouble becomes -32000.
-fn upstream_error(server: &str, e: ServiceError) -> McpError {
-    match e {
-        ServiceError::McpError(e) => e,
-        ServiceError::Timeout { timeout } => err(
-            -32001,
-            format!(
-                "{server} did not answer within {:.1} s",
-                timeout.as_secs_f64()
-            ),
-            None,
-        ),
-        ServiceError::Cancelled { reason } => {
-            err(-32800, reason.unwrap_or_else(|| "cancelled".into()), None)
-        }
-        other => err(UPSTREAM_FAILED, format!("{server} failed: {other}"), None),
-    }
-}
-
-fn rate_limited(what: &str, wait: Duration) -> McpError {
-    let ms = wait.as_millis().max(1) as u64;
-    err(
-        RATE_LIMITED,
-        format!("rate limit of this {what} reached; retry after {ms} ms"),
-        Some(json!({ "retry_after_ms": ms })),
-    )
 }
 
 /// Holds the call until the agent's owner approves it, denies it, or time runs out.
@@ -381,13 +314,9 @@ async fn ask(
     hit: &Exposed,
     args: &Value,
     ctx: &RequestContext<RoleServer>,
-) -> Result<(), McpError> {
+) -> Result<(), CallError> {
     let ttl = hub.config.ask_timeout;
-    let mut c = hub
-        .store
-        .conn()
-        .await
-        .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+    let mut c = hub.store.conn().await?;
     let a = approvals::create(
         &mut c,
         &agent.agent_id,
@@ -397,8 +326,7 @@ async fn ask(
         args,
         ttl.as_millis() as i64,
     )
-    .await
-    .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+    .await?;
     drop(c);
     let mut ev = NewAuditEvent::new(
         AuditAction::ApprovalRequest,
@@ -411,18 +339,11 @@ async fn ask(
         Some(agent.owner_id.clone()),
     );
     ev.detail = json!({ "server": hit.server.id, "tool": hit.tool.name });
-    hub.audit
-        .record(ev)
-        .await
-        .map_err(|e| McpError::internal_error(e, None))?;
+    hub.audit.record(ev).await?;
     let deadline = Instant::now() + ttl;
     loop {
         let status = {
-            let mut c = hub
-                .store
-                .conn()
-                .await
-                .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+            let mut c = hub.store.conn().await?;
             approvals::get_internal(&mut c, &a.id)
                 .await
                 .map(|a| a.status)
@@ -430,31 +351,22 @@ async fn ask(
         };
         match status {
             Some(ApprovalStatus::Approved) => return Ok(()),
-            Some(ApprovalStatus::Denied) => {
-                return Err(err(
-                    APPROVAL_DENIED,
-                    format!("the owner denied this call (approval {})", a.id),
-                    Some(json!({ "approval": a.id })),
-                ));
-            }
+            Some(ApprovalStatus::Denied) => return Err(CallError::AskDenied(a.id.to_string())),
             _ => {}
         }
         if Instant::now() >= deadline {
-            let mut c = hub
-                .store
-                .conn()
-                .await
-                .map_err(|e| McpError::internal_error(e.to_string(), None))?;
+            let mut c = hub.store.conn().await?;
             let _ = approvals::decide(&mut c, &a.id, ApprovalStatus::Expired, "system").await;
-            return Err(err(
-                APPROVAL_TIMEOUT,
-                format!("no approval within {} s (approval {})", ttl.as_secs(), a.id),
-                Some(json!({ "approval": a.id })),
-            ));
+            return Err(CallError::AskTimedOut {
+                approval: a.id.to_string(),
+                after: ttl,
+            });
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-            _ = ctx.ct.cancelled() => return Err(err(-32800, "cancelled while waiting for approval", None)),
+            _ = ctx.ct.cancelled() => {
+                return Err(CallError::Cancelled("cancelled while waiting for approval".into()))
+            }
         }
     }
 }

@@ -2,6 +2,7 @@
 //! sharing the [`Hub`]. The agent comes from the HTTP request (the auth layer put it in
 //! the request's extensions), checked again on every request.
 
+use crate::error::CallError;
 use crate::policy::AgentIdentity;
 use crate::sessions::Target;
 use crate::{Hub, call};
@@ -24,19 +25,16 @@ pub struct Gateway {
 fn agent_of<R: rmcp::service::ServiceRole>(
     ext: &rmcp::model::Extensions,
     _: std::marker::PhantomData<R>,
-) -> Result<AgentIdentity, McpError> {
+) -> Result<AgentIdentity, CallError> {
+    // The HTTP layer put it there; missing, the request did not come through it.
     ext.get::<http::request::Parts>()
         .and_then(|p| p.extensions.get::<AgentIdentity>())
         .cloned()
-        .ok_or_else(|| McpError::invalid_request("unauthenticated", None))
+        .ok_or(CallError::Unauthorized("no agent token"))
 }
 
-fn agent(ctx: &RequestContext<RoleServer>) -> Result<AgentIdentity, McpError> {
+fn agent(ctx: &RequestContext<RoleServer>) -> Result<AgentIdentity, CallError> {
     agent_of::<RoleServer>(&ctx.extensions, std::marker::PhantomData)
-}
-
-fn internal(e: impl std::fmt::Display) -> McpError {
-    McpError::internal_error(e.to_string(), None)
 }
 
 /// Offset pagination over a list that is sorted and stable between calls.
@@ -44,11 +42,11 @@ fn page<T: Clone>(
     items: &[T],
     cursor: Option<&str>,
     size: usize,
-) -> Result<(Vec<T>, Option<String>), McpError> {
+) -> Result<(Vec<T>, Option<String>), CallError> {
     let start = match cursor {
         Some(c) => c
             .parse::<usize>()
-            .map_err(|_| McpError::invalid_params("Invalid cursor", None))?,
+            .map_err(|_| CallError::InvalidParams("Invalid cursor".into()))?,
         None => 0,
     };
     let end = (start + size).min(items.len());
@@ -63,14 +61,9 @@ impl Gateway {
     async fn view(
         &self,
         ctx: &RequestContext<RoleServer>,
-    ) -> Result<(AgentIdentity, Arc<crate::view::View>), McpError> {
+    ) -> Result<(AgentIdentity, Arc<crate::view::View>), CallError> {
         let a = agent(ctx)?;
-        let policy = self
-            .hub
-            .policies
-            .policy(&a.agent_id)
-            .await
-            .map_err(internal)?;
+        let policy = self.hub.policies.policy(&a.agent_id).await?;
         // Servers this agent could see but that were never discovered: discover them now,
         // each under the deadline; whoever is slow or dead is left out, not waited for.
         self.hub.registry.refresh_if_changed().await;
@@ -174,16 +167,13 @@ impl ServerHandler for Gateway {
             .prompts
             .iter()
             .find(|p| p.name == req.name)
-            .ok_or_else(|| {
-                McpError::invalid_params(format!("Unknown prompt: {}", req.name), None)
-            })?;
+            .ok_or_else(|| CallError::InvalidParams(format!("Unknown prompt: {}", req.name)))?;
         let peer = self.peer_of(&agent, &p.server).await?;
         let mut params = req.clone();
         params.name = p.upstream.clone();
-        match peer
-            .get_prompt_once(params)
-            .await
-            .map_err(|e| upstream(&p.server.name, e))?
+        match self
+            .bounded(&p.server.name, peer.get_prompt_once(params))
+            .await?
         {
             GetPromptResponse::Complete(mut r) => {
                 r.result_type.get_or_insert(ResultType::COMPLETE);
@@ -227,14 +217,12 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let (agent, view) = self.view(&ctx).await?;
-        let server = owner_of_uri(&view, &req.uri).ok_or_else(|| {
-            McpError::resource_not_found(format!("Unknown resource: {}", req.uri), None)
-        })?;
+        let server = owner_of_uri(&view, &req.uri)
+            .ok_or_else(|| CallError::UnknownResource(req.uri.clone()))?;
         let peer = self.peer_of(&agent, &server).await?;
-        match peer
-            .read_resource_once(req)
-            .await
-            .map_err(|e| upstream(&server.name, e))?
+        match self
+            .bounded(&server.name, peer.read_resource_once(req))
+            .await?
         {
             ReadResourceResponse::Complete(mut r) => {
                 r.result_type.get_or_insert(ResultType::COMPLETE);
@@ -258,28 +246,23 @@ impl ServerHandler for Gateway {
                     .iter()
                     .find(|x| x.name == p.name)
                     .ok_or_else(|| {
-                        McpError::invalid_params(format!("Unknown prompt: {}", p.name), None)
+                        CallError::InvalidParams(format!("Unknown prompt: {}", p.name))
                     })?;
                 if let Reference::Prompt(pp) = &mut params.r#ref {
                     pp.name = found.upstream.clone();
                 }
                 found.server.clone()
             }
-            Reference::Resource(r) => owner_of_uri(&view, &r.uri).ok_or_else(|| {
-                McpError::resource_not_found(format!("Unknown resource: {}", r.uri), None)
-            })?,
+            Reference::Resource(r) => owner_of_uri(&view, &r.uri)
+                .ok_or_else(|| CallError::UnknownResource(r.uri.clone()))?,
             _ => {
-                return Err(McpError::invalid_params(
-                    "Unsupported completion reference",
-                    None,
-                ));
+                return Err(
+                    CallError::InvalidParams("Unsupported completion reference".into()).into(),
+                );
             }
         };
         let peer = self.peer_of(&agent, &server).await?;
-        let mut r = peer
-            .complete(params)
-            .await
-            .map_err(|e| upstream(&server.name, e))?;
+        let mut r = self.bounded(&server.name, peer.complete(params)).await?;
         r.result_type.get_or_insert(ResultType::COMPLETE);
         Ok(r)
     }
@@ -302,7 +285,7 @@ impl ServerHandler for Gateway {
             .policies
             .policy(&a.agent_id)
             .await
-            .map_err(internal)?;
+            .map_err(CallError::from)?;
         let fp = self
             .hub
             .views
@@ -334,48 +317,48 @@ fn owner_of_uri(view: &crate::view::View, uri: &str) -> Option<Arc<crate::regist
         .map(|(_, s)| s.clone())
 }
 
-fn upstream(server: &str, e: rmcp::service::ServiceError) -> McpError {
-    match e {
-        rmcp::service::ServiceError::McpError(e) => e,
-        other => McpError::new(
-            rmcp::model::ErrorCode(call::UPSTREAM_FAILED),
-            format!("{server} failed: {other}"),
-            None,
-        ),
-    }
-}
-
 impl Gateway {
+    /// An upstream request other than a tool call, bounded by the same call timeout:
+    /// no request waits on a silent server for ever.
+    async fn bounded<T>(
+        &self,
+        server: &str,
+        request: impl std::future::Future<Output = Result<T, rmcp::service::ServiceError>>,
+    ) -> Result<T, CallError> {
+        let after = self.hub.config.call_timeout;
+        match tokio::time::timeout(after, request).await {
+            Ok(r) => r.map_err(|e| CallError::upstream(server, e)),
+            Err(_) => Err(CallError::Timeout {
+                server: server.to_string(),
+                after,
+            }),
+        }
+    }
+
     /// The upstream session for this agent's requests to `server` (with the user
     /// credential the agent was granted for it, if it acts with one).
     async fn peer_of(
         &self,
         agent: &AgentIdentity,
         server: &crate::registry::ServerEntry,
-    ) -> Result<rmcp::service::Peer<rmcp::service::RoleClient>, McpError> {
-        server
-            .reachable()
-            .map_err(|e| McpError::new(rmcp::model::ErrorCode(call::UNAVAILABLE), e, None))?;
-        let ep = server.endpoint.clone().ok_or_else(|| {
-            McpError::new(
-                rmcp::model::ErrorCode(call::UNAVAILABLE),
-                "the server has no endpoint yet",
-                None,
-            )
-        })?;
-        let cred = call::credential(&self.hub, agent, server, &ep).await?;
+    ) -> Result<rmcp::service::Peer<rmcp::service::RoleClient>, CallError> {
+        let ep = server.reachable()?;
+        let cred = call::credential(&self.hub, agent, server, ep).await?;
         let conn = self
             .hub
             .registry
             .upstreams
             .get(
                 &server.id,
-                &ep,
+                ep,
                 self.hub.config.connect_timeout,
                 cred.as_ref(),
             )
             .await
-            .map_err(|e| McpError::new(rmcp::model::ErrorCode(call::UNAVAILABLE), e, None))?;
+            .map_err(|source| CallError::Connect {
+                server: server.name.clone(),
+                source,
+            })?;
         Ok(conn.peer().clone())
     }
 }

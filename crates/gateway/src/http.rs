@@ -1,9 +1,11 @@
 //! The HTTP side of `/mcp`: the agent's bearer token checked on every request, sessions
 //! bound to the agent that opened them (rmcp does not bind them; a session id of another
-//! agent is answered 404), and one-event SSE replies collapsed into plain JSON for
+//! agent is answered 404), errors answered before rmcp (or by rmcp in plain text) as
+//! JSON-RPC errors of the table, and one-event SSE replies collapsed into plain JSON for
 //! clients that accept it (rmcp's legacy sessions always answer with SSE).
 
 use crate::Hub;
+use crate::error::CallError;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -14,14 +16,8 @@ use std::sync::Arc;
 
 const SESSION: &str = "mcp-session-id";
 
-fn unauthorized(why: &str) -> Response {
-    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32001, "message": format!("Unauthorized: {why}") } });
-    let mut res = (
-        StatusCode::UNAUTHORIZED,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response();
+fn unauthorized(why: &'static str) -> Response {
+    let mut res = rpc_error(StatusCode::UNAUTHORIZED, CallError::Unauthorized(why));
     let challenge =
         format!("Bearer realm=\"toolbelt\", error=\"invalid_token\", error_description=\"{why}\"");
     res.headers_mut().insert(
@@ -71,13 +67,7 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
             .cloned();
         if owner.is_some_and(|o| o != agent.agent_id) {
             // Sessions never authenticate: another agent's session id does not exist for you.
-            let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": -32001, "message": "Session not found" } });
-            return (
-                StatusCode::NOT_FOUND,
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response();
+            return rpc_error(StatusCode::NOT_FOUND, CallError::SessionNotFound);
         }
     }
     // Malformed bodies get JSON-RPC's own error codes (rmcp would answer 415 with text).
@@ -85,27 +75,16 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
         let (parts, body) = req.into_parts();
         let bytes = match axum::body::to_bytes(body, hub.config.max_body_bytes).await {
             Ok(b) => b,
-            Err(_) => {
-                return rpc_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    -32600,
-                    "Request body too large",
-                );
-            }
+            Err(_) => return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, CallError::RequestTooLarge),
         };
         match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Err(e) => {
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    -32700,
-                    &format!("Parse error: {e}"),
-                );
-            }
+            Err(e) => return rpc_error(StatusCode::BAD_REQUEST, CallError::Parse(e)),
             Ok(v) if !well_formed(&v) => {
                 return rpc_error(
                     StatusCode::BAD_REQUEST,
-                    -32600,
-                    "Invalid Request: not a JSON-RPC 2.0 request, notification or response",
+                    CallError::InvalidRequest(
+                        "not a JSON-RPC 2.0 request, notification or response",
+                    ),
                 );
             }
             Ok(_) => {}
@@ -121,6 +100,10 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
     let agent_id = agent.agent_id.clone();
     req.extensions_mut().insert(agent);
     let res = next.run(req).await;
+    // rmcp answers an unknown session id in plain text; agents get the table's error.
+    if res.status() == StatusCode::NOT_FOUND && session.is_some() && !is_json(&res) {
+        return rpc_error(StatusCode::NOT_FOUND, CallError::SessionNotFound);
+    }
     if let Some(s) = res.headers().get(SESSION).and_then(|v| v.to_str().ok()) {
         hub.session_owners
             .lock()
@@ -152,14 +135,22 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
     res
 }
 
-fn rpc_error(status: StatusCode, code: i64, message: &str) -> Response {
-    let body = serde_json::json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
+/// An error answered before rmcp sees the request (so with no id to answer to).
+fn rpc_error(status: StatusCode, e: CallError) -> Response {
+    let body = e.reply(&serde_json::Value::Null);
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
         .into_response()
+}
+
+fn is_json(res: &Response) -> bool {
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 /// One JSON-RPC 2.0 message: a request or notification (`method`), or a response.

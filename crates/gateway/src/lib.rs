@@ -7,6 +7,7 @@
 
 pub mod audit_writer;
 pub mod call;
+pub mod error;
 pub mod handler;
 pub mod http;
 pub mod naming;

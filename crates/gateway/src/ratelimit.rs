@@ -10,9 +10,19 @@ pub struct Rate {
     pub burst: f64,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    #[error("bad rate {0:?}: want RATE or RATE:BURST calls per second")]
+    Rate(String),
+    #[error("bad burst in {0:?}")]
+    Burst(String),
+    #[error("bad rate {0:?}: the rate must be positive and the burst at least 1")]
+    OutOfRange(String),
+}
+
 impl Rate {
     /// `"RATE"` or `"RATE:BURST"` calls per second (burst defaults to twice the rate).
-    pub fn parse(s: &str) -> Result<Rate, String> {
+    pub fn parse(s: &str) -> Result<Rate, RateError> {
         let (r, b) = match s.split_once(':') {
             Some((r, b)) => (r, Some(b)),
             None => (s, None),
@@ -20,18 +30,16 @@ impl Rate {
         let per_second: f64 = r
             .trim()
             .parse()
-            .map_err(|_| format!("bad rate {s:?}: want RATE or RATE:BURST calls per second"))?;
+            .map_err(|_| RateError::Rate(s.to_string()))?;
         let burst: f64 = match b {
             Some(b) => b
                 .trim()
                 .parse()
-                .map_err(|_| format!("bad burst in {s:?}"))?,
+                .map_err(|_| RateError::Burst(s.to_string()))?,
             None => per_second * 2.0,
         };
         if !(per_second > 0.0 && burst >= 1.0) {
-            return Err(format!(
-                "bad rate {s:?}: the rate must be positive and the burst at least 1"
-            ));
+            return Err(RateError::OutOfRange(s.to_string()));
         }
         Ok(Rate { per_second, burst })
     }
@@ -96,6 +104,8 @@ mod tests {
             "{wait:?}"
         );
         assert!(l.take("b").is_ok(), "buckets are per key");
-        assert!(Rate::parse("0").is_err() && Rate::parse("x").is_err());
+        assert_eq!(Rate::parse("0"), Err(RateError::OutOfRange("0".into())));
+        assert_eq!(Rate::parse("x"), Err(RateError::Rate("x".into())));
+        assert_eq!(Rate::parse("1:y"), Err(RateError::Burst("1:y".into())));
     }
 }

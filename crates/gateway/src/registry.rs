@@ -3,6 +3,7 @@
 //! prompts. Discovery contacts servers in parallel, each under its own deadline, so a
 //! dead or slow server never holds up the others; its failure is recorded on the server.
 
+use crate::error::Unreachable;
 use crate::pinning::{self, Verdict};
 use crate::upstream::{Endpoint, Upstreams};
 use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerCapabilities, Tool};
@@ -52,18 +53,21 @@ impl ServerEntry {
         }
     }
 
-    /// Whether calls can reach it now.
-    pub fn reachable(&self) -> Result<(), String> {
+    /// Where calls reach it now, or why they cannot (checked before each call: a silent
+    /// toolbox or a stopped server fails at once, never hangs).
+    pub fn reachable(&self) -> Result<&Endpoint, Unreachable> {
         if self.toolbox_status == ToolboxStatus::Unresponsive {
-            return Err(format!(
-                "toolbox {} is unresponsive (its DTMA stopped heartbeating)",
-                self.toolbox_name
-            ));
+            return Err(Unreachable::ToolboxUnresponsive(self.toolbox_name.clone()));
         }
         if self.status != ServerStatus::Running {
-            return Err(format!("server {} is {}", self.name, self.status));
+            return Err(Unreachable::NotRunning {
+                server: self.name.clone(),
+                status: self.status,
+            });
         }
-        Ok(())
+        self.endpoint
+            .as_ref()
+            .ok_or_else(|| Unreachable::NoEndpoint(self.name.clone()))
     }
 }
 

@@ -10,20 +10,39 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct AllowList(Vec<(IpAddr, u8)>);
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllowListError {
+    #[error("bad prefix length in {0}")]
+    PrefixLength(String),
+    #[error("bad address in {0}")]
+    Address(String),
+}
+
+/// Why the guard refused an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("refused to connect to {ip}: {why} (an admin can allow-list it)")]
+    Address { ip: IpAddr, why: &'static str },
+    #[error("the URL has no host")]
+    NoHost,
+}
+
 impl AllowList {
     /// `"127.0.0.1/32, 10.0.0.0/8"`; bad entries are reported, not ignored.
-    pub fn parse(s: &str) -> Result<AllowList, String> {
+    pub fn parse(s: &str) -> Result<AllowList, AllowListError> {
         let mut v = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (ip, len) = match part.split_once('/') {
                 Some((ip, len)) => (
                     ip,
                     len.parse::<u8>()
-                        .map_err(|_| format!("bad prefix length in {part}"))?,
+                        .map_err(|_| AllowListError::PrefixLength(part.to_string()))?,
                 ),
                 None => (part, if part.contains(':') { 128 } else { 32 }),
             };
-            let ip: IpAddr = ip.parse().map_err(|_| format!("bad address in {part}"))?;
+            let ip: IpAddr = ip
+                .parse()
+                .map_err(|_| AllowListError::Address(part.to_string()))?;
             v.push((ip, len));
         }
         Ok(AllowList(v))
@@ -109,22 +128,20 @@ pub struct Guard {
 }
 
 impl Guard {
-    pub fn check(&self, ip: IpAddr) -> Result<(), String> {
+    pub fn check(&self, ip: IpAddr) -> Result<(), Refused> {
         match forbidden(ip) {
-            Some(why) if !self.allow.allows(ip) => Err(format!(
-                "refused to connect to {ip}: {why} (an admin can allow-list it)"
-            )),
+            Some(why) if !self.allow.allows(ip) => Err(Refused::Address { ip, why }),
             _ => Ok(()),
         }
     }
 
     /// For URLs whose host is an IP literal (the resolver never sees those).
-    pub fn check_url(&self, url: &reqwest::Url) -> Result<(), String> {
+    pub fn check_url(&self, url: &reqwest::Url) -> Result<(), Refused> {
         match url.host() {
             Some(url::Host::Ipv4(ip)) => self.check(IpAddr::V4(ip)),
             Some(url::Host::Ipv6(ip)) => self.check(IpAddr::V6(ip)),
             Some(url::Host::Domain(_)) => Ok(()),
-            None => Err("the URL has no host".into()),
+            None => Err(Refused::NoHost),
         }
     }
 }
@@ -151,11 +168,10 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             if ok.is_empty() {
-                let why = reasons
-                    .into_iter()
-                    .next()
-                    .unwrap_or_else(|| format!("{host} did not resolve"));
-                return Err(why.into());
+                return Err(match reasons.into_iter().next() {
+                    Some(refused) => refused.into(),
+                    None => format!("{host} did not resolve").into(),
+                });
             }
             Ok(Box::new(ok.into_iter()) as Addrs)
         })
@@ -221,6 +237,20 @@ mod tests {
         assert!(g.check("10.9.9.9".parse().unwrap()).is_ok());
         assert!(g.check("127.0.0.2".parse().unwrap()).is_err());
         assert!(g.check("169.254.169.254".parse().unwrap()).is_err());
-        assert!(AllowList::parse("nonsense").is_err());
+        assert_eq!(
+            AllowList::parse("nonsense").unwrap_err(),
+            AllowListError::Address("nonsense".into())
+        );
+        assert_eq!(
+            AllowList::parse("10.0.0.0/x").unwrap_err(),
+            AllowListError::PrefixLength("10.0.0.0/x".into())
+        );
+        assert_eq!(
+            g.check_url(&"http://[::1]/mcp".parse().unwrap()),
+            Err(Refused::Address {
+                ip: "::1".parse().unwrap(),
+                why: "a loopback address"
+            })
+        );
     }
 }

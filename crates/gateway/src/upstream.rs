@@ -5,6 +5,7 @@
 //! the agent request that caused them.
 
 #![allow(deprecated)]
+use crate::error::CallError;
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequestParams,
     CreateMessageResult, ElicitRequest, ElicitRequestParams, ElicitResult, Implementation,
@@ -101,9 +102,7 @@ impl Routes {
                 }
             }
         };
-        found.ok_or_else(|| {
-            McpError::invalid_request("no agent session is waiting on this server", None)
-        })
+        found.ok_or_else(|| CallError::NoAgentSession.into())
     }
 }
 
@@ -116,11 +115,16 @@ pub struct UpstreamHandler {
     routes: Arc<Routes>,
 }
 
+/// The agent's own error passes on to the server as it is.
 fn forward_err(e: rmcp::service::ServiceError) -> McpError {
     match e {
         rmcp::service::ServiceError::McpError(e) => e,
-        other => McpError::internal_error(format!("the agent could not answer: {other}"), None),
+        other => CallError::Agent(other.to_string()).into(),
     }
+}
+
+fn answered_otherwise(request: &str) -> McpError {
+    CallError::Agent(format!("it answered {request} with something else")).into()
 }
 
 // Sampling and roots are deprecated by the spec (SEP-2577) but still what legacy
@@ -180,10 +184,7 @@ impl ClientHandler for UpstreamHandler {
             .map_err(forward_err)?
         {
             ClientResult::CreateMessageResult(r) => Ok(*r),
-            _ => Err(McpError::internal_error(
-                "the agent answered sampling with something else",
-                None,
-            )),
+            _ => Err(answered_otherwise("sampling")),
         }
     }
 
@@ -199,10 +200,7 @@ impl ClientHandler for UpstreamHandler {
             .map_err(forward_err)?
         {
             ClientResult::ElicitResult(r) => Ok(r),
-            _ => Err(McpError::internal_error(
-                "the agent answered elicitation with something else",
-                None,
-            )),
+            _ => Err(answered_otherwise("elicitation")),
         }
     }
 
@@ -218,10 +216,7 @@ impl ClientHandler for UpstreamHandler {
             .map_err(forward_err)?
         {
             ClientResult::ListRootsResult(r) => Ok(r),
-            _ => Err(McpError::internal_error(
-                "the agent answered roots/list with something else",
-                None,
-            )),
+            _ => Err(answered_otherwise("roots/list")),
         }
     }
 }
@@ -275,6 +270,26 @@ impl Conn {
     }
 }
 
+/// Why an upstream session could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connecting timed out after {:.1} s", .0.as_secs_f64())]
+    Timeout(Duration),
+    #[error("bad URL {url}: {source}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error(transparent)]
+    Refused(#[from] crate::ssrf::Refused),
+    #[error("the {0} is not a valid header value")]
+    BadHeader(&'static str),
+    /// The cause chain of the handshake's failure ("a: b: c"), where the reason is.
+    #[error("MCP handshake with {url} failed: {reason}")]
+    Handshake { url: String, reason: String },
+}
+
 /// Signs the DTMA bearer token for a toolbox (the gateway runs in the control plane).
 pub type Signer = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
@@ -325,7 +340,7 @@ impl Upstreams {
         endpoint: &Endpoint,
         timeout: Duration,
         cred: Option<&Credential>,
-    ) -> Result<Arc<Conn>, String> {
+    ) -> Result<Arc<Conn>, ConnectError> {
         let key = (server.clone(), cred.map(|c| c.connection_id.clone()));
         let slot = self.conns.lock().await.entry(key).or_default().clone();
         let mut slot = slot.lock().await;
@@ -337,7 +352,7 @@ impl Upstreams {
         }
         let conn = tokio::time::timeout(timeout, self.connect(server, endpoint, cred))
             .await
-            .map_err(|_| format!("connecting timed out after {:.1} s", timeout.as_secs_f64()))??;
+            .map_err(|_| ConnectError::Timeout(timeout))??;
         let conn = Arc::new(conn);
         *slot = Some(conn.clone());
         Ok(conn)
@@ -363,7 +378,7 @@ impl Upstreams {
         server: &ServerId,
         endpoint: &Endpoint,
         cred: Option<&Credential>,
-    ) -> Result<Conn, String> {
+    ) -> Result<Conn, ConnectError> {
         let (url, client, headers) = match endpoint {
             Endpoint::Dtma { url, toolbox_id } => {
                 let mut h = HashMap::new();
@@ -371,12 +386,15 @@ impl Upstreams {
                 h.insert(
                     http::header::AUTHORIZATION,
                     http::HeaderValue::from_str(&format!("Bearer {token}"))
-                        .map_err(|e| e.to_string())?,
+                        .map_err(|_| ConnectError::BadHeader("signed toolbox token"))?,
                 );
                 (url.clone(), self.dtma_http.clone(), h)
             }
             Endpoint::Remote { url } => {
-                let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad URL {url}: {e}"))?;
+                let parsed = reqwest::Url::parse(url).map_err(|source| ConnectError::BadUrl {
+                    url: url.clone(),
+                    source,
+                })?;
                 self.guard.check_url(&parsed)?;
                 let mut h = HashMap::new();
                 // The user's token, never the agent's: the agent's bearer stops here.
@@ -384,7 +402,7 @@ impl Upstreams {
                     h.insert(
                         http::header::AUTHORIZATION,
                         http::HeaderValue::from_str(&c.authorization)
-                            .map_err(|_| "the stored access token is not a valid header value")?,
+                            .map_err(|_| ConnectError::BadHeader("stored access token"))?,
                     );
                 }
                 (url.clone(), self.remote_http.clone(), h)
@@ -406,9 +424,13 @@ impl Upstreams {
             key: key.clone(),
             routes: self.routes.clone(),
         };
-        let service = rmcp::serve_client(handler, transport)
-            .await
-            .map_err(|e| format!("MCP handshake with {url} failed: {}", chain(&e)))?;
+        let service =
+            rmcp::serve_client(handler, transport)
+                .await
+                .map_err(|e| ConnectError::Handshake {
+                    url: url.clone(),
+                    reason: chain(&e),
+                })?;
         service
             .peer()
             .set_response_cache_config(rmcp::service::ClientCacheConfig::disabled())

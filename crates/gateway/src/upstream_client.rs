@@ -160,14 +160,14 @@ mod tests {
             "jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": { "name": "x" }
         }))
         .unwrap();
-        let err =
-            json!({ "jsonrpc": "2.0", "error": { "code": -32000, "message": "not running" } });
+        let code = toolbelt_model::rpc::ErrorKind::UpstreamUnreachable.code();
+        let err = json!({ "jsonrpc": "2.0", "error": { "code": code, "message": "not running" } });
         assert_eq!(
             id_of(matched(reply(err.clone()), request_id(&req))),
             Some(json!(7))
         );
         // An error that has an id keeps it; a notification has no id to give.
-        let own = json!({ "jsonrpc": "2.0", "id": 3, "error": { "code": -32000, "message": "x" } });
+        let own = json!({ "jsonrpc": "2.0", "id": 3, "error": { "code": code, "message": "x" } });
         assert_eq!(id_of(matched(reply(own), request_id(&req))), Some(json!(3)));
         let note: ClientJsonRpcMessage = serde_json::from_value(json!({
             "jsonrpc": "2.0", "method": "notifications/initialized"

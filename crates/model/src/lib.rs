@@ -18,6 +18,7 @@ pub mod ids;
 pub mod name;
 pub mod oauth;
 pub mod page;
+pub mod rpc;
 pub mod server;
 pub mod signed;
 pub mod token;

@@ -25,23 +25,13 @@ fn millis(name: &str) -> Result<Option<Duration>> {
 pub fn gateway() -> Result<GatewayConfig> {
     let mut c = GatewayConfig::default();
     if let Some(v) = env("TOOLBELT_RATE_LIMIT_AGENT") {
-        c.agent_rate = Some(
-            Rate::parse(&v)
-                .map_err(anyhow::Error::msg)
-                .context("TOOLBELT_RATE_LIMIT_AGENT")?,
-        );
+        c.agent_rate = Some(Rate::parse(&v).context("TOOLBELT_RATE_LIMIT_AGENT")?);
     }
     if let Some(v) = env("TOOLBELT_RATE_LIMIT_TOOL") {
-        c.tool_rate = Some(
-            Rate::parse(&v)
-                .map_err(anyhow::Error::msg)
-                .context("TOOLBELT_RATE_LIMIT_TOOL")?,
-        );
+        c.tool_rate = Some(Rate::parse(&v).context("TOOLBELT_RATE_LIMIT_TOOL")?);
     }
     if let Some(v) = env("TOOLBELT_SSRF_ALLOW") {
-        c.ssrf_allow = AllowList::parse(&v)
-            .map_err(anyhow::Error::msg)
-            .context("TOOLBELT_SSRF_ALLOW")?;
+        c.ssrf_allow = AllowList::parse(&v).context("TOOLBELT_SSRF_ALLOW")?;
     }
     if let Some(v) = env("TOOLBELT_ALLOWED_HOSTS") {
         c.allowed_hosts = v

@@ -4,6 +4,7 @@
 //! session serves every client); requests are forwarded and answered as JSON, or as an
 //! SSE stream when progress or server requests arrive first and the client accepts SSE.
 
+use super::error::BridgeError;
 use super::mux::{Event, Upstream};
 use super::{Bridges, Target, proxy};
 use axum::body::{Body, Bytes};
@@ -17,10 +18,10 @@ use std::time::Duration;
 
 pub const SESSION_HEADER: &str = "mcp-session-id";
 
-fn rpc_error(status: StatusCode, id: Value, code: i64, message: &str) -> Response {
-    let body = json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } });
+fn rpc_error(e: BridgeError, id: &Value) -> Response {
+    let body = e.reply(id);
     (
-        status,
+        e.status(),
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
@@ -54,7 +55,7 @@ fn accepts_sse(h: &HeaderMap) -> bool {
 
 /// The request's own id: a reply without it (`id: null`) cannot be matched by the
 /// caller's client, which then waits for its timeout instead of seeing the error.
-fn request_id(body: &[u8]) -> Value {
+pub(super) fn request_id(body: &[u8]) -> Value {
     serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v.get("id").cloned())
@@ -62,12 +63,7 @@ fn request_id(body: &[u8]) -> Value {
 }
 
 fn not_running(server: &str, body: &[u8]) -> Response {
-    rpc_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        request_id(body),
-        -32000,
-        &format!("MCP server {server} is not running on this toolbox"),
-    )
+    rpc_error(BridgeError::NotHere(server.to_string()), &request_id(body))
 }
 
 /// POST: one JSON-RPC message from a client.
@@ -80,27 +76,21 @@ pub async fn post(
     let up = match b.get(&server) {
         Some(Target::Stdio(up)) if up.is_alive() => up,
         Some(Target::Http(base)) => {
-            return proxy::forward(&b, &base, axum::http::Method::POST, &headers, body).await;
+            return proxy::forward(&b, &server, &base, axum::http::Method::POST, &headers, body)
+                .await;
         }
         Some(_) | None => return not_running(&server, &body),
     };
     let msg: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                Value::Null,
-                -32700,
-                &format!("Parse error: {e}"),
-            );
-        }
+        Err(e) => return rpc_error(BridgeError::Parse(e), &Value::Null),
     };
     if !msg.is_object() || msg["jsonrpc"] != "2.0" {
         return rpc_error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            -32600,
-            "Invalid Request: send one JSON-RPC 2.0 message (batches are not supported)",
+            BridgeError::InvalidRequest(
+                "send one JSON-RPC 2.0 message (batches are not supported)",
+            ),
+            &Value::Null,
         );
     }
     let session = headers
@@ -111,10 +101,8 @@ pub async fn post(
         && !b.touch_session(s, &server)
     {
         return rpc_error(
-            StatusCode::NOT_FOUND,
-            msg.get("id").cloned().unwrap_or(Value::Null),
-            -32001,
-            "Session not found",
+            BridgeError::SessionNotFound,
+            msg.get("id").unwrap_or(&Value::Null),
         );
     }
     let session_key = session.clone().unwrap_or_default();
@@ -131,12 +119,7 @@ pub async fn post(
                     Some(&sid),
                 )
             }
-            None => rpc_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                id,
-                -32000,
-                "the server has not finished starting",
-            ),
+            None => rpc_error(BridgeError::Starting, &id),
         },
         (Some(_), Some(id)) => {
             forward_request(&b, up, msg, id, &session_key, accepts_sse(&headers)).await
@@ -151,10 +134,8 @@ pub async fn post(
             StatusCode::ACCEPTED.into_response()
         }
         _ => rpc_error(
-            StatusCode::BAD_REQUEST,
-            Value::Null,
-            -32600,
-            "Invalid Request",
+            BridgeError::InvalidRequest("neither a request, a notification nor a response"),
+            &Value::Null,
         ),
     }
 }
@@ -212,8 +193,15 @@ pub async fn get(
     let up = match b.get(&server) {
         Some(Target::Stdio(up)) if up.is_alive() => up,
         Some(Target::Http(base)) => {
-            return proxy::forward(&b, &base, axum::http::Method::GET, &headers, Bytes::new())
-                .await;
+            return proxy::forward(
+                &b,
+                &server,
+                &base,
+                axum::http::Method::GET,
+                &headers,
+                Bytes::new(),
+            )
+            .await;
         }
         Some(_) | None => return not_running(&server, &[]),
     };
@@ -267,6 +255,7 @@ pub async fn delete(
     if let Some(Target::Http(base)) = b.get(&server) {
         return proxy::forward(
             &b,
+            &server,
             &base,
             axum::http::Method::DELETE,
             &headers,

@@ -2,6 +2,7 @@
 //! whatever its own transport — stdio servers through [`mux::Upstream`], HTTP servers
 //! proxied over the toolbox's private network.
 
+pub mod error;
 pub mod http;
 pub mod mux;
 pub mod proxy;

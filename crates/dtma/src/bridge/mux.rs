@@ -6,6 +6,7 @@
 //! Failure is explicit: junk on stdout is logged and skipped, a dead server fails every
 //! pending call at once, and callers bound their wait (see [`CallHandle::finish`]).
 
+use super::error::BridgeError;
 use crate::logs::LogRing;
 use crate::runtime::StdioPipes;
 use bytes::Bytes;
@@ -19,11 +20,6 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::sync::CancellationToken;
-
-/// JSON-RPC error codes the bridge itself produces (as the MCP SDKs name them).
-pub const CONNECTION_CLOSED: i64 = -32000;
-pub const REQUEST_TIMEOUT: i64 = -32001;
-pub const REQUEST_CANCELLED: i64 = -32800;
 
 /// The largest line accepted from a server's stdout.
 const MAX_LINE: usize = 16 * 1024 * 1024;
@@ -63,8 +59,13 @@ pub struct Upstream {
     pub junk_lines: AtomicU64,
 }
 
-fn error_reply(id: &Value, code: i64, message: &str) -> Value {
-    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code, "message": message } })
+/// Why the DTMA's own handshake with a server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("initialize failed: {0}")]
+    Refused(Value),
+    #[error("initialize returned no result")]
+    NoResult,
 }
 
 fn id_key(id: &Value) -> String {
@@ -138,20 +139,19 @@ impl Upstream {
     }
 
     /// Fails every pending call and stops. Idempotent.
-    fn die(&self, why: &str) {
+    fn die(&self, why: &'static str) {
         if !self.alive.swap(false, Ordering::AcqRel) {
             return;
         }
         self.dead.cancel();
         let pending =
             std::mem::take(&mut self.table.lock().unwrap_or_else(|p| p.into_inner()).pending);
-        let msg = format!("MCP server {} stopped: {why}", self.name);
+        let e = BridgeError::Stopped {
+            server: self.name.clone(),
+            why,
+        };
         for (_, p) in pending {
-            let _ = p.tx.send(Event::Done(error_reply(
-                &p.client_id,
-                CONNECTION_CLOSED,
-                &msg,
-            )));
+            let _ = p.tx.send(Event::Done(e.reply(&p.client_id)));
         }
         tracing::info!(server = %self.name, why, "upstream closed");
     }
@@ -210,11 +210,7 @@ impl Upstream {
                     None => self.notify.send(Arc::from(line)).is_ok(),
                 };
                 if !delivered {
-                    self.send_raw(&error_reply(
-                        &id,
-                        -32601,
-                        "no client session can answer this request",
-                    ));
+                    self.send_raw(&BridgeError::NoClientSession.reply(&id));
                 }
             }
             // A notification: progress goes to its caller, the rest to every listener.
@@ -264,11 +260,9 @@ impl Upstream {
             // the server's death is failed here instead of waiting for its timeout.
             if !self.is_alive() {
                 drop(t);
-                let _ = tx.send(Event::Done(error_reply(
-                    &client_id,
-                    CONNECTION_CLOSED,
-                    &format!("MCP server {} is not running", self.name),
-                )));
+                let _ = tx.send(Event::Done(
+                    BridgeError::NotRunning(self.name.clone()).reply(&client_id),
+                ));
                 // Not `done`: the reply above is in the channel for `next` to hand out (id
                 // 0 is never pending, so dropping the handle cancels nothing).
                 return CallHandle {
@@ -295,11 +289,7 @@ impl Upstream {
         }
         if !self.send_raw(&msg) {
             self.forget(up_id);
-            let _ = tx.send(Event::Done(error_reply(
-                &client_id,
-                CONNECTION_CLOSED,
-                "the server's input is blocked",
-            )));
+            let _ = tx.send(Event::Done(BridgeError::InputBlocked.reply(&client_id)));
         }
         CallHandle {
             up: self.clone(),
@@ -346,11 +336,8 @@ impl Upstream {
                     msg["params"]["requestId"] = json!(id);
                     // The caller's POST ends now; the server's late reply (if any) is dropped.
                     if let Some(p) = self.forget(id) {
-                        let _ = p.tx.send(Event::Done(error_reply(
-                            &p.client_id,
-                            REQUEST_CANCELLED,
-                            "request cancelled by the client",
-                        )));
+                        let _ =
+                            p.tx.send(Event::Done(BridgeError::Cancelled.reply(&p.client_id)));
                     }
                 }
                 None => return,
@@ -374,7 +361,7 @@ impl Upstream {
     }
 
     /// The DTMA's own handshake with the server; clients are answered from its result.
-    pub async fn initialize(self: &Arc<Self>, timeout: Duration) -> Result<Value, String> {
+    pub async fn initialize(self: &Arc<Self>, timeout: Duration) -> Result<Value, InitError> {
         let req = json!({
             "jsonrpc": "2.0", "id": 0, "method": "initialize",
             "params": {
@@ -385,12 +372,9 @@ impl Upstream {
         });
         let res = self.call(req, "#dtma").finish(timeout).await;
         if let Some(e) = res.get("error") {
-            return Err(format!("initialize failed: {e}"));
+            return Err(InitError::Refused(e.clone()));
         }
-        let result = res
-            .get("result")
-            .cloned()
-            .ok_or("initialize returned no result")?;
+        let result = res.get("result").cloned().ok_or(InitError::NoResult)?;
         *self.init.write().unwrap_or_else(|p| p.into_inner()) = Some(result.clone());
         self.send_raw(&json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }));
         Ok(result)
@@ -424,11 +408,7 @@ impl CallHandle {
     /// The next event, or a timeout error reply (the call is then cancelled upstream).
     pub async fn next(&mut self, timeout: Duration, client_id: &Value) -> Event {
         if self.done {
-            return Event::Done(error_reply(
-                client_id,
-                CONNECTION_CLOSED,
-                "the call already finished",
-            ));
+            return Event::Done(BridgeError::Finished.reply(client_id));
         }
         match tokio::time::timeout(timeout, self.rx.recv()).await {
             Ok(Some(Event::Done(v))) => {
@@ -438,24 +418,18 @@ impl CallHandle {
             Ok(Some(e)) => e,
             Ok(None) => {
                 self.done = true;
-                Event::Done(error_reply(
-                    client_id,
-                    CONNECTION_CLOSED,
-                    "the server connection closed",
-                ))
+                Event::Done(BridgeError::Closed.reply(client_id))
             }
             Err(_) => {
                 self.done = true;
                 self.up.abandon(self.up_id, "timed out at the toolbox");
-                let secs = timeout.as_secs_f64();
-                Event::Done(error_reply(
-                    client_id,
-                    REQUEST_TIMEOUT,
-                    &format!(
-                        "MCP server {} did not answer within {secs:.1} s",
-                        self.up.name
-                    ),
-                ))
+                Event::Done(
+                    BridgeError::Timeout {
+                        server: self.up.name.clone(),
+                        after: timeout,
+                    }
+                    .reply(client_id),
+                )
             }
         }
     }

@@ -2,6 +2,7 @@
 //! toolbox's private network (no published ports), responses streamed back.
 
 use super::Bridges;
+use super::error::BridgeError;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +21,7 @@ const PASS: &[&str] = &[
 
 pub async fn forward(
     b: &Bridges,
+    server: &str,
     base: &str,
     method: Method,
     headers: &HeaderMap,
@@ -38,14 +40,22 @@ pub async fn forward(
     let res = match req.body(body).send().await {
         Ok(r) => r,
         Err(e) => {
-            let msg = format!("MCP server is unreachable on the toolbox network: {e}");
+            let e = if e.is_timeout() {
+                BridgeError::Timeout {
+                    server: server.to_string(),
+                    after: b.call_timeout,
+                }
+            } else {
+                BridgeError::Unreachable(e)
+            };
             // The request's id, so the caller's client can match the error to its call.
-            let id = serde_json::from_slice::<serde_json::Value>(&body_copy)
-                .ok()
-                .and_then(|v| v.get("id").cloned())
-                .unwrap_or(serde_json::Value::Null);
-            return (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "application/json")],
-                serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32000, "message": msg } }).to_string()).into_response();
+            let reply = e.reply(&super::http::request_id(&body_copy));
+            return (
+                e.status(),
+                [(header::CONTENT_TYPE, "application/json")],
+                reply.to_string(),
+            )
+                .into_response();
         }
     };
     let mut out = Response::builder().status(res.status().as_u16());

@@ -2,6 +2,35 @@
 //! scanning what they serve, and installing the result in the registry.
 
 use super::*;
+use crate::upstream::ConnectError;
+use rmcp::service::ServiceError;
+
+/// Why a server's tools could not be listed (recorded on the server, retried).
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoveryError {
+    #[error("gone")]
+    Gone,
+    #[error("no endpoint")]
+    NoEndpoint,
+    #[error(transparent)]
+    Credential(#[from] toolbelt_oauth::OAuthError),
+    #[error("waiting for a {0} connection grant to list its tools with")]
+    WaitingForGrant(String),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error(transparent)]
+    List(#[from] ServiceError),
+    #[error("discovery timed out after {:.1} s", .0.as_secs_f64())]
+    Timeout(Duration),
+}
+
+type Listing = (
+    Vec<Tool>,
+    Vec<Resource>,
+    Vec<ResourceTemplate>,
+    Vec<Prompt>,
+    ServerCapabilities,
+);
 
 impl Registry {
     /// Discovers the servers that have never been discovered, waiting at most the
@@ -82,7 +111,7 @@ impl Registry {
                 entry.templates.clone(),
                 entry.prompts.clone(),
                 entry.capabilities.clone(),
-                Some(e),
+                Some(e.to_string()),
             ),
             Err(_) => (
                 entry.tools.clone(),
@@ -90,10 +119,7 @@ impl Registry {
                 entry.templates.clone(),
                 entry.prompts.clone(),
                 entry.capabilities.clone(),
-                Some(format!(
-                    "discovery timed out after {:.1} s",
-                    self.discovery_deadline.as_secs_f64()
-                )),
+                Some(DiscoveryError::Timeout(self.discovery_deadline).to_string()),
             ),
         };
         if let Some(e) = &error {
@@ -121,32 +147,16 @@ impl Registry {
         .await;
     }
 
-    #[allow(clippy::type_complexity)]
-    async fn fetch(
-        &self,
-        id: &ServerId,
-    ) -> Result<
-        (
-            Vec<Tool>,
-            Vec<Resource>,
-            Vec<ResourceTemplate>,
-            Vec<Prompt>,
-            ServerCapabilities,
-        ),
-        String,
-    > {
-        let entry = self.get(id).ok_or("gone")?;
-        let ep = entry.endpoint.clone().ok_or("no endpoint")?;
+    async fn fetch(&self, id: &ServerId) -> Result<Listing, DiscoveryError> {
+        let entry = self.get(id).ok_or(DiscoveryError::Gone)?;
+        let ep = entry.endpoint.clone().ok_or(DiscoveryError::NoEndpoint)?;
         // A server that acts with users' tokens is listed with one of them (its tools are
         // taken to be the same for every user).
         let cred = match (&ep, &entry.oauth_provider, &self.oauth) {
             (Endpoint::Remote { .. }, Some(p), Some(o)) => Some(
                 o.credential_for_discovery(id, p)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or_else(|| {
-                        format!("waiting for a {p} connection grant to list its tools with")
-                    })?,
+                    .await?
+                    .ok_or_else(|| DiscoveryError::WaitingForGrant(p.clone()))?,
             ),
             _ => None,
         };
@@ -160,20 +170,20 @@ impl Registry {
             .map(|i| i.capabilities.clone())
             .unwrap_or_default();
         let tools = if caps.tools.is_some() {
-            peer.list_all_tools().await.map_err(|e| e.to_string())?
+            peer.list_all_tools().await?
         } else {
             vec![]
         };
         let (resources, templates) = if caps.resources.is_some() {
             (
-                peer.list_all_resources().await.map_err(|e| e.to_string())?,
+                peer.list_all_resources().await?,
                 peer.list_all_resource_templates().await.unwrap_or_default(),
             )
         } else {
             (vec![], vec![])
         };
         let prompts = if caps.prompts.is_some() {
-            peer.list_all_prompts().await.map_err(|e| e.to_string())?
+            peer.list_all_prompts().await?
         } else {
             vec![]
         };

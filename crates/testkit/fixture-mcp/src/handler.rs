@@ -100,7 +100,12 @@ impl ServerHandler for Fixture {
         let name = PromptArgument::new("name")
             .with_description("who to greet")
             .with_required(true);
-        let greet = Prompt::new("greet", Some("Greets someone by name"), Some(vec![name]));
+        let wait = PromptArgument::new("wait_ms").with_description("answer only after this long");
+        let greet = Prompt::new(
+            "greet",
+            Some("Greets someone by name"),
+            Some(vec![name, wait]),
+        );
         Ok(ListPromptsResult::with_all_items(vec![greet]))
     }
 
@@ -116,7 +121,14 @@ impl ServerHandler for Fixture {
             ));
         }
         let empty = JsonObject::new();
-        let name = Args(req.arguments.as_ref().unwrap_or(&empty)).str("name")?;
+        let args = Args(req.arguments.as_ref().unwrap_or(&empty));
+        let name = args.str("name")?;
+        if let Some(ms) = args.opt_str("wait_ms")? {
+            let ms: u64 = ms.parse().map_err(|_| {
+                McpError::invalid_params("wait_ms must be a number of milliseconds", None)
+            })?;
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         let message = PromptMessage::new_text(Role::User, format!("Hello, {name}!"));
         Ok(GetPromptResult::new(vec![message]).into())
     }

@@ -43,33 +43,57 @@ struct Options {
     tools: usize,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+/// A bad command line (exit code 2).
+#[derive(Debug, thiserror::Error)]
+enum Usage {
+    #[error("{0} needs a value")]
+    MissingValue(&'static str),
+    #[error("{flag} {value}: {reason}")]
+    BadValue {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("unknown argument {0}")]
+    Unknown(String),
+}
+
+/// Serving failed (exit code 1).
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("http {addr}: {source}")]
+    Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("junk: {0}")]
+    Junk(std::io::Error),
+    #[error("stdio: {0}")]
+    Stdio(Box<dyn std::error::Error + Send + Sync>),
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Usage> {
+    fn parsed<T: std::str::FromStr<Err: std::fmt::Display>>(
+        flag: &'static str,
+        value: Option<String>,
+    ) -> Result<T, Usage> {
+        let value = value.ok_or(Usage::MissingValue(flag))?;
+        value.parse().map_err(|e: T::Err| Usage::BadValue {
+            flag,
+            reason: e.to_string(),
+            value,
+        })
+    }
     let mut o = Options::default();
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--stdio" => o.http = None,
-            "--http" => {
-                let v = value("--http")?;
-                o.http = Some(v.parse().map_err(|e| format!("--http {v}: {e}"))?);
-            }
+            "--http" => o.http = Some(parsed("--http", args.next())?),
             "--sleep-forever" => o.sleep_forever = true,
-            "--crash-on-start" => {
-                let v = value("--crash-on-start")?;
-                o.crash_on_start = Some(
-                    v.parse()
-                        .map_err(|e| format!("--crash-on-start {v}: {e}"))?,
-                );
-            }
-            "--junk-on-start" => {
-                let v = value("--junk-on-start")?;
-                o.junk_on_start = v.parse().map_err(|e| format!("--junk-on-start {v}: {e}"))?;
-            }
-            "--tools" => {
-                let v = value("--tools")?;
-                o.tools = v.parse().map_err(|e| format!("--tools {v}: {e}"))?;
-            }
-            other => return Err(format!("unknown argument {other}")),
+            "--crash-on-start" => o.crash_on_start = Some(parsed("--crash-on-start", args.next())?),
+            "--junk-on-start" => o.junk_on_start = parsed("--junk-on-start", args.next())?,
+            "--tools" => o.tools = parsed("--tools", args.next())?,
+            _ => return Err(Usage::Unknown(arg)),
         }
     }
     Ok(o)
@@ -129,15 +153,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(opts: Options) -> Result<(), String> {
+async fn serve(opts: Options) -> Result<(), ServeError> {
     if let Some(addr) = opts.http {
         return http::serve(addr)
             .await
-            .map_err(|e| format!("http {addr}: {e}"));
+            .map_err(|source| ServeError::Http { addr, source });
     }
     STDIO_MODE.store(true, Ordering::Relaxed);
     if opts.junk_on_start > 0 {
-        calls::write_junk(opts.junk_on_start).map_err(|e| format!("junk: {e}"))?;
+        calls::write_junk(opts.junk_on_start).map_err(ServeError::Junk)?;
     }
     // Printed before `serve`, which only returns once the client has initialized.
     eprintln!("fixture-mcp ready (stdio)");
@@ -146,8 +170,11 @@ async fn serve(opts: Options) -> Result<(), String> {
     let service = handler::Fixture
         .serve(rmcp::transport::stdio())
         .await
-        .map_err(|e| format!("stdio: {e}"))?;
-    let reason = service.waiting().await.map_err(|e| format!("stdio: {e}"))?;
+        .map_err(|e| ServeError::Stdio(e.into()))?;
+    let reason = service
+        .waiting()
+        .await
+        .map_err(|e| ServeError::Stdio(e.into()))?;
     eprintln!("fixture-mcp: stdio closed ({reason:?})");
     Ok(())
 }

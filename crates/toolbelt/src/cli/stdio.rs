@@ -9,6 +9,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::{Mutex, mpsc};
+use toolbelt_model::rpc::ErrorKind;
 
 struct Bridge {
     http: reqwest::Client,
@@ -30,11 +31,21 @@ impl Bridge {
             req = req.header("mcp-session-id", s);
         }
         let msg: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-        let res = req
-            .body(line)
-            .send()
-            .await
-            .context("cannot reach the gateway")?;
+        let res = match req.body(line).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                // A request is answered even so: the client must not wait for ever.
+                if msg.get("id").is_some() {
+                    let message = format!("cannot reach the gateway: {e}");
+                    self.emit(
+                        ErrorKind::UpstreamUnreachable
+                            .reply(&msg["id"], &message, None)
+                            .to_string(),
+                    );
+                }
+                return Err(e).context("cannot reach the gateway");
+            }
+        };
         if let Some(s) = res
             .headers()
             .get("mcp-session-id")
@@ -56,7 +67,8 @@ impl Bridge {
                 self.emit(body.trim().to_string());
             } else if !status.is_success() && msg.get("id").is_some() {
                 // An HTTP failure without a JSON-RPC body still answers the request.
-                let err = serde_json::json!({ "jsonrpc": "2.0", "id": msg["id"], "error": { "code": -32000, "message": format!("gateway answered HTTP {status}") } });
+                let message = format!("gateway answered HTTP {status}");
+                let err = ErrorKind::UpstreamFailed.reply(&msg["id"], &message, None);
                 self.emit(err.to_string());
             }
         }
@@ -173,4 +185,44 @@ pub async fn run(url: Option<String>) -> Result<()> {
     drop(bridge);
     let _ = writer.await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bridge_to(url: String) -> (Bridge, mpsc::UnboundedReceiver<String>) {
+        let (out, rx) = mpsc::unbounded_channel();
+        let b = Bridge {
+            http: reqwest::Client::new(),
+            url,
+            token: "tba_x".into(),
+            session: Mutex::new(None),
+            out,
+        };
+        (b, rx)
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_gateway_still_answers_the_request() {
+        // A port nothing listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (b, mut rx) = bridge_to(format!("http://127.0.0.1:{port}/mcp"));
+        let req = r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#;
+        assert!(b.post(req.into()).await.is_err());
+        let reply: Value = serde_json::from_str(&rx.try_recv().expect("an answer")).unwrap();
+        assert_eq!(reply["id"], 7);
+        assert_eq!(
+            reply["error"]["code"],
+            ErrorKind::UpstreamUnreachable.code()
+        );
+        // A notification has nobody waiting for an answer.
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        assert!(b.post(note.into()).await.is_err());
+        assert!(rx.try_recv().is_err());
+    }
 }

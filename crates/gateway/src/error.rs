@@ -1,0 +1,289 @@
+//! What the gateway answers an agent when something goes wrong, on every path (tool calls,
+//! listings, prompts, resources, completion, the HTTP layer): one [`CallError`], its code
+//! from `toolbelt_model::rpc`, and the one mapping from an upstream (rmcp) failure to it.
+
+use crate::audit_writer::AuditError;
+use crate::upstream::ConnectError;
+use rmcp::ErrorData as McpError;
+use rmcp::model::{CallToolResponse, ErrorCode};
+use rmcp::service::ServiceError;
+use serde_json::{Value, json};
+use std::time::Duration;
+use toolbelt_model::audit::Outcome;
+use toolbelt_model::rpc::ErrorKind;
+use toolbelt_model::server::ServerStatus;
+use toolbelt_store::StoreError;
+
+/// Why a server cannot take calls now (checked before each call: fail fast, never hang).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unreachable {
+    #[error("toolbox {0} is unresponsive (its DTMA stopped heartbeating)")]
+    ToolboxUnresponsive(String),
+    #[error("server {server} is {status}")]
+    NotRunning {
+        server: String,
+        status: ServerStatus,
+    },
+    #[error("server {0} has no endpoint yet")]
+    NoEndpoint(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("Parse error: {0}")]
+    Parse(#[source] serde_json::Error),
+    #[error("Invalid Request: {0}")]
+    InvalidRequest(&'static str),
+    #[error("Request body too large")]
+    RequestTooLarge,
+    #[error("Unauthorized: {0}")]
+    Unauthorized(&'static str),
+    #[error("Session not found")]
+    SessionNotFound,
+    /// A tool that does not exist or that the agent may not see: the same answer.
+    #[error("Unknown tool: {0}")]
+    UnknownTool(String),
+    #[error("Invalid arguments: {field}: {reason}")]
+    InvalidArguments { field: String, reason: String },
+    /// A bad cursor, an unknown prompt, an unsupported completion reference.
+    #[error("{0}")]
+    InvalidParams(String),
+    #[error("Unknown resource: {0}")]
+    UnknownResource(String),
+    #[error(transparent)]
+    Unreachable(#[from] Unreachable),
+    #[error("cannot reach {server}: {source}")]
+    Connect {
+        server: String,
+        #[source]
+        source: ConnectError,
+    },
+    #[error("{server} did not answer within {:.1} s", .after.as_secs_f64())]
+    Timeout { server: String, after: Duration },
+    #[error("{0}")]
+    Cancelled(String),
+    #[error("{server} failed: {reason}")]
+    UpstreamFailed { server: String, reason: String },
+    /// The upstream's own error, passed on with its code and data.
+    #[error("{}", .0.message)]
+    Upstream(McpError),
+    #[error("{message}")]
+    NoCredential {
+        message: String,
+        provider: Option<String>,
+    },
+    #[error("the owner denied this call (approval {0})")]
+    AskDenied(String),
+    #[error("no approval within {} s (approval {approval})", .after.as_secs())]
+    AskTimedOut { approval: String, after: Duration },
+    #[error("rate limit of this {what} reached; retry after {} ms", retry_ms(*.retry_after))]
+    RateLimited {
+        what: &'static str,
+        retry_after: Duration,
+    },
+    /// An upstream asked the agent something (sampling, elicitation, roots) and no agent
+    /// session is waiting on that server.
+    #[error("no agent session is waiting on this server")]
+    NoAgentSession,
+    /// The agent's answer to an upstream's request could not be had.
+    #[error("the agent could not answer: {0}")]
+    Agent(String),
+    #[error("the call could not be audited: {0}")]
+    Audit(#[from] AuditError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn retry_ms(d: Duration) -> u64 {
+    (d.as_millis() as u64).max(1)
+}
+
+impl CallError {
+    /// The one mapping from an upstream request's failure to what the agent is told.
+    pub fn upstream(server: &str, e: ServiceError) -> CallError {
+        match e {
+            ServiceError::McpError(e) => CallError::Upstream(e),
+            ServiceError::Timeout { timeout } => CallError::Timeout {
+                server: server.to_string(),
+                after: timeout,
+            },
+            ServiceError::Cancelled { reason } => {
+                CallError::Cancelled(reason.unwrap_or_else(|| "cancelled".into()))
+            }
+            other => CallError::UpstreamFailed {
+                server: server.to_string(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// Our kind of error; None for an upstream's own, passed on as it came.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        use CallError::*;
+        Some(match self {
+            Parse(_) => ErrorKind::ParseError,
+            InvalidRequest(_) => ErrorKind::InvalidRequest,
+            RequestTooLarge => ErrorKind::RequestTooLarge,
+            Unauthorized(_) => ErrorKind::Unauthorized,
+            SessionNotFound => ErrorKind::SessionNotFound,
+            UnknownTool(_) => ErrorKind::UnknownTool,
+            InvalidArguments { .. } | InvalidParams(_) => ErrorKind::InvalidParams,
+            UnknownResource(_) => ErrorKind::ResourceNotFound,
+            Unreachable(_) | Connect { .. } => ErrorKind::UpstreamUnreachable,
+            Timeout { .. } => ErrorKind::UpstreamTimeout,
+            Cancelled(_) => ErrorKind::Cancelled,
+            UpstreamFailed { .. } => ErrorKind::UpstreamFailed,
+            Upstream(_) => return None,
+            NoCredential { .. } => ErrorKind::NoCredential,
+            AskDenied(_) => ErrorKind::AskDenied,
+            AskTimedOut { .. } => ErrorKind::AskTimedOut,
+            RateLimited { .. } => ErrorKind::RateLimited,
+            NoAgentSession => ErrorKind::NoClientSession,
+            Agent(_) | Audit(_) | Store(_) => ErrorKind::Internal,
+        })
+    }
+
+    pub fn code(&self) -> i32 {
+        match (self, self.kind()) {
+            (CallError::Upstream(e), _) => e.code.0,
+            (_, Some(k)) => k.code(),
+            (_, None) => ErrorKind::Internal.code(),
+        }
+    }
+
+    pub fn data(&self) -> Option<Value> {
+        match self {
+            CallError::InvalidArguments { field, .. } => Some(json!({ "field": field })),
+            CallError::NoCredential { provider, .. } => Some(json!({ "provider": provider })),
+            CallError::AskDenied(a) | CallError::AskTimedOut { approval: a, .. } => {
+                Some(json!({ "approval": a }))
+            }
+            CallError::RateLimited { retry_after, .. } => {
+                Some(json!({ "retry_after_ms": retry_ms(*retry_after) }))
+            }
+            CallError::Upstream(e) => e.data.clone(),
+            _ => None,
+        }
+    }
+
+    /// A whole JSON-RPC error response (for the HTTP layer, which answers before rmcp).
+    pub fn reply(&self, id: &Value) -> Value {
+        let kind = self.kind().unwrap_or(ErrorKind::Internal);
+        let mut r = kind.reply(id, &self.to_string(), self.data());
+        r["error"]["code"] = json!(self.code());
+        r
+    }
+}
+
+impl From<CallError> for McpError {
+    fn from(e: CallError) -> McpError {
+        match e {
+            CallError::Upstream(e) => e,
+            e => McpError::new(ErrorCode(e.code()), e.to_string(), e.data()),
+        }
+    }
+}
+
+/// What a `tools/call` audit event records about how the call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    /// The stable name of our error (None: success, or the upstream's own error).
+    pub kind: Option<&'static str>,
+}
+
+/// The audit outcome of a call, decided from its result alone: a call the agent may not
+/// make is `denied`; every other error, and a tool reporting an error, is a `failure`.
+pub fn ending(res: &Result<CallToolResponse, CallError>) -> Ending {
+    match res {
+        Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => Ending {
+            outcome: Outcome::Failure,
+            error: Some("the tool reported an error".into()),
+            kind: None,
+        },
+        Ok(_) => Ending {
+            outcome: Outcome::Success,
+            error: None,
+            kind: None,
+        },
+        Err(e @ CallError::UnknownTool(_)) => Ending {
+            outcome: Outcome::Denied,
+            error: Some(e.to_string()),
+            kind: e.kind().map(ErrorKind::name),
+        },
+        Err(e) => Ending {
+            outcome: Outcome::Failure,
+            error: Some(format!("{e} ({})", e.code())),
+            kind: e.kind().map(ErrorKind::name),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_failures_map_once_timeouts_are_timeouts() {
+        let t = CallError::upstream(
+            "slow",
+            ServiceError::Timeout {
+                timeout: Duration::from_millis(1500),
+            },
+        );
+        assert_eq!(t.code(), ErrorKind::UpstreamTimeout.code());
+        assert_eq!(t.to_string(), "slow did not answer within 1.5 s");
+        let own = McpError::new(ErrorCode(-32000), "failed on purpose", Some(json!(1)));
+        let passed = CallError::upstream("fx", ServiceError::McpError(own));
+        assert_eq!(
+            (passed.kind(), passed.code(), passed.data()),
+            (None, -32000, Some(json!(1))),
+            "an upstream's own error passes with its code"
+        );
+        let mcp: McpError = passed.into();
+        assert_eq!(mcp.message, "failed on purpose");
+        let closed = CallError::upstream("fx", ServiceError::TransportClosed);
+        assert_eq!(closed.kind(), Some(ErrorKind::UpstreamFailed));
+        let c = CallError::upstream("fx", ServiceError::Cancelled { reason: None });
+        assert_eq!(c.code(), -32800);
+    }
+
+    #[test]
+    fn the_audit_ending_follows_the_error() {
+        let denied = ending(&Err(CallError::UnknownTool("x__y".into())));
+        assert_eq!(
+            denied,
+            Ending {
+                outcome: Outcome::Denied,
+                error: Some("Unknown tool: x__y".into()),
+                kind: Some("unknown_tool"),
+            }
+        );
+        let limited = ending(&Err(CallError::RateLimited {
+            what: "agent",
+            retry_after: Duration::from_millis(20),
+        }));
+        assert_eq!(limited.outcome, Outcome::Failure);
+        assert_eq!(
+            limited.error.as_deref(),
+            Some("rate limit of this agent reached; retry after 20 ms (-32029)")
+        );
+        assert_eq!(limited.kind, Some("rate_limited"));
+    }
+
+    #[test]
+    fn replies_carry_code_and_data() {
+        let r = CallError::RateLimited {
+            what: "tool",
+            retry_after: Duration::ZERO,
+        }
+        .reply(&Value::Null);
+        assert_eq!(r["error"]["code"], -32029);
+        assert_eq!(r["error"]["data"]["retry_after_ms"], 1);
+        assert_eq!(
+            CallError::SessionNotFound.reply(&json!(3))["error"]["code"],
+            ErrorKind::SessionNotFound.code()
+        );
+    }
+}
