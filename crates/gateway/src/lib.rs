@@ -32,7 +32,8 @@ use toolbelt_store::Store;
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
-    /// The longest a tool call may take upstream.
+    /// The longest an upstream request may take (a tool call, a prompt, a resource read,
+    /// a completion).
     pub call_timeout: Duration,
     pub connect_timeout: Duration,
     /// How long an `ask` call waits for its owner.
