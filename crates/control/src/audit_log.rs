@@ -1,33 +1,12 @@
-//! Building audit events from callers, and the names of audited actions.
+//! The audit of failed writes: each mutating route's action, and the event recorded when
+//! it fails (successes are audited by their service, in the same transaction).
 
-use crate::auth::{Auth, Caller, UserCaller};
+use crate::auth::{Auth, Principal};
 use crate::problem::{Kind, Problem};
 use crate::state::AppState;
 use axum::http::{Method, StatusCode};
-use serde_json::{Value, json};
-use toolbelt_model::UserId;
+use serde_json::json;
 use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
-
-/// A success event by a user, about a target owned by `owner`.
-pub fn by_user(
-    caller: &UserCaller,
-    action: AuditAction,
-    target_kind: TargetKind,
-    target_id: impl ToString,
-    owner: Option<&UserId>,
-    detail: Value,
-) -> NewAuditEvent {
-    NewAuditEvent {
-        actor_kind: ActorKind::User,
-        actor_id: Some(caller.id().to_string()),
-        owner_id: owner.cloned().or_else(|| Some(caller.id().clone())),
-        action,
-        target_kind,
-        target_id: Some(target_id.to_string()),
-        outcome: Outcome::Success,
-        detail,
-    }
-}
 
 /// What a mutating route does, in the audit log's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,19 +101,19 @@ pub async fn record_failure(
         target_kind: TargetKind::Route,
     });
     let (actor_kind, actor_id, owner) = match auth {
-        Auth::Caller(Caller::User(u)) => (
+        Auth::Caller(Principal::User(u)) => (
             ActorKind::User,
             Some(u.id().to_string()),
             Some(u.id().clone()),
         ),
-        Auth::Caller(Caller::Agent {
+        Auth::Caller(Principal::Agent {
             agent_id, owner_id, ..
         }) => (
             ActorKind::Agent,
             Some(agent_id.to_string()),
             Some(owner_id.clone()),
         ),
-        Auth::Caller(Caller::Toolbox { toolbox_id, .. }) => {
+        Auth::Caller(Principal::Toolbox { toolbox_id, .. }) => {
             (ActorKind::Toolbox, Some(toolbox_id.to_string()), None)
         }
         Auth::Anonymous | Auth::Rejected(_) => (ActorKind::Anonymous, None, None),

@@ -1,11 +1,12 @@
 //! Who is calling: bearer tokens (API, agent, DTMA) and dashboard session cookies.
 //!
 //! The middleware in [`crate::middleware`] resolves the caller once per request and leaves
-//! an [`Auth`] in the request extensions; handlers take [`UserCaller`] (or read `Auth`)
-//! and get a precise 401/403 otherwise. Token digests are compared in constant time by
-//! the store.
+//! an [`Auth`] in the request extensions; handlers take [`SignedIn`] (a user, handed to
+//! the services as a [`Caller`]) or [`ToolboxCaller`], and get a precise 401/403
+//! otherwise. Token digests are compared in constant time by the store.
 
 use crate::problem::Problem;
+use crate::service::{Caller, Credential};
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -15,35 +16,11 @@ use toolbelt_store::{Store, tokens};
 
 pub const SESSION_COOKIE: &str = "toolbelt_session";
 
+/// Who a request's credential names.
 #[derive(Debug, Clone)]
-pub struct UserCaller {
-    pub scope: Scope,
-    pub token_id: TokenId,
-    /// Authenticated by the dashboard's session cookie (not a bearer token).
-    pub via_cookie: bool,
-}
-
-impl UserCaller {
-    pub fn id(&self) -> &UserId {
-        &self.scope.user_id
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.scope.is_admin()
-    }
-
-    pub fn require_admin(&self, what: &str) -> Result<(), Problem> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(Problem::forbidden(format!("only admins may {what}")))
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum Caller {
-    User(UserCaller),
+pub enum Principal {
+    /// A user: the services' [`Caller`].
+    User(Caller),
     Agent {
         agent_id: AgentId,
         owner_id: UserId,
@@ -62,17 +39,25 @@ pub enum Auth {
     Anonymous,
     /// Credentials presented and refused; the reason is safe to show.
     Rejected(&'static str),
-    Caller(Caller),
+    Caller(Principal),
+}
+
+/// The credential a request presents.
+struct Presented {
+    token: String,
+    /// From the session cookie, not the `Authorization` header.
+    via_cookie: bool,
 }
 
 /// The presented credential: the bearer token, else the session cookie.
-fn presented(headers: &HeaderMap) -> Option<(String, bool)> {
+fn presented(headers: &HeaderMap) -> Option<Presented> {
     if let Some(v) = headers.get(http::header::AUTHORIZATION) {
         let v = v.to_str().ok()?;
         let (scheme, token) = v.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| (token.trim().to_string(), false));
+        return scheme.eq_ignore_ascii_case("bearer").then(|| Presented {
+            token: token.trim().to_string(),
+            via_cookie: false,
+        });
     }
     headers
         .get_all(http::header::COOKIE)
@@ -81,7 +66,10 @@ fn presented(headers: &HeaderMap) -> Option<(String, bool)> {
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| (v.to_string(), true))
+        .map(|(_, v)| Presented {
+            token: v.to_string(),
+            via_cookie: true,
+        })
 }
 
 /// Resolves the request's caller. Database failures are errors, not "anonymous".
@@ -91,7 +79,7 @@ pub async fn resolve(store: &Store, headers: &HeaderMap) -> Result<Auth, Problem
             "the Authorization header must be 'Bearer <token>'",
         ));
     }
-    let Some((token, via_cookie)) = presented(headers) else {
+    let Some(Presented { token, via_cookie }) = presented(headers) else {
         return Ok(Auth::Anonymous);
     };
     if token.is_empty() || token.len() > 512 {
@@ -115,20 +103,24 @@ pub async fn resolve(store: &Store, headers: &HeaderMap) -> Result<Auth, Problem
     let caller = match (found.kind, found.subject) {
         (TokenKind::Api | TokenKind::Session, tokens::Subject::User(user_id)) => {
             let role = found.role.unwrap_or(Role::Member);
-            Caller::User(UserCaller {
+            let credential = if via_cookie {
+                Credential::Session(found.id.clone())
+            } else {
+                Credential::ApiToken(found.id.clone())
+            };
+            Principal::User(Caller {
                 scope: Scope { user_id, role },
-                token_id: found.id.clone(),
-                via_cookie,
+                credential,
             })
         }
-        (TokenKind::Agent, tokens::Subject::Agent(agent_id)) => Caller::Agent {
+        (TokenKind::Agent, tokens::Subject::Agent(agent_id)) => Principal::Agent {
             owner_id: found
                 .agent_owner
                 .ok_or_else(|| Problem::unauthenticated("invalid token"))?,
             agent_id,
             token_id: found.id.clone(),
         },
-        (TokenKind::Dtma, tokens::Subject::Toolbox(toolbox_id)) => Caller::Toolbox {
+        (TokenKind::Dtma, tokens::Subject::Toolbox(toolbox_id)) => Principal::Toolbox {
             toolbox_id,
             token_id: found.id.clone(),
         },
@@ -148,16 +140,20 @@ fn chrono_minute() -> chrono::TimeDelta {
     chrono::TimeDelta::minutes(1)
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for UserCaller {
+/// The extractor of REST routes for users: the signed-in [`Caller`], or a precise 401/403.
+#[derive(Debug, Clone)]
+pub struct SignedIn(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for SignedIn {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
         match parts.extensions.get::<Auth>() {
-            Some(Auth::Caller(Caller::User(u))) => Ok(u.clone()),
-            Some(Auth::Caller(Caller::Agent { .. })) => Err(Problem::forbidden(
+            Some(Auth::Caller(Principal::User(u))) => Ok(SignedIn(u.clone())),
+            Some(Auth::Caller(Principal::Agent { .. })) => Err(Problem::forbidden(
                 "agent tokens are for the MCP gateway at /mcp, not the REST API",
             )),
-            Some(Auth::Caller(Caller::Toolbox { .. })) => Err(Problem::forbidden(
+            Some(Auth::Caller(Principal::Toolbox { .. })) => Err(Problem::forbidden(
                 "toolbox credentials are for the DTMA channel, not the REST API",
             )),
             Some(Auth::Rejected(why)) => Err(Problem::unauthenticated(*why)),
@@ -179,7 +175,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ToolboxCaller {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
         match parts.extensions.get::<Auth>() {
-            Some(Auth::Caller(Caller::Toolbox { toolbox_id, .. })) => Ok(ToolboxCaller {
+            Some(Auth::Caller(Principal::Toolbox { toolbox_id, .. })) => Ok(ToolboxCaller {
                 toolbox_id: toolbox_id.clone(),
             }),
             Some(Auth::Caller(_)) => Err(Problem::forbidden(

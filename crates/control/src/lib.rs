@@ -1,6 +1,6 @@
-//! Toolbelt's control plane: the REST API under `/api/v1`, authentication and tenancy,
-//! the audit chain's writers, health and metrics. The gateway (`/mcp`), the DTMA channel
-//! and the dashboard mount beside it.
+//! Toolbelt's control plane: the rules of every resource ([`service`]), the REST API under
+//! `/api/v1` over them ([`api`]), authentication, the audit chain's writers, health and
+//! metrics. The gateway (`/mcp`), the DTMA channel and the dashboard mount beside it.
 
 pub mod api;
 pub mod audit_log;
@@ -14,6 +14,7 @@ pub mod middleware;
 pub mod passwords;
 pub mod problem;
 pub mod secrets;
+pub mod service;
 pub mod state;
 pub mod token_rollout;
 pub mod toolbox_client;

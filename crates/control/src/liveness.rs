@@ -17,7 +17,7 @@ pub async fn run(st: AppState, stop: impl std::future::Future<Output = ()>) {
     tokio::pin!(stop);
     loop {
         if let Err(e) = sweep(&st).await {
-            tracing::warn!(error = %e.detail, "liveness sweep failed");
+            tracing::warn!(error = %e, "liveness sweep failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
@@ -26,7 +26,7 @@ pub async fn run(st: AppState, stop: impl std::future::Future<Output = ()>) {
     }
 }
 
-pub async fn sweep(st: &AppState) -> Result<(), crate::problem::Problem> {
+pub async fn sweep(st: &AppState) -> Result<(), toolbelt_store::StoreError> {
     let limit = st.config.heartbeat_interval * MISSED;
     let before = toolbelt_model::now().timestamp_millis() - limit.as_millis() as i64;
     let mut c = st.store.conn().await?;

@@ -1,9 +1,9 @@
 //! The one layer every matched route passes through: resolve the caller, refuse
 //! cross-site cookie writes, record metrics, and audit mutations that failed (successful
-//! ones are audited by their handler, in the same transaction as the change).
+//! ones are audited by their service, in the same transaction as the change).
 
 use crate::audit_log;
-use crate::auth::{self, Auth, Caller};
+use crate::auth::{self, Auth, Principal};
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::problem::{Problem, ProblemType};
 use crate::state::AppState;
@@ -32,8 +32,8 @@ pub async fn api_layer(State(st): State<AppState>, mut req: Request, next: Next)
     }
     let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
     if mutating
-        && let Auth::Caller(Caller::User(u)) = &auth
-        && u.via_cookie
+        && let Auth::Caller(Principal::User(u)) = &auth
+        && u.session().is_some()
         && !same_origin(&req)
     {
         return Problem::forbidden("cross-site request refused").into_response();

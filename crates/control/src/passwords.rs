@@ -1,21 +1,21 @@
 //! argon2id password hashes, computed off the async runtime.
 
-use crate::problem::Problem;
+use crate::service::ServiceError;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
-pub async fn hash(password: String) -> Result<String, Problem> {
+pub async fn hash(password: String) -> Result<String, ServiceError> {
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
     })
     .await
-    .map_err(|_| Problem::internal())?
+    .map_err(|_| ServiceError::Internal)?
     .map_err(|e| {
         tracing::error!(error = %e, "argon2 hash failed");
-        Problem::internal()
+        ServiceError::Internal
     })
 }
 

@@ -1,13 +1,13 @@
 //! RFC 9457 problem details: every API error is `application/problem+json` with a stable
-//! `type` that scripts can match on.
+//! `type` that scripts can match on. [`Kind`] is the REST boundary's one error table
+//! (slug, status, title); service errors enter it through `From<ServiceError>`.
 
+use crate::service::ServiceError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use toolbelt_model::{FieldError, Invalid};
-use toolbelt_oauth::OAuthError;
 use toolbelt_store::StoreError;
-use toolbelt_vault::VaultError;
 use utoipa::ToSchema;
 
 /// The stable problem types.
@@ -148,12 +148,8 @@ impl Problem {
         Invalid::field(field, message).into()
     }
 
-    pub fn unavailable(detail: impl Into<String>) -> Problem {
-        Problem::new(Kind::Unavailable, detail)
-    }
-
     pub fn internal() -> Problem {
-        Problem::new(Kind::Internal, "the server failed; the error is in its log")
+        ServiceError::Internal.into()
     }
 
     pub fn status(&self) -> StatusCode {
@@ -161,67 +157,41 @@ impl Problem {
     }
 }
 
+/// The REST boundary's one table from a service error to a problem: same message, the
+/// kind's status and `type`, and the fields at fault.
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Problem {
+        let kind = match &e {
+            ServiceError::Unauthenticated(_) => Kind::Unauthenticated,
+            ServiceError::Forbidden(_) => Kind::Forbidden,
+            ServiceError::NotFound(_) => Kind::NotFound,
+            ServiceError::Conflict(_) => Kind::Conflict,
+            ServiceError::Ambiguous(_) => Kind::Ambiguous,
+            ServiceError::Invalid(_) => Kind::Validation,
+            ServiceError::Unavailable(_) => Kind::Unavailable,
+            ServiceError::Undecryptable(_) => Kind::Undecryptable,
+            ServiceError::OAuthState(_) => Kind::OAuthState,
+            ServiceError::ProviderRefused(_) => Kind::ProviderRefused,
+            ServiceError::ProviderFailed(_) => Kind::ProviderFailed,
+            ServiceError::Internal => Kind::Internal,
+        };
+        let mut p = Problem::new(kind, e.to_string());
+        if let ServiceError::Invalid(i) = e {
+            p.errors = i.0;
+        }
+        p
+    }
+}
+
 impl From<Invalid> for Problem {
     fn from(e: Invalid) -> Problem {
-        let mut p = Problem::new(Kind::Validation, e.to_string());
-        p.errors = e.0;
-        p
+        ServiceError::from(e).into()
     }
 }
 
 impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Problem {
-        match e {
-            StoreError::NotFound => Problem::new(Kind::NotFound, "not found"),
-            StoreError::Conflict(m) => Problem::conflict(m),
-            other if other.is_unavailable() => {
-                tracing::error!(error = %other, "database unavailable");
-                Problem::new(Kind::Unavailable, "the database is unavailable")
-            }
-            other => {
-                tracing::error!(error = %other, "store error");
-                Problem::internal()
-            }
-        }
-    }
-}
-
-impl From<VaultError> for Problem {
-    fn from(e: VaultError) -> Problem {
-        match e {
-            VaultError::NotFound => Problem::new(Kind::NotFound, "secret not found"),
-            VaultError::Forbidden(m) => Problem::forbidden(m),
-            VaultError::Conflict(m) => Problem::conflict(m),
-            VaultError::Store(s) => s.into(),
-            e @ (VaultError::UnknownKek { .. }
-            | VaultError::Unwrap { .. }
-            | VaultError::Decrypt { .. }) => {
-                tracing::error!(error = %e, "a secret does not open");
-                Problem::new(Kind::Undecryptable, e.to_string())
-            }
-            e => {
-                tracing::error!(error = %e, "vault error");
-                Problem::new(Kind::Unavailable, format!("the vault failed: {e}"))
-            }
-        }
-    }
-}
-
-impl From<OAuthError> for Problem {
-    fn from(e: OAuthError) -> Problem {
-        match e {
-            OAuthError::NotFound(what) => Problem::not_found(what),
-            OAuthError::Invalid { field, message } => Problem::invalid(&field, message),
-            OAuthError::Forbidden(m) => Problem::forbidden(m),
-            OAuthError::Conflict(m) => Problem::conflict(m),
-            e @ OAuthError::State(_) => Problem::new(Kind::OAuthState, e.to_string()),
-            e @ OAuthError::Provider { .. } => Problem::new(Kind::ProviderRefused, e.to_string()),
-            e @ (OAuthError::Unreachable(_) | OAuthError::Malformed(_)) => {
-                Problem::new(Kind::ProviderFailed, e.to_string())
-            }
-            OAuthError::Vault(v) => v.into(),
-            OAuthError::Store(s) => s.into(),
-        }
+        ServiceError::from(e).into()
     }
 }
 
@@ -249,3 +219,55 @@ impl IntoResponse for Problem {
 pub struct ProblemType(pub Option<Kind>);
 
 pub type ApiResult<T> = Result<T, Problem>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_error_has_its_problem_type_status_and_message() {
+        let cases = [
+            (
+                ServiceError::Unauthenticated("u".into()),
+                "unauthenticated",
+                401,
+            ),
+            (ServiceError::forbidden("f"), "forbidden", 403),
+            (ServiceError::not_found("agent x"), "not-found", 404),
+            (ServiceError::conflict("c"), "conflict", 409),
+            (ServiceError::Ambiguous("a".into()), "ambiguous-name", 409),
+            (ServiceError::invalid("name", "bad"), "validation", 422),
+            (ServiceError::unavailable("down"), "unavailable", 503),
+            (
+                ServiceError::Undecryptable("d".into()),
+                "secret-undecryptable",
+                500,
+            ),
+            (ServiceError::OAuthState("s".into()), "oauth-state", 400),
+            (
+                ServiceError::ProviderRefused("r".into()),
+                "provider-refused",
+                400,
+            ),
+            (
+                ServiceError::ProviderFailed("p".into()),
+                "provider-failed",
+                502,
+            ),
+            (ServiceError::Internal, "internal", 500),
+        ];
+        for (e, slug, status) in cases {
+            let detail = e.to_string();
+            let p = Problem::from(e);
+            assert_eq!(p.type_uri, format!("{TYPE_PREFIX}{slug}"));
+            assert_eq!((p.status, p.detail), (status, detail));
+        }
+        let p = Problem::from(ServiceError::invalid("config.port", "must be ≥ 1"));
+        assert_eq!(p.detail, "config.port: must be ≥ 1");
+        assert_eq!(p.errors[0].field, "config.port");
+        assert_eq!(
+            Problem::from(ServiceError::not_found("agent x")).detail,
+            "agent x not found"
+        );
+    }
+}

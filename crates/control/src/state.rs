@@ -1,8 +1,8 @@
 //! Shared state of the control plane's handlers.
 
 use crate::metrics::Metrics;
-use crate::problem::Problem;
 use crate::secrets::{SecretResolver, VaultResolver};
+use crate::service::ServiceError;
 use crate::toolbox_client::ToolboxClient;
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,11 +98,11 @@ impl AppState {
         st
     }
 
-    /// The vault and OAuth, or a 503 that says they are not configured.
-    pub fn credentials(&self) -> Result<&Credentials, Problem> {
+    /// The vault and OAuth, or unavailable: they are not configured.
+    pub fn credentials(&self) -> Result<&Credentials, ServiceError> {
         self.credentials
             .as_ref()
-            .ok_or_else(|| Problem::unavailable("this control plane has no vault configured"))
+            .ok_or_else(|| ServiceError::unavailable("this control plane has no vault configured"))
     }
 
     pub fn with_parts(

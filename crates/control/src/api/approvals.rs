@@ -1,20 +1,16 @@
-//! `ask` approvals: a tool call held by its rule until the agent's owner (or an admin)
-//! approves or denies it, or it times out.
+//! `/api/v1/approvals`: tool calls held by an `ask` rule. Rules: [`service::approvals`].
 
-use super::common::{CommonErrors, nf};
-use crate::audit_log::by_user;
-use crate::auth::UserCaller;
+use super::common::CommonErrors;
+use crate::auth::SignedIn;
 use crate::extract::Query;
 use crate::problem::ApiResult;
+use crate::service;
+use crate::service::approvals::Decision;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::Deserialize;
-use serde_json::json;
-use toolbelt_model::ApprovalId;
-use toolbelt_model::audit::{AuditAction, TargetKind};
-use toolbelt_model::gateway::{Approval, ApprovalStatus};
-use toolbelt_store::approvals;
+use toolbelt_model::gateway::Approval;
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -30,44 +26,10 @@ pub struct ApprovalsQuery {
     responses((status = 200, body = Vec<Approval>), CommonErrors))]
 pub async fn list(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Query(q): Query<ApprovalsQuery>,
 ) -> ApiResult<Json<Vec<Approval>>> {
-    let mut c = st.store.conn().await?;
-    Ok(Json(approvals::list(&mut c, &caller.scope, !q.all).await?))
-}
-
-async fn decide(
-    st: &AppState,
-    caller: &UserCaller,
-    r: &str,
-    status: ApprovalStatus,
-) -> ApiResult<Json<Approval>> {
-    let found = match ApprovalId::parse(r) {
-        Some(id) => {
-            let mut tx = st.store.begin_audited().await?;
-            let a = approvals::get(&mut tx, &caller.scope, &id).await;
-            a.map(|a| (tx, a))
-        }
-        None => Err(toolbelt_store::StoreError::NotFound),
-    };
-    let (mut tx, a) = nf(&format!("approval {r}"), found)?;
-    let a2 = approvals::decide(&mut tx, &a.id, status, caller.id().as_str()).await?;
-    let action = if status == ApprovalStatus::Approved {
-        AuditAction::ApprovalApprove
-    } else {
-        AuditAction::ApprovalDeny
-    };
-    tx.commit(by_user(
-        caller,
-        action,
-        TargetKind::Approval,
-        &a.id,
-        Some(&a.owner_id),
-        json!({ "agent": a.agent_id, "server": a.server_id, "tool": a.tool }),
-    ))
-    .await?;
-    Ok(Json(a2))
+    Ok(Json(service::approvals::list(&st, &caller, q.all).await?))
 }
 
 /// Lets the held call proceed.
@@ -75,10 +37,12 @@ async fn decide(
     params(("id" = String, Path)), responses((status = 200, body = Approval), CommonErrors))]
 pub async fn approve(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Approval>> {
-    decide(&st, &caller, &id, ApprovalStatus::Approved).await
+    Ok(Json(
+        service::approvals::decide(&st, &caller, &id, Decision::Approve).await?,
+    ))
 }
 
 /// Refuses the held call; the agent gets an error at once.
@@ -86,8 +50,10 @@ pub async fn approve(
     params(("id" = String, Path)), responses((status = 200, body = Approval), CommonErrors))]
 pub async fn deny(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Approval>> {
-    decide(&st, &caller, &id, ApprovalStatus::Denied).await
+    Ok(Json(
+        service::approvals::decide(&st, &caller, &id, Decision::Deny).await?,
+    ))
 }

@@ -1,17 +1,16 @@
-//! The audit log: list with filters, verify the chain.
+//! `/api/v1/audit`: list with filters, verify the chain. Rules: [`service::audit`].
 
-use super::common::{self, CommonErrors};
-use crate::auth::UserCaller;
+use super::common::CommonErrors;
+use crate::auth::SignedIn;
 use crate::extract::Query;
-use crate::problem::{ApiResult, Problem};
+use crate::problem::ApiResult;
+use crate::service;
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use toolbelt_model::Page;
 use toolbelt_model::audit::{AuditEvent, Outcome, VerifyReport};
-use toolbelt_model::page::clamp_limit;
-use toolbelt_store::audit;
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -39,38 +38,21 @@ pub struct AuditQuery {
     responses((status = 200, body = Page<AuditEvent>), CommonErrors))]
 pub async fn list(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Page<AuditEvent>>> {
-    let mut c = st.store.conn().await?;
-    let involving = match &q.agent {
-        Some(a) => Some(
-            common::agent(&mut c, &caller.scope, a)
-                .await?
-                .id
-                .to_string(),
-        ),
-        None => None,
-    };
-    let before = match &q.cursor {
-        Some(s) => Some(
-            s.parse::<i64>()
-                .map_err(|_| Problem::invalid("cursor", "is not a cursor from this list"))?,
-        ),
-        None => None,
-    };
-    let f = audit::Filter {
-        actor_id: q.actor.clone(),
-        action: q.action.clone(),
-        target_id: q.target.clone(),
-        involving,
+    let f = service::audit::Filter {
+        limit: q.limit,
+        cursor: q.cursor,
+        agent: q.agent,
+        actor: q.actor,
+        action: q.action,
+        target: q.target,
         outcome: q.outcome,
-        since_ms: q.since.map(|t| t.timestamp_millis()),
-        until_ms: q.until.map(|t| t.timestamp_millis()),
+        since: q.since,
+        until: q.until,
     };
-    Ok(Json(
-        audit::list(&mut c, &caller.scope, &f, clamp_limit(q.limit), before).await?,
-    ))
+    Ok(Json(service::audit::list(&st, &caller, &f).await?))
 }
 
 /// Walks the whole hash chain and names the first broken event (admins only).
@@ -78,9 +60,7 @@ pub async fn list(
     responses((status = 200, body = VerifyReport, description = "The report; `ok` is false when the chain is broken"), CommonErrors))]
 pub async fn verify(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
 ) -> ApiResult<Json<VerifyReport>> {
-    caller.require_admin("verify the audit chain")?;
-    let mut c = st.store.conn().await?;
-    Ok(Json(audit::verify(&mut c).await?))
+    Ok(Json(service::audit::verify(&st, &caller).await?))
 }

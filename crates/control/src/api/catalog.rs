@@ -1,21 +1,17 @@
-//! The catalog: everyone reads it, admins write it.
+//! `/api/v1/catalog`: templates for MCP servers. Rules: [`service::catalog`].
 
-use super::common::{CommonErrors, WriteErrors, nf};
-use crate::audit_log::by_user;
-use crate::auth::UserCaller;
+use super::common::{CommonErrors, WriteErrors};
+use crate::auth::SignedIn;
 use crate::extract::{Body, Query};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::ApiResult;
+use crate::service::{self, Paging};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
 use toolbelt_model::Page;
-use toolbelt_model::audit::{AuditAction, TargetKind};
-use toolbelt_model::catalog::{CatalogEntry, CatalogSpec, CatalogStatus};
-use toolbelt_model::page::clamp_limit;
-use toolbelt_store::catalog;
+use toolbelt_model::catalog::{CatalogEntry, CatalogSpec};
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -28,32 +24,20 @@ pub struct CatalogQuery {
     pub include_deprecated: bool,
 }
 
-/// Validates a spec fully, including that its config schema is a usable JSON Schema.
-pub fn validate(spec: &CatalogSpec) -> Result<(), Problem> {
-    spec.validate()?;
-    jsonschema::validator_for(&spec.config_schema).map_err(|e| {
-        Problem::invalid("config_schema", format!("is not a valid JSON Schema: {e}"))
-    })?;
-    Ok(())
-}
-
 /// Catalog entries, by slug.
 #[utoipa::path(get, path = "/api/v1/catalog", tag = "catalog", params(CatalogQuery),
     responses((status = 200, body = Page<CatalogEntry>), CommonErrors))]
 pub async fn list(
     State(st): State<AppState>,
-    _caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Query(q): Query<CatalogQuery>,
 ) -> ApiResult<Json<Page<CatalogEntry>>> {
-    let mut c = st.store.conn().await?;
+    let page = Paging {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
     Ok(Json(
-        catalog::list(
-            &mut c,
-            q.include_deprecated,
-            clamp_limit(q.limit),
-            q.cursor.as_deref(),
-        )
-        .await?,
+        service::catalog::list(&st, &caller, q.include_deprecated, &page).await?,
     ))
 }
 
@@ -62,22 +46,10 @@ pub async fn list(
     responses((status = 201, body = CatalogEntry), CommonErrors, WriteErrors))]
 pub async fn create(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Body(spec): Body<CatalogSpec>,
 ) -> ApiResult<(StatusCode, Json<CatalogEntry>)> {
-    caller.require_admin("write the catalog")?;
-    validate(&spec)?;
-    let mut tx = st.store.begin_audited().await?;
-    let e = catalog::create(&mut tx, &spec).await?;
-    tx.commit(by_user(
-        &caller,
-        AuditAction::CatalogCreate,
-        TargetKind::Catalog,
-        &e.id,
-        None,
-        json!({ "slug": spec.slug }),
-    ))
-    .await?;
+    let e = service::catalog::create(&st, &caller, spec).await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
 
@@ -87,14 +59,10 @@ pub async fn create(
     responses((status = 200, body = CatalogEntry), CommonErrors))]
 pub async fn get(
     State(st): State<AppState>,
-    _caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<CatalogEntry>> {
-    let mut c = st.store.conn().await?;
-    Ok(Json(nf(
-        &format!("catalog entry {slug}"),
-        catalog::get(&mut c, &slug).await,
-    )?))
+    Ok(Json(service::catalog::get(&st, &caller, &slug).await?))
 }
 
 /// Replaces an entry (admins only). Existing servers keep running; their next deploy uses it.
@@ -103,34 +71,13 @@ pub async fn get(
     responses((status = 200, body = CatalogEntry), CommonErrors, WriteErrors))]
 pub async fn update(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(slug): Path<String>,
     Body(spec): Body<CatalogSpec>,
 ) -> ApiResult<Json<CatalogEntry>> {
-    caller.require_admin("write the catalog")?;
-    validate(&spec)?;
-    let mut tx = st.store.begin_audited().await?;
-    let current = nf(
-        &format!("catalog entry {slug}"),
-        catalog::get(&mut tx, &slug).await,
-    )?;
-    if spec.slug != current.spec.slug {
-        return Err(Problem::invalid(
-            "slug",
-            format!("must stay {}; slugs cannot be renamed", current.spec.slug),
-        ));
-    }
-    let e = catalog::update(&mut tx, &current.spec.slug, &spec).await?;
-    tx.commit(by_user(
-        &caller,
-        AuditAction::CatalogUpdate,
-        TargetKind::Catalog,
-        &e.id,
-        None,
-        json!({ "slug": spec.slug }),
+    Ok(Json(
+        service::catalog::update(&st, &caller, &slug, spec).await?,
     ))
-    .await?;
-    Ok(Json(e))
 }
 
 /// Deletes an entry no server uses (admins only).
@@ -139,25 +86,10 @@ pub async fn update(
     responses((status = 200, body = CatalogEntry), CommonErrors, WriteErrors))]
 pub async fn delete(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<CatalogEntry>> {
-    caller.require_admin("write the catalog")?;
-    let mut tx = st.store.begin_audited().await?;
-    let e = nf(
-        &format!("catalog entry {slug}"),
-        catalog::delete(&mut tx, &slug).await,
-    )?;
-    tx.commit(by_user(
-        &caller,
-        AuditAction::CatalogDelete,
-        TargetKind::Catalog,
-        &e.id,
-        None,
-        json!({ "slug": e.spec.slug }),
-    ))
-    .await?;
-    Ok(Json(e))
+    Ok(Json(service::catalog::delete(&st, &caller, &slug).await?))
 }
 
 /// Marks an entry deprecated: existing servers keep it, new servers cannot use it.
@@ -166,23 +98,10 @@ pub async fn delete(
     responses((status = 200, body = CatalogEntry), CommonErrors, WriteErrors))]
 pub async fn deprecate(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(slug): Path<String>,
 ) -> ApiResult<Json<CatalogEntry>> {
-    caller.require_admin("write the catalog")?;
-    let mut tx = st.store.begin_audited().await?;
-    let e = nf(
-        &format!("catalog entry {slug}"),
-        catalog::set_status(&mut tx, &slug, CatalogStatus::Deprecated).await,
-    )?;
-    tx.commit(by_user(
-        &caller,
-        AuditAction::CatalogDeprecate,
-        TargetKind::Catalog,
-        &e.id,
-        None,
-        json!({ "slug": e.spec.slug }),
+    Ok(Json(
+        service::catalog::deprecate(&st, &caller, &slug).await?,
     ))
-    .await?;
-    Ok(Json(e))
 }

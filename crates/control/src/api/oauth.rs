@@ -1,35 +1,35 @@
-//! OAuth providers (admins configure them) and connections (users link their accounts).
-//!
-//! A connection starts with `POST /api/v1/connections` (API or CLI), which answers a start
-//! URL on this control plane. Opened in a browser logged in to the dashboard, the start URL
-//! binds the flow to that session and redirects to the provider; the provider redirects to
-//! the callback, which must arrive in the same session. `GET /oauth/{provider}/start`
-//! without a flow starts one directly (the dashboard's "Connect" button).
+//! `/api/v1/providers`, `/api/v1/connections` and the browser's `/oauth/{provider}/…`
+//! steps. A connection starts with `POST /api/v1/connections` (API or CLI), which answers a
+//! start URL on this control plane; opened in a browser logged in to the dashboard, the
+//! start URL binds the flow to that session and redirects to the provider, whose callback
+//! must arrive in the same session. `GET /oauth/{provider}/start` without a flow starts one
+//! directly (the dashboard's "Connect" button). Rules: [`service::oauth`].
 
 use super::common::{CommonErrors, ListQuery, WriteErrors};
-use crate::auth::UserCaller;
+use crate::auth::SignedIn;
 use crate::extract::{Body, Query};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::ApiResult;
+use crate::service::oauth::{BrowserStart, StartConnection};
+use crate::service::{self, Paging};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
+use toolbelt_model::Page;
 use toolbelt_model::oauth::{Connection, Provider};
-use toolbelt_model::page::clamp_limit;
-use toolbelt_model::{FlowId, Page};
 use toolbelt_oauth::{Callback, FlowStatus, NewProvider, Revoked, StartedFlow};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 /// Every configured provider (everyone may read: they hold no secret).
 #[utoipa::path(get, path = "/api/v1/providers", tag = "oauth",
     responses((status = 200, body = Vec<Provider>), CommonErrors))]
 pub async fn list_providers(
     State(st): State<AppState>,
-    _caller: UserCaller,
+    SignedIn(caller): SignedIn,
 ) -> ApiResult<Json<Vec<Provider>>> {
-    Ok(Json(st.credentials()?.oauth.list_providers().await?))
+    Ok(Json(service::oauth::list_providers(&st, &caller).await?))
 }
 
 /// Configures a provider (admins): a built-in kind with client id and secret, or a custom
@@ -38,14 +38,10 @@ pub async fn list_providers(
     responses((status = 201, body = Provider), CommonErrors, WriteErrors))]
 pub async fn create_provider(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Body(req): Body<NewProvider>,
 ) -> ApiResult<(StatusCode, Json<Provider>)> {
-    let p = st
-        .credentials()?
-        .oauth
-        .create_provider(&caller.scope, req)
-        .await?;
+    let p = service::oauth::create_provider(&st, &caller, req).await?;
     Ok((StatusCode::CREATED, Json(p)))
 }
 
@@ -55,10 +51,10 @@ pub async fn create_provider(
     responses((status = 200, body = Provider), CommonErrors))]
 pub async fn get_provider(
     State(st): State<AppState>,
-    _caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(p): Path<String>,
 ) -> ApiResult<Json<Provider>> {
-    Ok(Json(st.credentials()?.oauth.get_provider(&p).await?))
+    Ok(Json(service::oauth::get_provider(&st, &caller, &p).await?))
 }
 
 /// Deletes a provider (admins), with every connection to it.
@@ -67,14 +63,11 @@ pub async fn get_provider(
     responses((status = 200, body = Provider), CommonErrors, WriteErrors))]
 pub async fn delete_provider(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(p): Path<String>,
 ) -> ApiResult<Json<Provider>> {
     Ok(Json(
-        st.credentials()?
-            .oauth
-            .delete_provider(&caller.scope, &p)
-            .await?,
+        service::oauth::delete_provider(&st, &caller, &p).await?,
     ))
 }
 
@@ -83,26 +76,12 @@ pub async fn delete_provider(
     responses((status = 200, body = Page<Connection>), CommonErrors))]
 pub async fn list_connections(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Page<Connection>>> {
     Ok(Json(
-        st.credentials()?
-            .oauth
-            .list_connections(&caller.scope, clamp_limit(q.limit), q.cursor.as_deref())
-            .await?,
+        service::oauth::list_connections(&st, &caller, &Paging::from(q)).await?,
     ))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StartConnection {
-    /// Provider id or name.
-    pub provider: String,
-    /// Scopes to ask for (default: the provider's default scopes).
-    pub scopes: Option<Vec<String>>,
-    /// Passed to the provider as `login_hint` (which account to sign in with).
-    pub login_hint: Option<String>,
 }
 
 /// Starts connecting an account: answers the start URL to open in a browser that is
@@ -111,14 +90,10 @@ pub struct StartConnection {
     responses((status = 201, body = StartedFlow), CommonErrors, WriteErrors))]
 pub async fn start_connection(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Body(req): Body<StartConnection>,
 ) -> ApiResult<(StatusCode, Json<StartedFlow>)> {
-    let f = st
-        .credentials()?
-        .oauth
-        .create_flow(caller.id(), &req.provider, req.scopes, req.login_hint)
-        .await?;
+    let f = service::oauth::start_connection(&st, &caller, req).await?;
     Ok((StatusCode::CREATED, Json(f)))
 }
 
@@ -128,15 +103,11 @@ pub async fn start_connection(
     responses((status = 200, body = FlowStatus), CommonErrors))]
 pub async fn flow_status(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(flow): Path<String>,
 ) -> ApiResult<Json<FlowStatus>> {
-    let id = FlowId::parse(&flow).ok_or_else(|| Problem::not_found(format!("flow {flow}")))?;
     Ok(Json(
-        st.credentials()?
-            .oauth
-            .flow_status(caller.id(), &id)
-            .await?,
+        service::oauth::flow_status(&st, &caller, &flow).await?,
     ))
 }
 
@@ -146,14 +117,11 @@ pub async fn flow_status(
     responses((status = 200, body = Connection), CommonErrors))]
 pub async fn get_connection(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Connection>> {
     Ok(Json(
-        st.credentials()?
-            .oauth
-            .get_connection(&caller.scope, &id)
-            .await?,
+        service::oauth::get_connection(&st, &caller, &id).await?,
     ))
 }
 
@@ -163,11 +131,11 @@ pub async fn get_connection(
     responses((status = 200, body = Revoked), CommonErrors, WriteErrors))]
 pub async fn revoke_connection(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Revoked>> {
     Ok(Json(
-        st.credentials()?.oauth.revoke(&caller.scope, &id).await?,
+        service::oauth::revoke_connection(&st, &caller, &id).await?,
     ))
 }
 
@@ -177,26 +145,12 @@ pub async fn revoke_connection(
     responses((status = 200, body = Connection), CommonErrors, WriteErrors))]
 pub async fn refresh_connection(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Connection>> {
-    let oauth = &st.credentials()?.oauth;
-    let conn = oauth.get_connection(&caller.scope, &id).await?;
-    if conn.owner_id != *caller.id() {
-        return Err(Problem::forbidden("only a connection's owner refreshes it"));
-    }
-    match oauth.refresh_one(&conn.id).await? {
-        toolbelt_oauth::RefreshResult::Skipped => {
-            return Err(Problem::conflict(
-                "the connection is being refreshed, or needs re-authorization",
-            ));
-        }
-        toolbelt_oauth::RefreshResult::Retrying(e) => {
-            return Err(toolbelt_oauth::OAuthError::Unreachable(e).into());
-        }
-        _ => {}
-    }
-    Ok(Json(oauth.get_connection(&caller.scope, &id).await?))
+    Ok(Json(
+        service::oauth::refresh_connection(&st, &caller, &id).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -209,41 +163,24 @@ pub struct StartQuery {
     pub login_hint: Option<String>,
 }
 
-fn browser_session(caller: &UserCaller) -> ApiResult<String> {
-    if !caller.via_cookie {
-        return Err(Problem::unauthenticated(
-            "open this link in a browser that is logged in to the Toolbelt dashboard",
-        ));
-    }
-    Ok(caller.token_id.to_string())
-}
-
 /// Browser: binds the flow to this dashboard session and redirects to the provider.
 #[utoipa::path(get, path = "/oauth/{provider}/start", tag = "oauth",
     params(("provider" = String, Path), StartQuery),
     responses((status = 302, description = "Redirect to the provider's authorization page"), CommonErrors))]
 pub async fn browser_start(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(provider): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> ApiResult<Response> {
-    let session = browser_session(&caller)?;
-    let oauth = &st.credentials()?.oauth;
-    let flow = match &q.flow {
-        Some(f) => FlowId::parse(f).ok_or_else(|| Problem::not_found(format!("flow {f}")))?,
-        None => {
-            let scopes = q
-                .scopes
-                .as_ref()
-                .map(|s| s.split_whitespace().map(String::from).collect());
-            oauth
-                .create_flow(caller.id(), &provider, scopes, q.login_hint.clone())
-                .await?
-                .flow_id
-        }
+    let req = BrowserStart {
+        flow: q.flow,
+        scopes: q
+            .scopes
+            .map(|s| s.split_whitespace().map(String::from).collect()),
+        login_hint: q.login_hint,
     };
-    let url = oauth.begin(&provider, &flow, caller.id(), &session).await?;
+    let url = service::oauth::begin_in_browser(&st, &caller, &provider, req).await?;
     Ok((
         StatusCode::FOUND,
         [
@@ -270,25 +207,17 @@ pub struct CallbackQuery {
     responses((status = 200, description = "Connected (an HTML page)"), CommonErrors))]
 pub async fn browser_callback(
     State(st): State<AppState>,
-    caller: UserCaller,
+    SignedIn(caller): SignedIn,
     Path(provider): Path<String>,
     Query(q): Query<CallbackQuery>,
 ) -> ApiResult<Response> {
-    let session = browser_session(&caller)?;
-    let conn = st
-        .credentials()?
-        .oauth
-        .complete(
-            &provider,
-            Callback {
-                code: q.code,
-                state: q.state,
-                error: q.error,
-                error_description: q.error_description,
-            },
-            Some(&session),
-        )
-        .await?;
+    let callback = Callback {
+        code: q.code,
+        state: q.state,
+        error: q.error,
+        error_description: q.error_description,
+    };
+    let conn = service::oauth::complete_in_browser(&st, &caller, &provider, callback).await?;
     let page = format!(
         "<!doctype html><title>Connected</title><p>Connected to <b>{}</b> as connection \
          <code>{}</code>. You can close this window.</p>",

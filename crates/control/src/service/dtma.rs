@@ -1,0 +1,299 @@
+//! The DTMA channel: a toolbox's agent joins with a one-time token, then heartbeats
+//! (reporting what runs, receiving the full desired set) and fetches secrets for the
+//! servers it must (re)create. The caller is a toolbox, not a user.
+
+use super::error::{Result, ServiceError};
+use crate::state::AppState;
+use crate::toolbox_client::desired;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use toolbelt_model::ToolboxId;
+use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
+use toolbelt_model::catalog::validate_http_url;
+use toolbelt_model::dtma::{
+    HeartbeatReply, HeartbeatReport, JoinRequest, JoinResponse, ObservedServer, SecretsRequest,
+    SecretsResponse, ToolboxReport,
+};
+use toolbelt_model::server::{DesiredState, Server, ServerInstance, ServerStatus};
+use toolbelt_model::token::{self, TokenDigest, TokenKind};
+use toolbelt_model::toolbox::{Toolbox, ToolboxKind, ToolboxStatus};
+use toolbelt_store::tokens::{self, Subject};
+use toolbelt_store::{AnyConnection, StoreError, catalog, servers, toolboxes};
+
+fn by_toolbox(
+    t: &Toolbox,
+    action: AuditAction,
+    target_kind: TargetKind,
+    target_id: String,
+    detail: Value,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        actor_kind: ActorKind::Toolbox,
+        actor_id: Some(t.id.to_string()),
+        owner_id: t.owner_id.clone(),
+        action,
+        target_kind,
+        target_id: Some(target_id),
+        outcome: Outcome::Success,
+        detail,
+    }
+}
+
+fn bad_join_token() -> ServiceError {
+    ServiceError::Unauthenticated("invalid, used or expired join token".into())
+}
+
+/// Exchanges a one-time join token for the toolbox's DTMA credential; a new join replaces
+/// the previous DTMA's credential.
+pub async fn join(st: &AppState, req: JoinRequest) -> Result<JoinResponse> {
+    validate_http_url("advertise_url", &req.advertise_url)?;
+    if req.runtime == ToolboxKind::Remote {
+        return Err(ServiceError::invalid(
+            "runtime",
+            "a DTMA runs docker or process",
+        ));
+    }
+    let mut tx = st.store.begin_audited().await?;
+    let found = tokens::find(&mut tx, &TokenDigest::of(&req.join_token)).await?;
+    let toolbox_id = match found {
+        Some(f)
+            if f.kind == TokenKind::Join
+                && f.expires_at.is_none_or(|e| e > toolbelt_model::now()) =>
+        {
+            match f.subject {
+                Subject::Toolbox(t) if tokens::consume(&mut tx, &f.id).await? => t,
+                _ => return Err(bad_join_token()),
+            }
+        }
+        _ => return Err(bad_join_token()),
+    };
+    let tb = toolboxes::get_internal(&mut tx, &toolbox_id).await?;
+    tokens::revoke_all(&mut tx, &Subject::Toolbox(tb.id.clone()), TokenKind::Dtma).await?;
+    let cred = token::issue(TokenKind::Dtma);
+    tokens::insert(
+        &mut tx,
+        TokenKind::Dtma,
+        &cred.digest,
+        &Subject::Toolbox(tb.id.clone()),
+        "dtma",
+        None,
+    )
+    .await?;
+    toolboxes::record_join(&mut tx, &tb.id, req.runtime, &req.advertise_url).await?;
+    tx.commit(by_toolbox(&tb, AuditAction::ToolboxJoin, TargetKind::Toolbox, tb.id.to_string(), json!({
+        "runtime": req.runtime.as_str(), "advertise_url": req.advertise_url, "version": req.version,
+    }))).await?;
+    Ok(JoinResponse {
+        toolbox_id: tb.id,
+        toolbox_name: tb.name.to_string(),
+        credential: cred.secret.clone(),
+        control_public_key: st.key.public_b64(),
+        heartbeat_interval_ms: st.config.heartbeat_interval.as_millis() as u64,
+    })
+}
+
+/// What applying one heartbeat changed, for the audit log and the gateway.
+#[derive(Default)]
+struct Applied {
+    desired: Vec<toolbelt_model::dtma::DesiredServer>,
+    /// Servers whose deletion the toolbox confirmed.
+    purged: Vec<Server>,
+    /// Servers that just started failing.
+    failing: Vec<Failing>,
+    /// Some server's status moved.
+    moved: bool,
+}
+
+struct Failing {
+    server: Server,
+    /// The toolbox's reason.
+    error: Option<String>,
+}
+
+/// The status a report means for a server the control plane knows.
+fn observed_status(s: &Server, o: &ObservedServer) -> ServerStatus {
+    if s.desired == DesiredState::Deleted {
+        ServerStatus::Deleting
+    } else if o.generation < s.generation {
+        // A report from before the DTMA heard of this generation (a restart just asked
+        // for): its `running` is the old instance's.
+        s.status
+    } else {
+        o.status
+    }
+}
+
+/// Records what the toolbox reports about each of its servers and builds the desired set.
+async fn apply(
+    c: &mut AnyConnection,
+    rows: &[Server],
+    report: &HeartbeatReport,
+) -> Result<Applied, StoreError> {
+    let observed: HashMap<_, _> = report.servers.iter().map(|o| (o.id.clone(), o)).collect();
+    let mut entries = HashMap::new();
+    let mut out = Applied::default();
+    for s in rows {
+        match observed.get(&s.id) {
+            Some(o) => {
+                let instance = ServerInstance {
+                    container_id: o.container_id.clone(),
+                    started_at: o.started_at,
+                    image_digest: o.image_digest.clone(),
+                    tool_count: o.tool_count,
+                };
+                let status = observed_status(s, o);
+                let changed = s.status != status
+                    || s.last_error != o.last_error
+                    || s.restart_count != o.restarts
+                    || s.health != o.health
+                    || s.instance.as_ref() != Some(&instance);
+                if changed {
+                    out.moved |= s.status != status;
+                    let obs = servers::Observation {
+                        status,
+                        last_error: o.last_error.as_deref(),
+                        restarts: o.restarts,
+                        health: o.health,
+                        instance: Some(&instance),
+                    };
+                    servers::apply_observed(c, &s.id, obs).await?;
+                    if status == ServerStatus::ErrorRuntime
+                        && s.status != ServerStatus::ErrorRuntime
+                    {
+                        out.failing.push(Failing {
+                            server: s.clone(),
+                            error: o.last_error.clone(),
+                        });
+                    }
+                }
+            }
+            None if s.desired == DesiredState::Deleted => {
+                servers::purge(c, &s.id).await?;
+                out.purged.push(s.clone());
+            }
+            None if s.status == ServerStatus::Unresponsive => {
+                let obs = servers::Observation {
+                    status: ServerStatus::PendingDeploy,
+                    last_error: None,
+                    restarts: s.restart_count,
+                    health: s.health,
+                    instance: None,
+                };
+                servers::apply_observed(c, &s.id, obs).await?;
+            }
+            None => {}
+        }
+        if s.desired != DesiredState::Deleted {
+            if !entries.contains_key(&s.catalog_id) {
+                entries.insert(
+                    s.catalog_id.clone(),
+                    catalog::get(c, s.catalog_id.as_str()).await?,
+                );
+            }
+            out.desired.push(desired(s, &entries[&s.catalog_id]));
+        }
+    }
+    Ok(out)
+}
+
+/// Records a toolbox's report; answers the full desired set.
+pub async fn heartbeat(
+    st: &AppState,
+    toolbox: &ToolboxId,
+    report: HeartbeatReport,
+) -> Result<HeartbeatReply> {
+    validate_http_url("advertise_url", &report.advertise_url)?;
+    let summary = ToolboxReport {
+        version: report.version.clone(),
+        runtime: report.runtime.clone(),
+        system: report.system.clone(),
+    };
+    let summary = serde_json::to_string(&summary).map_err(|_| ServiceError::Internal)?;
+    let mut tx = st.store.begin().await?;
+    let before =
+        toolboxes::record_heartbeat(&mut tx, toolbox, &report.advertise_url, &summary).await?;
+    let rows = servers::for_toolbox(&mut tx, toolbox).await?;
+    let applied = apply(&mut tx, &rows, &report).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    if applied.moved || !applied.purged.is_empty() {
+        // A server came up, went down or went away: the gateway re-reads before its next
+        // call or listing instead of at its next periodic refresh.
+        st.store.bump_epoch();
+    }
+
+    if before != ToolboxStatus::Active || !applied.purged.is_empty() || !applied.failing.is_empty()
+    {
+        let mut c = st.store.conn().await?;
+        let tb = toolboxes::get_internal(&mut c, toolbox).await?;
+        drop(c);
+        let mut events = Vec::new();
+        if before != ToolboxStatus::Active {
+            events.push(by_toolbox(
+                &tb,
+                AuditAction::ToolboxActive,
+                TargetKind::Toolbox,
+                tb.id.to_string(),
+                json!({ "was": before.as_str() }),
+            ));
+        }
+        for s in &applied.purged {
+            events.push(by_toolbox(
+                &tb,
+                AuditAction::ServerRemoved,
+                TargetKind::Server,
+                s.id.to_string(),
+                json!({ "name": s.name }),
+            ));
+        }
+        for f in &applied.failing {
+            events.push(by_toolbox(
+                &tb,
+                AuditAction::ServerError,
+                TargetKind::Server,
+                f.server.id.to_string(),
+                json!({ "name": f.server.name, "error": f.error }),
+            ));
+        }
+        for ev in events {
+            st.store.begin_audited().await?.commit(ev).await?;
+        }
+    }
+    Ok(HeartbeatReply {
+        desired: applied.desired,
+        heartbeat_interval_ms: st.config.heartbeat_interval.as_millis() as u64,
+    })
+}
+
+/// The secret values of one server on the caller's toolbox (an audited delivery). A
+/// reference that does not resolve is a conflict naming why.
+pub async fn secrets(
+    st: &AppState,
+    toolbox: &ToolboxId,
+    req: SecretsRequest,
+) -> Result<SecretsResponse> {
+    let mut c = st.store.conn().await?;
+    let server = match servers::get_internal(&mut c, &req.server_id).await {
+        Ok(s) if &s.toolbox_id == toolbox => s,
+        _ => return Err(ServiceError::not_found(format!("server {}", req.server_id))),
+    };
+    let tb = toolboxes::get_internal(&mut c, toolbox).await?;
+    drop(c);
+    let values = st
+        .secrets
+        .resolve(&server)
+        .await
+        .map_err(|e| ServiceError::conflict(e.to_string()))?;
+    let names: Vec<&String> = values.keys().collect();
+    st.store
+        .begin_audited()
+        .await?
+        .commit(by_toolbox(
+            &tb,
+            AuditAction::SecretDeliver,
+            TargetKind::Server,
+            server.id.to_string(),
+            json!({ "names": names }),
+        ))
+        .await?;
+    Ok(SecretsResponse { secrets: values })
+}

@@ -1,0 +1,103 @@
+//! What a server's toolbox knows about it right now — logs (tail and follow) and resource
+//! stats — fetched from its DTMA with a signed token. The caller must be able to see the
+//! server; the toolbox must have a DTMA that answers.
+
+use super::caller::Caller;
+use super::error::{Result, ServiceError};
+use super::refs;
+use crate::state::AppState;
+use crate::toolbox_client::token_for;
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use toolbelt_model::server::Server;
+use toolbelt_model::toolbox::ToolboxStatus;
+use toolbelt_store::toolboxes;
+
+/// Log lines as the DTMA sends them; with `follow`, the stream stays open.
+pub type LogStream = BoxStream<'static, Result<Bytes, reqwest::Error>>;
+
+/// Which lines of a server's log.
+#[derive(Debug, Clone, Copy)]
+pub struct LogsRequest {
+    /// Lines from the end (default 100, at most 10000).
+    pub tail: Option<usize>,
+    /// Keep the stream open and send new lines as they come.
+    pub follow: bool,
+}
+
+async fn dtma_get(st: &AppState, server: &Server, path: &str) -> Result<reqwest::Response> {
+    let mut c = st.store.conn().await?;
+    let tb = toolboxes::get_internal(&mut c, &server.toolbox_id).await?;
+    drop(c);
+    let Some(url) = tb.dtma_url.clone() else {
+        return Err(ServiceError::unavailable(format!(
+            "toolbox {} has no DTMA yet",
+            tb.name
+        )));
+    };
+    if tb.status == ToolboxStatus::Unresponsive {
+        return Err(ServiceError::unavailable(format!(
+            "toolbox {} is unresponsive",
+            tb.name
+        )));
+    }
+    let res = st
+        .toolboxes
+        .http
+        .get(format!("{}{path}", url.trim_end_matches('/')))
+        .bearer_auth(token_for(st, &tb))
+        .timeout(std::time::Duration::from_secs(3600))
+        .send()
+        .await
+        .map_err(|e| {
+            ServiceError::unavailable(format!("toolbox {} did not answer: {e}", tb.name))
+        })?;
+    if !res.status().is_success() {
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        let detail = body["detail"]
+            .as_str()
+            .unwrap_or("the toolbox refused")
+            .to_string();
+        return Err(ServiceError::conflict(detail));
+    }
+    Ok(res)
+}
+
+/// The server's log (stderr for stdio servers, whose stdout is protocol traffic).
+pub async fn logs(
+    st: &AppState,
+    caller: &Caller,
+    r: &str,
+    toolbox: Option<&str>,
+    req: LogsRequest,
+) -> Result<LogStream> {
+    let mut c = st.store.conn().await?;
+    let s = refs::server(&mut c, &caller.scope, r, toolbox).await?;
+    drop(c);
+    let tail = req.tail.unwrap_or(100).min(10_000);
+    let follow = u8::from(req.follow);
+    let res = dtma_get(
+        st,
+        &s,
+        &format!("/v1/servers/{}/logs?tail={tail}&follow={follow}", s.name),
+    )
+    .await?;
+    Ok(res.bytes_stream().boxed())
+}
+
+/// CPU, memory and process count of the server's container or process: the DTMA's JSON,
+/// as it sent it.
+pub async fn stats(
+    st: &AppState,
+    caller: &Caller,
+    r: &str,
+    toolbox: Option<&str>,
+) -> Result<Bytes> {
+    let mut c = st.store.conn().await?;
+    let s = refs::server(&mut c, &caller.scope, r, toolbox).await?;
+    drop(c);
+    let res = dtma_get(st, &s, &format!("/v1/servers/{}/stats", s.name)).await?;
+    res.bytes()
+        .await
+        .map_err(|_| ServiceError::unavailable("the toolbox's answer was cut off"))
+}
