@@ -3,12 +3,16 @@
 //! control plane ([`plane`]); agents as the official Python SDK ([`sdk`]) or a raw
 //! JSON-RPC client that shows the wire ([`mcp`]); the OAuth fixtures ([`oauth`]).
 
+#[path = "harness/eventually.rs"]
+pub mod eventually;
 #[path = "harness/mcp.rs"]
 pub mod mcp;
 #[path = "harness/oauth.rs"]
 pub mod oauth;
 #[path = "harness/plane.rs"]
 pub mod plane;
+#[path = "harness/rest.rs"]
+pub mod rest;
 #[path = "harness/sdk.rs"]
 pub mod sdk;
 

@@ -12,4 +12,5 @@ mod oauth_flow;
 mod oauth_world;
 mod toolboxes_docker;
 mod up_docker;
+mod upgrade;
 mod vault_secrets;

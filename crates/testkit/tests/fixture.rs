@@ -308,3 +308,30 @@ async fn fixture_crash_on_start_and_junk_on_start() {
     assert_eq!(init["result"]["serverInfo"]["name"], "fixture-mcp");
     assert_eq!(f.junk.len(), 2, "{:?}", f.junk);
 }
+
+#[tokio::test]
+async fn a_change_on_start_is_there_from_the_first_listing() {
+    let mut f = Fixture::start(&["--change-on-start", "describe"]).await;
+    f.initialize().await;
+    let tools = f.request(2, "tools/list", json!({})).await;
+    let echo = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "echo")
+        .cloned()
+        .unwrap();
+    assert_eq!(echo["description"], "Echoes text back, changed", "{echo}");
+
+    let out = tokio::time::timeout(
+        READ_LIMIT,
+        tokio::process::Command::new(fixture_bin())
+            .args(["--change-on-start", "nonsense"])
+            .output(),
+    )
+    .await
+    .expect("exit")
+    .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mode"));
+}

@@ -12,6 +12,8 @@
 //! fixture-mcp --crash-on-start CODE     exit at once with CODE (crash-loop tests)
 //! fixture-mcp --junk-on-start N         print N non-JSON lines to stdout before serving
 //! fixture-mcp --tools N                 pad the tool list with echo-like tools to N tools
+//! fixture-mcp --change-on-start MODE    start as if `change_tools` MODE had been called (a
+//!                                       changed definition that survives restarts)
 //! ```
 
 mod args;
@@ -41,6 +43,7 @@ struct Options {
     crash_on_start: Option<i32>,
     junk_on_start: usize,
     tools: usize,
+    change_on_start: Option<String>,
 }
 
 /// A bad command line (exit code 2).
@@ -93,6 +96,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Usage> 
             "--crash-on-start" => o.crash_on_start = Some(parsed("--crash-on-start", args.next())?),
             "--junk-on-start" => o.junk_on_start = parsed("--junk-on-start", args.next())?,
             "--tools" => o.tools = parsed("--tools", args.next())?,
+            "--change-on-start" => {
+                o.change_on_start = Some(
+                    args.next()
+                        .ok_or(Usage::MissingValue("--change-on-start"))?,
+                )
+            }
             _ => return Err(Usage::Unknown(arg)),
         }
     }
@@ -117,6 +126,12 @@ fn main() -> ExitCode {
         }
     }
     tools::pad_to(opts.tools);
+    if let Some(mode) = &opts.change_on_start
+        && !tools::change(mode, None)
+    {
+        eprintln!("fixture-mcp: --change-on-start {mode}: unknown mode");
+        return ExitCode::from(2);
+    }
     if let Some(code) = opts.crash_on_start {
         eprintln!("fixture-mcp crashing on start with exit code {code}");
         std::process::exit(code);
