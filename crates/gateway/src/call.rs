@@ -113,13 +113,28 @@ pub async fn call_tool(
         started: Instant::now(),
         connection: None,
     };
-    let (hit, res) = run(hub, agent, &req, &args, ctx, &mut rec.connection).await;
+    let Attempt { hit, result } = run(hub, agent, &req, &args, ctx, &mut rec.connection).await;
     // Durable before the agent sees anything; no event, no result.
     hub.audit
-        .record(rec.event(hit.as_ref(), &res))
+        .record(rec.event(hit.as_ref(), &result))
         .await
         .map_err(CallError::from)?;
-    Ok(res?)
+    Ok(result?)
+}
+
+/// A call's outcome, with the tool it reached (none when it reached no tool).
+struct Attempt {
+    hit: Option<Exposed>,
+    result: Result<CallToolResponse, CallError>,
+}
+
+impl Attempt {
+    fn missed(e: CallError) -> Attempt {
+        Attempt {
+            hit: None,
+            result: Err(e),
+        }
+    }
 }
 
 async fn run(
@@ -129,10 +144,10 @@ async fn run(
     args: &Value,
     ctx: &RequestContext<RoleServer>,
     used: &mut Option<toolbelt_model::ConnectionId>,
-) -> (Option<Exposed>, Result<CallToolResponse, CallError>) {
+) -> Attempt {
     let policy = match hub.policies.policy(&agent.agent_id).await {
         Ok(p) => p,
-        Err(e) => return (None, Err(e.into())),
+        Err(e) => return Attempt::missed(e.into()),
     };
     // A server stopped or deleted a moment ago must not take this call.
     hub.registry.refresh_if_changed().await;
@@ -154,15 +169,18 @@ async fn run(
         view = hub.views.get(&agent.agent_id, &policy, &hub.registry);
     }
     let Some(hit) = view.by_name.get(req.name.as_ref()) else {
-        return (None, Err(CallError::UnknownTool(req.name.to_string())));
+        return Attempt::missed(CallError::UnknownTool(req.name.to_string()));
     };
     let hit = Exposed {
         server: hit.server.clone(),
         tool: hit.tool.clone(),
         decision: hit.decision,
     };
-    let res = forward(hub, agent, &hit, req, args, ctx, used).await;
-    (Some(hit), res)
+    let result = forward(hub, agent, &hit, req, args, ctx, used).await;
+    Attempt {
+        hit: Some(hit),
+        result,
+    }
 }
 
 async fn forward(

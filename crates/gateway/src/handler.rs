@@ -16,6 +16,7 @@ use rmcp::model::{
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{ErrorData as McpError, ServerHandler};
 use std::sync::Arc;
+use toolbelt_model::Page;
 
 #[derive(Clone)]
 pub struct Gateway {
@@ -38,11 +39,7 @@ fn agent(ctx: &RequestContext<RoleServer>) -> Result<AgentIdentity, CallError> {
 }
 
 /// Offset pagination over a list that is sorted and stable between calls.
-fn page<T: Clone>(
-    items: &[T],
-    cursor: Option<&str>,
-    size: usize,
-) -> Result<(Vec<T>, Option<String>), CallError> {
+fn page<T: Clone>(items: &[T], cursor: Option<&str>, size: usize) -> Result<Page<T>, CallError> {
     let start = match cursor {
         Some(c) => c
             .parse::<usize>()
@@ -50,18 +47,20 @@ fn page<T: Clone>(
         None => 0,
     };
     let end = (start + size).min(items.len());
-    let next = (end < items.len()).then(|| end.to_string());
-    Ok((
-        items.get(start..end).map(<[T]>::to_vec).unwrap_or_default(),
-        next,
-    ))
+    Ok(Page {
+        items: items.get(start..end).map(<[T]>::to_vec).unwrap_or_default(),
+        next_cursor: (end < items.len()).then(|| end.to_string()),
+    })
+}
+
+/// The calling agent and what it may see right now.
+struct Seen {
+    agent: AgentIdentity,
+    view: Arc<crate::view::View>,
 }
 
 impl Gateway {
-    async fn view(
-        &self,
-        ctx: &RequestContext<RoleServer>,
-    ) -> Result<(AgentIdentity, Arc<crate::view::View>), CallError> {
+    async fn view(&self, ctx: &RequestContext<RoleServer>) -> Result<Seen, CallError> {
         let a = agent(ctx)?;
         let policy = self.hub.policies.policy(&a.agent_id).await?;
         // Servers this agent could see but that were never discovered: discover them now,
@@ -78,10 +77,10 @@ impl Gateway {
         if !pending.is_empty() {
             self.hub.registry.ensure_discovered(&pending).await;
         }
-        Ok((
-            a.clone(),
-            self.hub.views.get(&a.agent_id, &policy, &self.hub.registry),
-        ))
+        Ok(Seen {
+            view: self.hub.views.get(&a.agent_id, &policy, &self.hub.registry),
+            agent: a,
+        })
     }
 }
 
@@ -119,15 +118,15 @@ impl ServerHandler for Gateway {
         req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let (_, view) = self.view(&ctx).await?;
+        let Seen { view, .. } = self.view(&ctx).await?;
         let tools: Vec<_> = view.tools.iter().map(|(_, t)| t.clone()).collect();
-        let (items, next) = page(
+        let Page { items, next_cursor } = page(
             &tools,
             req.as_ref().and_then(|r| r.cursor.as_deref()),
             self.hub.config.page_size,
         )?;
         let mut r = ListToolsResult::with_all_items(items);
-        r.next_cursor = next;
+        r.next_cursor = next_cursor;
         Ok(r)
     }
 
@@ -145,15 +144,15 @@ impl ServerHandler for Gateway {
         req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let (_, view) = self.view(&ctx).await?;
+        let Seen { view, .. } = self.view(&ctx).await?;
         let prompts: Vec<_> = view.prompts.iter().map(|p| p.shown.clone()).collect();
-        let (items, next) = page(
+        let Page { items, next_cursor } = page(
             &prompts,
             req.as_ref().and_then(|r| r.cursor.as_deref()),
             self.hub.config.page_size,
         )?;
         let mut r = ListPromptsResult::with_all_items(items);
-        r.next_cursor = next;
+        r.next_cursor = next_cursor;
         Ok(r)
     }
 
@@ -162,7 +161,7 @@ impl ServerHandler for Gateway {
         req: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let (agent, view) = self.view(&ctx).await?;
+        let Seen { agent, view } = self.view(&ctx).await?;
         let p = view
             .prompts
             .iter()
@@ -188,15 +187,15 @@ impl ServerHandler for Gateway {
         req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let (_, view) = self.view(&ctx).await?;
+        let Seen { view, .. } = self.view(&ctx).await?;
         let res: Vec<_> = view.resources.iter().map(|(r, _)| r.clone()).collect();
-        let (items, next) = page(
+        let Page { items, next_cursor } = page(
             &res,
             req.as_ref().and_then(|r| r.cursor.as_deref()),
             self.hub.config.page_size,
         )?;
         let mut r = ListResourcesResult::with_all_items(items);
-        r.next_cursor = next;
+        r.next_cursor = next_cursor;
         Ok(r)
     }
 
@@ -205,7 +204,7 @@ impl ServerHandler for Gateway {
         _req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let (_, view) = self.view(&ctx).await?;
+        let Seen { view, .. } = self.view(&ctx).await?;
         Ok(ListResourceTemplatesResult::with_all_items(
             view.templates.iter().map(|(t, _)| t.clone()).collect(),
         ))
@@ -216,7 +215,7 @@ impl ServerHandler for Gateway {
         req: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let (agent, view) = self.view(&ctx).await?;
+        let Seen { agent, view } = self.view(&ctx).await?;
         let server = owner_of_uri(&view, &req.uri)
             .ok_or_else(|| CallError::UnknownResource(req.uri.clone()))?;
         let peer = self.peer_of(&agent, &server).await?;
@@ -237,7 +236,7 @@ impl ServerHandler for Gateway {
         req: CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        let (agent, view) = self.view(&ctx).await?;
+        let Seen { agent, view } = self.view(&ctx).await?;
         let mut params = req.clone();
         let server = match &req.r#ref {
             Reference::Prompt(p) => {
