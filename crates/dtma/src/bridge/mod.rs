@@ -4,13 +4,17 @@
 
 pub mod error;
 pub mod http;
+mod lines;
 pub mod mux;
+#[cfg(test)]
+mod mux_tests;
 pub mod proxy;
 
 use mux::Upstream;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 #[derive(Clone)]
 pub enum Target {

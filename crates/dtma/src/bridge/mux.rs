@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc};
-use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 /// The largest line accepted from a server's stdout.
@@ -109,13 +109,14 @@ impl Upstream {
         let r = up.clone();
         let stdout = pipes.stdout;
         tokio::spawn(async move {
-            let mut lines = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE));
+            let mut lines = FramedRead::new(stdout, super::lines::TolerantLines::new(MAX_LINE));
             loop {
                 tokio::select! {
                     _ = r.dead.cancelled() => break,
                     next = lines.next() => match next {
-                        Some(Ok(line)) => r.on_line(&line),
-                        Some(Err(e)) => r.on_junk(&format!("unreadable output: {e}")),
+                        Some(Ok(Ok(line))) => r.on_line(&line),
+                        Some(Ok(Err(why))) => r.on_junk(&format!("unreadable output: {why}")),
+                        Some(Err(_)) => break,
                         None => break,
                     }
                 }
