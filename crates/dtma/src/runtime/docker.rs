@@ -5,15 +5,16 @@
 //! loosening would be a separate, audited catalog field). Containers are found again by
 //! their `toolbelt.*` labels; containers without them are never touched.
 
+mod spec;
+
+pub use spec::{ContainerSpec, container_spec};
+
 use super::{Instance, Launch, Runtime, RuntimeError, Stats, StdioPipes};
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::errors::Error as DockerError;
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkCreateRequest,
-    NetworkingConfig,
-};
+use bollard::models::NetworkCreateRequest;
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
@@ -26,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use toolbelt_model::ServerId;
-use toolbelt_model::catalog::{CatalogSource, Transport};
+use toolbelt_model::catalog::Transport;
 use toolbelt_model::toolbox::ToolboxKind;
 
 pub const LABEL_MANAGED: &str = "toolbelt.managed";
@@ -328,101 +329,20 @@ impl Runtime for DockerRuntime {
         &self,
         launch: Launch<'_>,
     ) -> Result<(Instance, Option<StdioPipes>), RuntimeError> {
-        let s = launch.server;
-        let (image, args) = match &s.source {
-            CatalogSource::Image { image, args } => (image.clone(), args.clone()),
-            CatalogSource::Package { package, .. } => {
-                return Err(RuntimeError::Refused(format!(
-                    "this toolbox runs container images; the package {package} needs a process toolbox"
-                )));
-            }
-            CatalogSource::Remote { .. } => {
-                return Err(RuntimeError::Refused(
-                    "remote servers run on a remote toolbox".into(),
-                ));
-            }
-        };
+        let spec = spec::container_spec(&launch, &self.toolbox_id, &self.network)?;
         self.ensure_network().await?;
-        self.ensure_image(&image).await?;
+        self.ensure_image(&spec.image).await?;
+        let s = launch.server;
         let stdio = s.transport == Transport::Stdio;
-        let mut labels = HashMap::from([
-            (LABEL_MANAGED.to_string(), "true".to_string()),
-            (LABEL_TOOLBOX.to_string(), self.toolbox_id.clone()),
-            (LABEL_SERVER.to_string(), s.id.to_string()),
-            (LABEL_NAME.to_string(), s.name.clone()),
-            (LABEL_GENERATION.to_string(), s.generation.to_string()),
-            (
-                LABEL_TRANSPORT.to_string(),
-                s.transport.as_str().to_string(),
-            ),
-        ]);
-        if let Some(p) = s.port {
-            labels.insert(LABEL_PORT.to_string(), p.to_string());
-        }
-        let env: Vec<String> = s
-            .env
-            .iter()
-            .chain(launch.secret_env.iter())
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let mounts = launch.secrets_dir.as_ref().map(|dir| {
-            vec![Mount {
-                typ: Some(MountType::BIND),
-                source: Some(dir.display().to_string()),
-                target: Some("/run/secrets".into()),
-                read_only: Some(true),
-                ..Default::default()
-            }]
-        });
-        let memory = i64::from(s.limits.memory_mb) * 1024 * 1024;
-        let host = HostConfig {
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges:true".into()]),
-            readonly_rootfs: Some(true),
-            tmpfs: Some(HashMap::from([(
-                "/tmp".into(),
-                "rw,noexec,nosuid,size=64m".into(),
-            )])),
-            pids_limit: Some(i64::from(s.limits.pids)),
-            memory: Some(memory),
-            memory_swap: Some(memory),
-            nano_cpus: Some((s.limits.cpus * 1e9) as i64),
-            mounts,
-            network_mode: Some(self.network.clone()),
-            privileged: Some(false),
-            publish_all_ports: Some(false),
-            ..Default::default()
-        };
-        let body = ContainerCreateBody {
-            image: Some(image.clone()),
-            cmd: (!args.is_empty()).then_some(args),
-            env: Some(env),
-            labels: Some(labels),
-            user: Some(format!("{0}:{0}", super::secrets::CONTAINER_UID)),
-            attach_stdin: Some(stdio),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            open_stdin: Some(stdio),
-            stdin_once: Some(false),
-            tty: Some(false),
-            host_config: Some(host),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    self.network.clone(),
-                    EndpointSettings {
-                        aliases: Some(vec![s.name.clone()]),
-                        ..Default::default()
-                    },
-                )])),
-            }),
-            ..Default::default()
-        };
-        let name = format!("toolbelt-{}-{}-g{}", self.toolbox_id, s.name, s.generation);
         let created = self
             .docker
             .create_container(
-                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-                body,
+                Some(
+                    CreateContainerOptionsBuilder::default()
+                        .name(&spec.name)
+                        .build(),
+                ),
+                spec.body,
             )
             .await
             .map_err(classify)?;
