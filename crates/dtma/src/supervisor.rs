@@ -4,14 +4,15 @@
 use crate::bridge::mux::Upstream;
 use crate::bridge::{Bridges, Target};
 use crate::logs::LogRing;
+use crate::reconcile::history::History;
 use crate::runtime::secrets::SecretStore;
 use crate::runtime::{Instance, Runtime};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use toolbelt_model::ServerId;
 use toolbelt_model::dtma::{DesiredServer, Discovery, Health, ObservedServer, RuntimeState};
 use toolbelt_model::server::{DesiredState, ServerStatus};
@@ -42,11 +43,8 @@ pub(crate) struct Managed {
     pub secrets: Option<BTreeMap<String, String>>,
     pub status: ServerStatus,
     pub health: Health,
-    pub restarts: i64,
-    pub fast_failures: u32,
-    pub next_attempt: Instant,
-    /// Gave up after repeated crashes; waits for a new generation or desired state.
-    pub gave_up: bool,
+    /// Restarts, quick crashes in a row, backoff, the crash-loop verdict.
+    pub history: History,
     pub last_error: Option<String>,
     pub instance: Option<Instance>,
     pub upstream: Option<Arc<Upstream>>,
@@ -69,10 +67,7 @@ impl Managed {
             secrets: None,
             status,
             health: Health::Unknown,
-            restarts: 0,
-            fast_failures: 0,
-            next_attempt: Instant::now(),
-            gave_up: false,
+            history: History::new(Instant::now()),
             last_error: None,
             instance: None,
             upstream: None,
@@ -228,7 +223,7 @@ impl Supervisor {
                     m.status
                 },
                 health: m.health,
-                restarts: m.restarts,
+                restarts: m.history.restarts,
                 last_error: m.last_error.clone(),
                 container_id: m.instance.as_ref().map(|i| i.handle.clone()),
                 started_at: m.instance.as_ref().and_then(|i| i.started_at),
@@ -278,6 +273,10 @@ impl Supervisor {
         }
     }
 
+    pub(crate) fn set_runtime_state(&self, available: bool, detail: Option<String>) {
+        *self.runtime_state.lock().unwrap_or_else(|p| p.into_inner()) = (available, detail);
+    }
+
     pub(crate) fn set_bridge(&self, name: &str, target: Option<Target>) {
         match target {
             Some(t) => self.bridges.set(name, t),
@@ -297,9 +296,7 @@ fn upsert(
         Some(m) => {
             let new_generation = m.spec.generation != spec.generation;
             if new_generation || m.spec.desired != spec.desired || m.removing {
-                m.gave_up = false;
-                m.fast_failures = 0;
-                m.next_attempt = Instant::now();
+                m.history.fresh_start(Instant::now());
                 // A new generation is a redeploy: the instance running now is the old one,
                 // so it is not reported `running` for the new generation.
                 if spec.desired == DesiredState::Running

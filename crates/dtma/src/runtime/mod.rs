@@ -5,6 +5,8 @@
 //! containers by `toolbelt.*` labels, so a restarted DTMA re-adopts them.
 
 pub mod docker;
+#[cfg(test)]
+pub mod fake;
 pub mod process;
 pub mod secrets;
 

@@ -20,6 +20,11 @@ impl SecretStore {
         let base = std::env::var_os("TOOLBELT_SECRETS_TMPFS")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/dev/shm"));
+        SecretStore::under(&base, toolbox_id)
+    }
+
+    /// The toolbox's directory under `base` (tests give a temporary one).
+    pub fn under(base: &Path, toolbox_id: &str) -> std::io::Result<SecretStore> {
         let root = base.join(format!("toolbelt-{toolbox_id}"));
         std::fs::DirBuilder::new()
             .recursive(true)
