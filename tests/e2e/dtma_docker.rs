@@ -3,10 +3,8 @@
 //! and nowhere else, re-adoption after `kill -9`, failures that end in `error_runtime`.
 
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use toolbelt_control::secrets::SecretResolver;
 use toolbelt_dtma::DtmaOptions;
 use toolbelt_e2e::mcp::Mcp;
 use toolbelt_e2e::plane::Plane;
@@ -145,23 +143,6 @@ async fn containers_carry_every_hardening_default_and_answer_through_the_bridge(
     dtma.shutdown().await;
 }
 
-/// Stands in for the vault: every reference resolves to the canary.
-struct Canary(String);
-
-#[async_trait::async_trait]
-impl SecretResolver for Canary {
-    async fn resolve(
-        &self,
-        server: &toolbelt_model::server::Server,
-    ) -> Result<BTreeMap<String, String>, toolbelt_control::secrets::ResolveError> {
-        Ok(server
-            .secrets
-            .keys()
-            .map(|k| (k.clone(), self.0.clone()))
-            .collect())
-    }
-}
-
 /// Captures this test process's log (the in-process control plane's) at debug level.
 #[derive(Clone, Default)]
 struct LogBuf(Arc<Mutex<Vec<u8>>>);
@@ -186,8 +167,7 @@ async fn a_canary_secret_reaches_the_container_as_a_file_and_nowhere_else() {
         .init();
     let image = fixture_image().await;
     let canary = format!("canary-{}", toolbelt_model::ids::AgentId::generate());
-    let plane =
-        Plane::start_with(Duration::from_millis(300), Arc::new(Canary(canary.clone()))).await;
+    let plane = Plane::start(Duration::from_millis(300)).await;
     let (tbx, join) = plane.toolbox("sec").await;
     let _c = Cleanup(tbx.clone());
     let dir = tempfile::tempdir().unwrap();
@@ -195,24 +175,15 @@ async fn a_canary_secret_reaches_the_container_as_a_file_and_nowhere_else() {
     let dtma = DtmaProc::start(&plane.url, Some(&join), &data, "docker", &[]).await;
     plane.catalog(json!({ "slug": "fx-secret", "source": { "type": "image", "image": image }, "transport": "stdio",
         "secrets": [{ "name": "API_KEY", "delivery": "file" }] })).await;
-    // The reference must name a stored secret: seal the canary as the shared `team-key`
-    // (the `Canary` resolver then stands in for the vault's decrypt at deploy).
-    let vault = toolbelt_vault::Vault::open(
-        plane.store.clone(),
-        Arc::new(toolbelt_vault::KeyRing::generate().unwrap()),
-    )
-    .await
-    .unwrap();
-    vault
-        .put_for(
-            None,
-            &toolbelt_model::Name::parse("name", "team-key", 64).unwrap(),
-            toolbelt_store::secrets::SecretKind::ApiKey,
-            toolbelt_vault::SecretValue::new(canary.clone().into_bytes()),
-            &toolbelt_vault::Actor::system("test"),
+    // Sealed in the vault through the API, as the shared `team-key`; the vault opens it at
+    // deploy.
+    plane
+        .ok(
+            "POST",
+            "/api/v1/secrets",
+            json!({ "name": "team-key", "value": canary, "kind": "api_key", "shared": true }),
         )
-        .await
-        .unwrap();
+        .await;
     plane.ok("POST", "/api/v1/servers", json!({ "name": "keyed", "catalog": "fx-secret", "toolbox": "sec", "secrets": { "API_KEY": "team-key" } })).await;
     let srv = plane
         .wait_server("keyed", "sec", "keyed running", WAIT, |v| {

@@ -1,16 +1,13 @@
-//! An in-process control plane on a loopback port, over a fresh SQLite database, with a
-//! known signing key (so tests can call DTMAs as the control plane does).
+//! An in-process control plane on a loopback port, over a fresh SQLite database: the app
+//! `toolbelt serve` runs (`toolbelt-app`: vault, OAuth refresher, token rollout, liveness,
+//! gateway), with a known signing key so tests can call DTMAs as the control plane does.
 
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
-use toolbelt_control::bootstrap::{BootstrapOptions, bootstrap};
-use toolbelt_control::secrets::{NoVault, SecretResolver};
-use toolbelt_control::{AppState, ControlConfig};
 use toolbelt_gateway::GatewayConfig;
 use toolbelt_model::signed::ControlKey;
-use toolbelt_store::{Store, StoreOptions};
+use toolbelt_store::Store;
 use toolbelt_testkit::proc::wait_for;
 
 pub const ADMIN: &str = "tbu_e2e-plane-admin-token-000";
@@ -18,82 +15,46 @@ pub const ADMIN: &str = "tbu_e2e-plane-admin-token-000";
 pub struct Plane {
     pub url: String,
     pub store: Store,
-    pub dir: tempfile::TempDir,
-    seed: [u8; 32],
     pub heartbeat: Duration,
+    seed: [u8; 32],
     http: reqwest::Client,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    app: toolbelt_app::Running,
+    /// The data dir (database, control key, vault key file); declared last so the app is
+    /// dropped before its files.
+    pub dir: tempfile::TempDir,
 }
 
 impl Plane {
     pub async fn start(heartbeat: Duration) -> Plane {
-        Self::start_with(heartbeat, Arc::new(NoVault)).await
-    }
-
-    /// With a given resolver for secret references (a stand-in for the vault).
-    pub async fn start_with(heartbeat: Duration, secrets: Arc<dyn SecretResolver>) -> Plane {
-        Self::start_full(heartbeat, secrets, GatewayConfig::default()).await
+        Self::start_gateway(heartbeat, GatewayConfig::default()).await
     }
 
     /// With the gateway configured as given (rate limits, timeouts, SSRF allow-list…).
     pub async fn start_gateway(heartbeat: Duration, gateway: GatewayConfig) -> Plane {
-        Self::start_full(heartbeat, Arc::new(NoVault), gateway).await
-    }
-
-    pub async fn start_full(
-        heartbeat: Duration,
-        secrets: Arc<dyn SecretResolver>,
-        gateway: GatewayConfig,
-    ) -> Plane {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("toolbelt.db").display());
-        let store = Store::open(&url, StoreOptions::default()).await.unwrap();
-        bootstrap(
-            &store,
-            &BootstrapOptions {
-                bootstrap_token: Some(ADMIN.into()),
-                admin_email: None,
-                local_toolbox: true,
-            },
-        )
-        .await
-        .unwrap();
-        let key = ControlKey::generate();
-        let seed = key.seed();
-        let config = ControlConfig {
-            heartbeat_interval: heartbeat,
-            ..Default::default()
-        };
-        let state = AppState::with_parts(store.clone(), config, key, secrets);
-        let signer: toolbelt_gateway::upstream::Signer = Arc::new(move |aud: &str| {
-            ControlKey::from_seed(seed).sign(aud, chrono::Utc::now().timestamp(), 3600)
-        });
-        let (mcp, _hub) = toolbelt_gateway::start(store.clone(), signer, gateway).await;
-        let app = toolbelt_control::router(state.clone()).merge(mcp);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let tasks = vec![
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            }),
-            tokio::spawn(toolbelt_control::liveness::run(
-                state,
-                std::future::pending::<()>(),
-            )),
-        ];
+        let mut o = toolbelt_app::Options::new(dir.path()).heartbeat(heartbeat);
+        o.listen = "127.0.0.1:0".parse().unwrap();
+        o.bootstrap_token = Some(ADMIN.into());
+        o.gateway = gateway;
+        let app = toolbelt_app::start(o).await.unwrap();
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .build()
             .unwrap();
         Plane {
-            url: format!("http://{addr}"),
-            store,
-            dir,
-            seed,
+            url: app.url().to_string(),
+            store: app.store().clone(),
             heartbeat,
+            seed: app.state().key.seed(),
             http,
-            tasks,
+            app,
+            dir,
         }
+    }
+
+    /// The app itself (its state, gateway hub, store).
+    pub fn app(&self) -> &toolbelt_app::Running {
+        &self.app
     }
 
     /// A token the DTMA of `toolbox_id` accepts (as the control plane signs them).
@@ -101,10 +62,9 @@ impl Plane {
         ControlKey::from_seed(self.seed).sign(toolbox_id, chrono::Utc::now().timestamp(), 300)
     }
 
+    /// The control key's file, as `TOOLBELT_CONTROL_KEY_FILE` would name it to a replica.
     pub fn key_file(&self) -> PathBuf {
-        let p = self.dir.path().join("control.key");
-        std::fs::write(&p, hex_seed(&self.seed)).unwrap();
-        p
+        self.app.app().options().control_key_path()
     }
 
     pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -196,16 +156,4 @@ impl Plane {
         })
         .await
     }
-}
-
-impl Drop for Plane {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
-}
-
-fn hex_seed(seed: &[u8; 32]) -> String {
-    seed.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -12,8 +12,6 @@ use toolbelt_vault::{Actor, Vault, VaultError};
 /// `last_error`) as its message.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
-    #[error("this control plane has no vault configured to resolve secret references")]
-    NoVault,
     #[error("secret {name} (for {requirement}) is not in {namespace} namespace")]
     Missing {
         name: String,
@@ -38,21 +36,6 @@ pub enum ResolveError {
 pub trait SecretResolver: Send + Sync {
     /// Requirement name → value, for every secret the server references.
     async fn resolve(&self, server: &Server) -> Result<BTreeMap<String, String>, ResolveError>;
-}
-
-/// Without a vault: servers without secret references resolve to nothing; servers with
-/// references cannot be given values, and say so.
-pub struct NoVault;
-
-#[async_trait::async_trait]
-impl SecretResolver for NoVault {
-    async fn resolve(&self, server: &Server) -> Result<BTreeMap<String, String>, ResolveError> {
-        if server.secrets.is_empty() {
-            Ok(BTreeMap::new())
-        } else {
-            Err(ResolveError::NoVault)
-        }
-    }
 }
 
 /// Resolves references in the server's own namespace: a member's server reads its owner's

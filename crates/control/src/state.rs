@@ -7,9 +7,9 @@ use crate::toolbox_client::ToolboxClient;
 use std::sync::Arc;
 use std::time::Duration;
 use toolbelt_model::signed::ControlKey;
-use toolbelt_oauth::{OAuth, OAuthConfig};
+use toolbelt_oauth::OAuth;
 use toolbelt_store::Store;
-use toolbelt_vault::{KeyFileProvider, KeyRing, Vault};
+use toolbelt_vault::{KeyFileProvider, Vault};
 
 #[derive(Debug, Clone)]
 pub struct ControlConfig {
@@ -64,53 +64,18 @@ pub struct Credentials {
 }
 
 impl AppState {
-    /// A control plane with an ephemeral signing key and a vault whose key lives only in
-    /// memory (tests).
-    pub fn new(store: Store, config: ControlConfig) -> AppState {
-        let ring = KeyRing::generate().expect("the OS has randomness");
-        let vault = Vault::unchecked(store.clone(), Arc::new(ring));
-        let oauth = OAuth::new(store.clone(), vault.clone(), OAuthConfig::default());
-        AppState::with_credentials(
-            store,
-            config,
-            ControlKey::generate(),
-            Credentials {
-                vault,
-                key_file: None,
-                oauth,
-            },
-        )
-    }
-
-    /// A control plane with its vault and OAuth.
-    pub fn with_credentials(
+    /// The control plane over its store, signing key, vault and OAuth. Assembled in one
+    /// place (`toolbelt-app`), for the binary and the tests alike.
+    pub fn new(
         store: Store,
         config: ControlConfig,
         key: ControlKey,
         credentials: Credentials,
     ) -> AppState {
-        let resolver = Arc::new(VaultResolver::new(
+        let secrets = Arc::new(VaultResolver::new(
             credentials.vault.clone(),
             Some(credentials.oauth.clone()),
         ));
-        let mut st = AppState::with_parts(store, config, key, resolver);
-        Arc::get_mut(&mut st.0).expect("not shared yet").credentials = Some(credentials);
-        st
-    }
-
-    /// The vault and OAuth, or unavailable: they are not configured.
-    pub fn credentials(&self) -> Result<&Credentials, ServiceError> {
-        self.credentials
-            .as_ref()
-            .ok_or_else(|| ServiceError::unavailable("this control plane has no vault configured"))
-    }
-
-    pub fn with_parts(
-        store: Store,
-        config: ControlConfig,
-        key: ControlKey,
-        secrets: Arc<dyn SecretResolver>,
-    ) -> AppState {
         AppState(Arc::new(Inner {
             store,
             config,
@@ -118,8 +83,15 @@ impl AppState {
             key,
             toolboxes: ToolboxClient::new(),
             secrets,
-            credentials: None,
+            credentials: Some(credentials),
         }))
+    }
+
+    /// The vault and OAuth, or unavailable: they are not configured.
+    pub fn credentials(&self) -> Result<&Credentials, ServiceError> {
+        self.credentials
+            .as_ref()
+            .ok_or_else(|| ServiceError::unavailable("this control plane has no vault configured"))
     }
 }
 

@@ -85,17 +85,9 @@ pub struct Hub {
     pub oauth: Option<toolbelt_oauth::OAuth>,
 }
 
-/// Starts the gateway's background work and returns its `/mcp` router.
-pub async fn start(
-    store: Store,
-    sign: upstream::Signer,
-    config: GatewayConfig,
-) -> (axum::Router, Arc<Hub>) {
-    start_with(store, sign, config, None).await
-}
-
-/// [`start`], with OAuth: calls to servers that act with users' tokens carry the token of
-/// the connection the agent was granted.
+/// Starts the gateway's background work and returns its `/mcp` router. With OAuth, calls
+/// to servers that act with users' tokens carry the token of the connection the agent was
+/// granted. Assembled with the rest of the app by `toolbelt-app`.
 pub async fn start_with(
     store: Store,
     sign: upstream::Signer,

@@ -4,7 +4,6 @@
 
 mod cli;
 mod run;
-mod settings;
 
 use clap::Parser;
 use std::process::ExitCode;

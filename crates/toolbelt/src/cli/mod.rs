@@ -163,17 +163,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             runtime,
             fsync,
         } => {
-            crate::run::serve(crate::run::ServeOptions {
-                data_dir,
-                listen,
-                database_url: std::env::var("TOOLBELT_DATABASE_URL")
-                    .ok()
-                    .filter(|u| !u.is_empty()),
-                local_toolbox: true,
-                runtime: runtime.as_deref().and_then(ToolboxKind::parse),
-                fsync_every_commit: fsync,
-            })
-            .await
+            let mut o = toolbelt_app::Options::from_env()?;
+            o.data_dir = data_dir;
+            o.listen = listen;
+            o.local_toolbox = true;
+            o.runtime = runtime.as_deref().and_then(ToolboxKind::parse);
+            o.fsync_every_commit = fsync;
+            crate::run::serve(o).await
         }
         Command::Dtma(args) => dtma::run(args).await,
         Command::Serve {
@@ -182,15 +178,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             database_url,
             fsync,
         } => {
-            crate::run::serve(crate::run::ServeOptions {
-                data_dir,
-                listen,
-                database_url,
-                local_toolbox: false,
-                runtime: None,
-                fsync_every_commit: fsync,
-            })
-            .await
+            let mut o = toolbelt_app::Options::from_env()?;
+            o.data_dir = data_dir;
+            o.listen = listen;
+            o.database_url = database_url.filter(|u| !u.is_empty());
+            o.runtime = None;
+            o.fsync_every_commit = fsync;
+            crate::run::serve(o).await
         }
         Command::Login(args) => login::run(args, cli.url, out).await,
         Command::Stdio => stdio::run(cli.url).await,

@@ -1,13 +1,13 @@
-//! A bootstrapped control plane (the shared `local` toolbox, the seed catalog) and three
-//! callers: the first admin, Ann and Bob (members).
+//! The control plane of `toolbelt up` as `toolbelt-app` builds it (the shared `local`
+//! toolbox, the seed catalog, the real vault) and three callers: the first admin, Ann and
+//! Bob (members).
 
 use serde_json::json;
-use toolbelt_control::bootstrap::{BootstrapOptions, bootstrap};
+use toolbelt_control::AppState;
 use toolbelt_control::service::{self, Caller, Credential};
-use toolbelt_control::{AppState, ControlConfig};
 use toolbelt_model::catalog::CatalogSpec;
 use toolbelt_model::{Role, Scope, TokenId};
-use toolbelt_store::{Store, StoreOptions, users};
+use toolbelt_store::users;
 use toolbelt_testkit::db::TestDb;
 
 pub struct World {
@@ -17,6 +17,8 @@ pub struct World {
     pub bob: Caller,
     #[allow(dead_code)] // keeps the database (its directory) alive
     db: TestDb,
+    #[allow(dead_code)] // the data dir: the control key and the vault's key file
+    data: tempfile::TempDir,
 }
 
 /// A caller signed in with an API token (the token itself is not looked at by services).
@@ -29,19 +31,18 @@ pub fn api_caller(scope: Scope) -> Caller {
 
 impl World {
     pub async fn new(db: TestDb) -> World {
-        let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
-        let opts = BootstrapOptions {
-            local_toolbox: true,
-            ..BootstrapOptions::default()
-        };
-        bootstrap(&store, &opts).await.unwrap();
-        let mut c = store.conn().await.unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mut o = toolbelt_app::Options::new(data.path());
+        o.database_url = Some(db.url.clone());
+        o.local_toolbox = true;
+        let app = toolbelt_app::build(o).await.unwrap();
+        let st = app.state().clone();
+        let mut c = st.store.conn().await.unwrap();
         let first = users::get_by_email(&mut c, "admin@toolbelt.local")
             .await
             .unwrap()
             .user;
         drop(c);
-        let st = AppState::new(store, ControlConfig::default());
         let admin = api_caller(Scope {
             user_id: first.id,
             role: Role::Admin,
@@ -69,6 +70,7 @@ impl World {
             ann,
             bob,
             db,
+            data,
         }
     }
 

@@ -1,13 +1,13 @@
-//! An in-process control plane over a fresh database, and a terse request helper.
+//! The app built by `toolbelt-app` over a fresh database, in-process, and a terse request
+//! helper.
 
 use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use toolbelt_control::bootstrap::{BootstrapOptions, bootstrap};
-use toolbelt_control::{AppState, ControlConfig};
-use toolbelt_store::{Store, StoreOptions};
+use toolbelt_control::ControlConfig;
+use toolbelt_store::Store;
 use toolbelt_testkit::db::TestDb;
 use tower::ServiceExt;
 
@@ -16,8 +16,13 @@ pub const ADMIN: &str = "tbu_test-bootstrap-admin-token";
 pub struct App {
     pub router: Router,
     pub store: Store,
+    /// What the build reported (the first start's one-time login, when there was one).
+    pub app: toolbelt_app::App,
     #[allow(dead_code)] // keeps the database (its directory) alive
     pub db: TestDb,
+    /// The data dir: the control key and the vault's key file.
+    #[allow(dead_code)] // kept alive with the app
+    pub data: tempfile::TempDir,
 }
 
 pub struct Res {
@@ -53,19 +58,30 @@ impl App {
     }
 
     pub async fn with_config(db: TestDb, config: ControlConfig) -> App {
-        let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
-        bootstrap(
-            &store,
-            &BootstrapOptions {
-                bootstrap_token: Some(ADMIN.into()),
-                admin_email: None,
-                local_toolbox: true,
-            },
-        )
-        .await
-        .unwrap();
-        let router = toolbelt_control::router(AppState::new(store.clone(), config));
-        App { router, store, db }
+        let data = tempfile::tempdir().unwrap();
+        Self::build(db, data, Some(ADMIN), config).await
+    }
+
+    /// `toolbelt up`'s app over `db` with its data in `data`, as the binary builds it.
+    pub async fn build(
+        db: TestDb,
+        data: tempfile::TempDir,
+        bootstrap_token: Option<&str>,
+        control: ControlConfig,
+    ) -> App {
+        let mut o = toolbelt_app::Options::new(data.path());
+        o.database_url = Some(db.url.clone());
+        o.local_toolbox = true;
+        o.bootstrap_token = bootstrap_token.map(Into::into);
+        o.control = control;
+        let app = toolbelt_app::build(o).await.unwrap();
+        App {
+            router: app.router(),
+            store: app.store().clone(),
+            app,
+            db,
+            data,
+        }
     }
 
     pub async fn raw(&self, req: Request<Body>) -> Res {

@@ -4,8 +4,6 @@ use crate::support::{ADMIN, App};
 use axum::body::Body;
 use http::Request;
 use serde_json::json;
-use toolbelt_control::bootstrap::{BootstrapOptions, bootstrap};
-use toolbelt_store::{Store, StoreOptions};
 use toolbelt_testkit::backend_tests;
 use toolbelt_testkit::db::TestDb;
 
@@ -112,39 +110,21 @@ async fn passwords_and_cookies(db: TestDb) {
 }
 
 async fn one_time_login_works_once(db: TestDb) {
-    let store = Store::open(&db.url, StoreOptions::default()).await.unwrap();
-    let report = bootstrap(
-        &store,
-        &BootstrapOptions {
-            local_toolbox: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let login = report
+    let data = tempfile::tempdir().unwrap();
+    let mut first = toolbelt_app::Options::new(data.path());
+    first.database_url = Some(db.url.clone());
+    first.local_toolbox = true;
+    let first = toolbelt_app::build(first).await.unwrap();
+    let login = first
+        .first_start()
         .login_token
+        .clone()
         .expect("first start prints a one-time login");
     // A second start creates no second admin and no second login.
-    let again = bootstrap(
-        &store,
-        &BootstrapOptions {
-            local_toolbox: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let app = App::build(db, data, None, Default::default()).await;
+    let again = app.app.first_start();
     assert!(again.login_token.is_none());
     assert_eq!(again.seeded_entries, 0);
-    let app = App {
-        router: toolbelt_control::router(toolbelt_control::AppState::new(
-            store.clone(),
-            Default::default(),
-        )),
-        store,
-        db,
-    };
     let body = json!({ "login_token": login, "api_token_label": "cli" });
     let r = app
         .call(

@@ -1,0 +1,109 @@
+//! [`build`]: the store opened and bootstrapped, the control plane's state with its key,
+//! vault and OAuth, the gateway — one router over all of it, not yet on a socket.
+
+use crate::control_key;
+use crate::credentials;
+use crate::error::{AppError, redact_url};
+use crate::options::Options;
+use crate::routes::{Parts, routes};
+use axum::Router;
+use std::sync::Arc;
+use toolbelt_control::AppState;
+use toolbelt_control::bootstrap::{BootstrapOptions, BootstrapReport, bootstrap};
+use toolbelt_model::signed::ControlKey;
+use toolbelt_store::{Store, StoreOptions};
+
+/// The assembled app. Its router answers in-process (`tower::ServiceExt::oneshot`);
+/// [`crate::start`] serves it on a socket with its background tasks.
+pub struct App {
+    pub(crate) parts: Parts,
+    pub(crate) router: Router,
+    pub(crate) report: BootstrapReport,
+    pub(crate) options: Options,
+}
+
+impl App {
+    /// Every route of the app.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.parts.state
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.parts.state.store
+    }
+
+    pub fn gateway(&self) -> &Arc<toolbelt_gateway::Hub> {
+        &self.parts.hub
+    }
+
+    /// What the first start did: the one-time admin login (when no bootstrap token was
+    /// given), seeded catalog entries. Empty on later starts.
+    pub fn first_start(&self) -> &BootstrapReport {
+        &self.report
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+}
+
+/// Builds the app without a socket; OAuth callbacks point at `options.public_url`, else at
+/// `http://<listen address>`.
+pub async fn build(options: Options) -> Result<App, AppError> {
+    let public_url = options
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", options.listen));
+    assemble(options, public_url).await
+}
+
+pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App, AppError> {
+    std::fs::create_dir_all(&options.data_dir).map_err(|source| AppError::DataDir {
+        path: options.data_dir.clone(),
+        source,
+    })?;
+    let url = options.database_url();
+    let store = Store::open(
+        &url,
+        StoreOptions {
+            fsync_every_commit: options.fsync_every_commit,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .map_err(|source| AppError::Database {
+        url: redact_url(&url),
+        source,
+    })?;
+    let report = bootstrap(
+        &store,
+        &BootstrapOptions {
+            bootstrap_token: options.bootstrap_token.clone(),
+            admin_email: options.admin_email.clone(),
+            local_toolbox: options.local_toolbox,
+        },
+    )
+    .await?;
+    let key = control_key::load_or_create(&options.control_key_path())?;
+    let seed = key.seed();
+    let credentials = credentials::open(&store, &options, public_url).await?;
+    let oauth = credentials.oauth.clone();
+    let state = AppState::new(store.clone(), options.control.clone(), key, credentials);
+    // The gateway calls DTMAs as the control plane: with tokens signed by its key.
+    let signer: toolbelt_gateway::upstream::Signer = Arc::new(move |toolbox: &str| {
+        ControlKey::from_seed(seed).sign(toolbox, chrono::Utc::now().timestamp(), 3600)
+    });
+    let (mcp, hub) =
+        toolbelt_gateway::start_with(store, signer, options.gateway.clone(), Some(oauth)).await;
+    let parts = Parts { state, mcp, hub };
+    Ok(App {
+        router: routes(&parts),
+        parts,
+        report,
+        options,
+    })
+}

@@ -1,0 +1,248 @@
+//! [`Options::from_env`]: the README's configuration table. A variable that is unset or
+//! blank keeps its default; one that is set but does not parse is an error naming it.
+
+use crate::error::AppError;
+use crate::options::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, Options, VaultKeys};
+use std::time::Duration;
+use toolbelt_gateway::GatewayConfig;
+use toolbelt_gateway::ratelimit::Rate;
+use toolbelt_gateway::ssrf::AllowList;
+use toolbelt_model::toolbox::ToolboxKind;
+use toolbelt_oauth::OAuthConfig;
+use zeroize::Zeroizing;
+
+type Result<T> = std::result::Result<T, AppError>;
+
+impl Options {
+    /// Every setting this process's environment gives. Which processes run is the
+    /// command's choice: `local_toolbox` stays off (`toolbelt up` turns it on).
+    pub fn from_env() -> Result<Options> {
+        Options::from_vars(|name| match std::env::var(name) {
+            Ok(v) => Ok(Some(v)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(invalid(name, "is not valid text")),
+        })
+    }
+
+    /// [`Options::from_env`] over any source of variables.
+    pub fn from_vars(get: impl Fn(&'static str) -> Result<Option<String>>) -> Result<Options> {
+        let v = Vars(&get);
+        let mut o = Options::new(
+            v.get("TOOLBELT_DATA_DIR")?
+                .unwrap_or(DEFAULT_DATA_DIR.into()),
+        );
+        let listen = v.get("TOOLBELT_LISTEN")?.unwrap_or(DEFAULT_LISTEN.into());
+        o.listen = listen
+            .trim()
+            .parse()
+            .map_err(|e| invalid("TOOLBELT_LISTEN", e))?;
+        o.database_url = v.get("TOOLBELT_DATABASE_URL")?;
+        o.runtime = v
+            .get("TOOLBELT_RUNTIME")?
+            .map(|r| {
+                ToolboxKind::parse(r.trim())
+                    .filter(|k| *k != ToolboxKind::Remote)
+                    .ok_or_else(|| invalid("TOOLBELT_RUNTIME", "must be docker or process"))
+            })
+            .transpose()?;
+        o.fsync_every_commit = v.get("TOOLBELT_FSYNC")?.is_some_and(|f| truthy(&f));
+        o.bootstrap_token = v.get("TOOLBELT_BOOTSTRAP_TOKEN")?;
+        o.admin_email = v.get("TOOLBELT_ADMIN_EMAIL")?;
+        o.control_key_file = v.get("TOOLBELT_CONTROL_KEY_FILE")?.map(Into::into);
+        o.vault_keys = match v.get(toolbelt_vault::ENV_VAR)? {
+            Some(k) => VaultKeys::Given(Zeroizing::new(k)),
+            None => VaultKeys::File(v.get("TOOLBELT_VAULT_KEY_FILE")?.map(Into::into)),
+        };
+        o.public_url = v.get("TOOLBELT_PUBLIC_URL")?;
+        if let Some(d) = v.millis("TOOLBELT_HEARTBEAT_MS")? {
+            o.control.heartbeat_interval = d;
+        }
+        o.gateway = gateway(&v)?;
+        o.oauth = oauth(&v)?;
+        Ok(o)
+    }
+}
+
+/// The variables, blank ones read as unset.
+struct Vars<'a>(&'a dyn Fn(&'static str) -> Result<Option<String>>);
+
+impl Vars<'_> {
+    fn get(&self, name: &'static str) -> Result<Option<String>> {
+        Ok((self.0)(name)?.filter(|v| !v.trim().is_empty()))
+    }
+
+    fn millis(&self, name: &'static str) -> Result<Option<Duration>> {
+        self.get(name)?
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|e| invalid(name, format!("must be milliseconds ({e})")))
+            })
+            .transpose()
+    }
+}
+
+fn invalid(name: &'static str, e: impl std::fmt::Display) -> AppError {
+    AppError::Setting {
+        name,
+        message: e.to_string(),
+    }
+}
+
+/// As clap reads a flag from the environment: only the usual spellings of "no" are false.
+fn truthy(v: &str) -> bool {
+    !matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "0" | "n" | "no" | "f" | "false" | "off"
+    )
+}
+
+fn gateway(v: &Vars<'_>) -> Result<GatewayConfig> {
+    let mut c = GatewayConfig::default();
+    if let Some(x) = v.get("TOOLBELT_RATE_LIMIT_AGENT")? {
+        c.agent_rate = Some(Rate::parse(&x).map_err(|e| invalid("TOOLBELT_RATE_LIMIT_AGENT", e))?);
+    }
+    if let Some(x) = v.get("TOOLBELT_RATE_LIMIT_TOOL")? {
+        c.tool_rate = Some(Rate::parse(&x).map_err(|e| invalid("TOOLBELT_RATE_LIMIT_TOOL", e))?);
+    }
+    if let Some(x) = v.get("TOOLBELT_SSRF_ALLOW")? {
+        c.ssrf_allow = AllowList::parse(&x).map_err(|e| invalid("TOOLBELT_SSRF_ALLOW", e))?;
+    }
+    if let Some(x) = v.get("TOOLBELT_ALLOWED_HOSTS")? {
+        c.allowed_hosts = x
+            .split(',')
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect();
+    }
+    if let Some(d) = v.millis("TOOLBELT_ASK_TIMEOUT_MS")? {
+        c.ask_timeout = d;
+    }
+    if let Some(d) = v.millis("TOOLBELT_CALL_TIMEOUT_MS")? {
+        c.call_timeout = d;
+    }
+    if let Some(d) = v.millis("TOOLBELT_DISCOVERY_DEADLINE_MS")? {
+        c.discovery_deadline = d;
+    }
+    Ok(c)
+}
+
+fn oauth(v: &Vars<'_>) -> Result<OAuthConfig> {
+    let mut c = OAuthConfig::default();
+    if let Some(d) = v.millis("TOOLBELT_OAUTH_REFRESH_LEAD_MS")? {
+        c.refresh_lead = d;
+    }
+    if let Some(d) = v.millis("TOOLBELT_OAUTH_REFRESH_JITTER_MS")? {
+        c.refresh_jitter = d;
+    }
+    if let Some(d) = v.millis("TOOLBELT_OAUTH_TICK_MS")? {
+        c.tick = d;
+    }
+    if let Some(d) = v.millis("TOOLBELT_OAUTH_RETRY_MS")? {
+        c.retry_base = d;
+    }
+    if let Some(x) = v.get("TOOLBELT_OAUTH_MAX_FAILURES")? {
+        c.max_failures = x.trim().parse().map_err(|e| {
+            invalid(
+                "TOOLBELT_OAUTH_MAX_FAILURES",
+                format!("must be a number ({e})"),
+            )
+        })?;
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{AppError, Options, VaultKeys};
+    use std::time::Duration;
+
+    fn from(vars: &[(&'static str, &str)]) -> Result<Options, AppError> {
+        let vars: Vec<(&'static str, String)> =
+            vars.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        Options::from_vars(|name| {
+            Ok(vars
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone()))
+        })
+    }
+
+    #[test]
+    fn nothing_set_gives_the_documented_defaults() {
+        let o = from(&[]).unwrap();
+        assert_eq!(o.data_dir, std::path::Path::new("./toolbelt-data"));
+        assert_eq!(o.listen.to_string(), "127.0.0.1:8870");
+        assert_eq!(o.database_url(), "sqlite://./toolbelt-data/toolbelt.db");
+        assert_eq!(o.control_key_path(), o.data_dir.join("control.key"));
+        assert_eq!(o.vault_key_path(), Some(o.data_dir.join("vault.key")));
+        assert_eq!(o.control.heartbeat_interval, Duration::from_secs(5));
+        assert!(!o.local_toolbox && !o.fsync_every_commit && o.bootstrap_token.is_none());
+    }
+
+    #[test]
+    fn the_table_is_read_and_blank_means_unset() {
+        let o = from(&[
+            ("TOOLBELT_DATA_DIR", "/srv/tb"),
+            ("TOOLBELT_HEARTBEAT_MS", "300"),
+            ("TOOLBELT_CALL_TIMEOUT_MS", "1500"),
+            ("TOOLBELT_OAUTH_TICK_MS", "20"),
+            ("TOOLBELT_RATE_LIMIT_AGENT", "50:100"),
+            ("TOOLBELT_ALLOWED_HOSTS", "a.example, b.example,"),
+            ("TOOLBELT_VAULT_KEY_FILE", "/keys/vault.key"),
+            ("TOOLBELT_FSYNC", "1"),
+            ("TOOLBELT_BOOTSTRAP_TOKEN", "  "),
+        ])
+        .unwrap();
+        assert_eq!(
+            o.control_key_path(),
+            std::path::Path::new("/srv/tb/control.key")
+        );
+        assert_eq!(o.control.heartbeat_interval, Duration::from_millis(300));
+        assert_eq!(o.gateway.call_timeout, Duration::from_millis(1500));
+        assert_eq!(o.oauth.tick, Duration::from_millis(20));
+        assert!(o.gateway.agent_rate.is_some());
+        assert_eq!(o.gateway.allowed_hosts, ["a.example", "b.example"]);
+        assert_eq!(o.vault_key_path(), Some("/keys/vault.key".into()));
+        assert!(o.fsync_every_commit);
+        assert!(o.bootstrap_token.is_none(), "blank is unset");
+        let o = from(&[
+            ("TOOLBELT_VAULT_KEY", "ab"),
+            ("TOOLBELT_VAULT_KEY_FILE", "/k"),
+        ])
+        .unwrap();
+        assert!(
+            matches!(o.vault_keys, VaultKeys::Given(_)),
+            "the keys override the file"
+        );
+        assert_eq!(o.vault_key_path(), None);
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_is_an_error_naming_its_variable() {
+        for (name, value) in [
+            ("TOOLBELT_HEARTBEAT_MS", "5s"),
+            ("TOOLBELT_LISTEN", "localhost"),
+            ("TOOLBELT_RUNTIME", "remote"),
+            ("TOOLBELT_RATE_LIMIT_TOOL", "fast"),
+            ("TOOLBELT_SSRF_ALLOW", "10.0.0.x/8"),
+            ("TOOLBELT_OAUTH_MAX_FAILURES", "many"),
+        ] {
+            let e = from(&[(name, value)])
+                .err()
+                .unwrap_or_else(|| panic!("{name}={value}"));
+            assert!(e.to_string().starts_with(&format!("{name}: ")), "{e}");
+        }
+    }
+
+    #[test]
+    fn flags_from_the_environment_read_as_clap_reads_them() {
+        for no in ["0", "no", "False", "off", " n "] {
+            assert!(!super::truthy(no), "{no}");
+        }
+        for yes in ["1", "true", "yes", "on"] {
+            assert!(super::truthy(yes), "{yes}");
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! What an app is built from: every setting of `toolbelt up` / `serve`, typed. The
+//! binary fills them from its flags over [`Options::from_env`]; tests set them directly.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use toolbelt_control::ControlConfig;
+use toolbelt_gateway::GatewayConfig;
+use toolbelt_model::toolbox::ToolboxKind;
+use toolbelt_oauth::OAuthConfig;
+use zeroize::Zeroizing;
+
+#[derive(Clone)]
+pub struct Options {
+    /// The SQLite database, the control key and the vault key file live here by default.
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// `None`: SQLite in the data dir.
+    pub database_url: Option<String>,
+    /// `toolbelt up`: the shared `local` toolbox, its DTMA in this process once started.
+    pub local_toolbox: bool,
+    /// The local toolbox's runtime (`None`: Docker when an engine answers, else processes).
+    pub runtime: Option<ToolboxKind>,
+    /// SQLite `synchronous=FULL`: every commit survives power loss, not only a crash.
+    pub fsync_every_commit: bool,
+    /// Made an admin API token on first start (scripts and tests).
+    pub bootstrap_token: Option<String>,
+    /// The first admin's email (default `admin@toolbelt.local`).
+    pub admin_email: Option<String>,
+    /// The Ed25519 key signing calls to DTMAs (`None`: `<data dir>/control.key`).
+    pub control_key_file: Option<PathBuf>,
+    pub vault_keys: VaultKeys,
+    /// Where browsers reach this app (`None`: `http://<listen address>`); OAuth callbacks
+    /// are under it. Overrides `oauth.public_url`.
+    pub public_url: Option<String>,
+    /// The REST API's limits and the DTMA heartbeat interval.
+    pub control: ControlConfig,
+    pub gateway: GatewayConfig,
+    pub oauth: OAuthConfig,
+}
+
+/// Where the vault's key-encryption keys come from.
+#[derive(Clone)]
+pub enum VaultKeys {
+    /// A key file (`None`: `<data dir>/vault.key`), created 0600 with one fresh key on first
+    /// start; rotation adds and drops keys in it.
+    File(Option<PathBuf>),
+    /// The keys themselves, `hex64[,hex64…]`, current first (`TOOLBELT_VAULT_KEY`).
+    Given(Zeroizing<String>),
+}
+
+/// The defaults of `--listen` and `--data-dir` (loopback only, a directory beside you).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8870";
+pub const DEFAULT_DATA_DIR: &str = "./toolbelt-data";
+
+impl Options {
+    /// The defaults of `toolbelt serve` over `data_dir`, reading nothing from the environment.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Options {
+        Options {
+            data_dir: data_dir.into(),
+            listen: DEFAULT_LISTEN.parse().expect("a literal address"),
+            database_url: None,
+            local_toolbox: false,
+            runtime: None,
+            fsync_every_commit: false,
+            bootstrap_token: None,
+            admin_email: None,
+            control_key_file: None,
+            vault_keys: VaultKeys::File(None),
+            public_url: None,
+            control: ControlConfig::default(),
+            gateway: GatewayConfig::default(),
+            oauth: OAuthConfig::default(),
+        }
+    }
+
+    /// Heartbeats every `interval` (three missed: the toolbox is `unresponsive`).
+    pub fn heartbeat(mut self, interval: Duration) -> Options {
+        self.control.heartbeat_interval = interval;
+        self
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("toolbelt.db").display()),
+        }
+    }
+
+    pub fn control_key_path(&self) -> PathBuf {
+        self.in_data_dir(&self.control_key_file, "control.key")
+    }
+
+    /// The vault's key file, when its keys come from one.
+    pub fn vault_key_path(&self) -> Option<PathBuf> {
+        match &self.vault_keys {
+            VaultKeys::File(p) => Some(self.in_data_dir(p, "vault.key")),
+            VaultKeys::Given(_) => None,
+        }
+    }
+
+    /// Where the local toolbox's DTMA keeps its credential.
+    pub fn local_dtma_dir(&self) -> PathBuf {
+        self.data_dir.join("dtma")
+    }
+
+    pub(crate) fn in_data_dir(&self, given: &Option<PathBuf>, default: &str) -> PathBuf {
+        given.clone().unwrap_or_else(|| self.data_dir.join(default))
+    }
+}

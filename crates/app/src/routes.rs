@@ -1,0 +1,23 @@
+//! Every HTTP surface of the app, mounted in one place.
+
+use axum::Router;
+use std::sync::Arc;
+use toolbelt_control::AppState;
+
+/// What the app's parts are built on; each part's router is made from these.
+pub struct Parts {
+    pub state: AppState,
+    /// The gateway's `/mcp` router (built with its background work already running).
+    pub mcp: Router,
+    pub hub: Arc<toolbelt_gateway::Hub>,
+}
+
+/// The app's routes: one `.merge` per part. A new part (the dashboard, chat, an OAuth
+/// authorization server) is one more line here. Only the control plane sets a fallback.
+pub fn routes(p: &Parts) -> Router {
+    Router::new()
+        // /api/v1/…, /healthz, /readyz, /metrics
+        .merge(toolbelt_control::router(p.state.clone()))
+        // /mcp
+        .merge(p.mcp.clone())
+}

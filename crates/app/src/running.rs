@@ -1,0 +1,186 @@
+//! [`Bound::serve`]: the app served, its background tasks running, and for `toolbelt up`
+//! the local toolbox's DTMA; [`Running::shutdown`] stops it in order.
+
+use crate::app::App;
+use crate::bound::Bound;
+use crate::error::AppError;
+use crate::local;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use toolbelt_control::AppState;
+use toolbelt_control::bootstrap::BootstrapReport;
+use toolbelt_store::Store;
+
+/// How long a stopping server waits for open connections (SSE streams) to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A serving app. Dropped without [`Running::shutdown`] (a test ending), its server and
+/// background tasks are aborted; a local DTMA then stops with the runtime.
+pub struct Running {
+    app: App,
+    addr: SocketAddr,
+    url: String,
+    ready_in: Duration,
+    stop: tokio::sync::watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    /// Token rollout, liveness, the OAuth refresher.
+    background: Vec<JoinHandle<()>>,
+    dtma: Option<toolbelt_dtma::Dtma>,
+}
+
+impl Bound {
+    /// Serves the app, starts its background work and, for `toolbelt up`, the local
+    /// toolbox's DTMA.
+    pub async fn serve(self) -> Result<Running, AppError> {
+        let Bound {
+            app,
+            listener,
+            addr,
+            url,
+            ready_in,
+        } = self;
+        let state = app.state().clone();
+        let credentials = state.credentials.clone();
+        let mut background = vec![
+            tokio::spawn(toolbelt_control::token_rollout::run(state.clone())),
+            tokio::spawn(toolbelt_control::liveness::run(
+                state,
+                std::future::pending::<()>(),
+            )),
+        ];
+        if let Some(cr) = credentials {
+            background.push(tokio::spawn(cr.oauth.run_refresher()));
+        }
+        let store = app.store();
+        tracing::info!(%addr, backend = store.backend().as_str(), seeded = app.first_start().seeded_entries, "serving");
+
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            // Replies written in pieces stall ~40 ms behind Nagle + delayed ACK otherwise.
+            let _ = tcp.set_nodelay(true);
+        });
+        let (stop, mut stopping) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(
+            axum::serve(listener, app.router())
+                .with_graceful_shutdown(async move {
+                    let _ = stopping.wait_for(|s| *s).await;
+                })
+                .into_future(),
+        );
+        let mut running = Running {
+            app,
+            addr,
+            url,
+            ready_in,
+            stop,
+            server,
+            background,
+            dtma: None,
+        };
+        if running.app.options().local_toolbox {
+            // Joins over HTTP: the server must already be serving.
+            let dtma = local::start(running.app.options(), running.store(), &running.url).await?;
+            running.dtma = Some(dtma);
+        }
+        Ok(running)
+    }
+}
+
+impl Running {
+    /// `http://<bound address>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn store(&self) -> &Store {
+        self.app.store()
+    }
+
+    pub fn state(&self) -> &AppState {
+        self.app.state()
+    }
+
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// See [`App::first_start`].
+    pub fn first_start(&self) -> &BootstrapReport {
+        self.app.first_start()
+    }
+
+    /// See [`Bound::ready_in`].
+    pub fn ready_in(&self) -> Duration {
+        self.ready_in
+    }
+
+    /// The local toolbox's DTMA, when this is `toolbelt up`.
+    pub fn local_toolbox(&self) -> Option<&toolbelt_dtma::Dtma> {
+        self.dtma.as_ref()
+    }
+
+    /// Serves until `signal` resolves (or the server fails), then shuts down.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), AppError> {
+        tokio::select! {
+            r = &mut self.server => {
+                let failed = served(r).err();
+                self.stop_tasks().await;
+                return Err(failed.unwrap_or(AppError::Serve(std::io::Error::other("it stopped by itself"))));
+            }
+            () = signal => {}
+        }
+        self.shutdown().await
+    }
+
+    /// Stops accepting, lets open connections finish for at most [`SHUTDOWN_GRACE`] (an
+    /// agent holding an SSE stream open must not keep the process alive), then stops the
+    /// local DTMA and the background tasks and closes the store.
+    pub async fn shutdown(mut self) -> Result<(), AppError> {
+        let _ = self.stop.send(true);
+        let result = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
+            Ok(r) => served(r),
+            Err(_) => {
+                tracing::warn!(
+                    grace_s = SHUTDOWN_GRACE.as_secs(),
+                    "connections still open after the grace period; closing them"
+                );
+                self.server.abort();
+                Ok(())
+            }
+        };
+        self.stop_tasks().await;
+        tracing::info!("stopped");
+        result
+    }
+
+    async fn stop_tasks(&mut self) {
+        if let Some(d) = self.dtma.take() {
+            d.shutdown().await;
+        }
+        for t in self.background.drain(..) {
+            t.abort();
+        }
+        self.store().close().await;
+    }
+}
+
+fn served(r: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), AppError> {
+    r.map_err(AppError::ServerTask)?.map_err(AppError::Serve)
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.server.abort();
+        for t in &self.background {
+            t.abort();
+        }
+    }
+}

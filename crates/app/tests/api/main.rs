@@ -1,0 +1,10 @@
+//! The control plane's API suite over the app as `toolbelt-app` builds it for users (gateway,
+//! vault and OAuth included), every test on SQLite and on PostgreSQL.
+
+mod audit;
+mod bad_input;
+mod credentials_matrix;
+mod matrix;
+mod openapi;
+mod session;
+mod support;
