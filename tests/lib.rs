@@ -11,6 +11,8 @@ pub mod mcp;
 pub mod oauth;
 #[path = "harness/plane.rs"]
 pub mod plane;
+#[path = "harness/replicas.rs"]
+pub mod replicas;
 #[path = "harness/rest.rs"]
 pub mod rest;
 #[path = "harness/sdk.rs"]

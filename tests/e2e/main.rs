@@ -10,6 +10,7 @@ mod gateway_process;
 mod gw_setup;
 mod oauth_flow;
 mod oauth_world;
+mod replicas;
 mod toolboxes_docker;
 mod up_docker;
 mod upgrade;

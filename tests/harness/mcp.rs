@@ -1,5 +1,6 @@
-//! A small raw JSON-RPC client for the DTMA's `/mcp/{server}` (the official SDK is used
-//! in the Python interop tests; this one lets tests see the wire).
+//! A small raw JSON-RPC client for MCP endpoints — the DTMA's `/mcp/{server}` and the
+//! gateway's `/mcp` — in a legacy session or in the stateless 2026-07-28 revision (the
+//! official SDK is used in the Python interop tests; this one lets tests see the wire).
 
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -10,7 +11,16 @@ pub struct Mcp {
     pub url: String,
     token: String,
     session: Option<String>,
+    /// 2026-07-28: no session; each request carries its `_meta` and `Mcp-*` headers.
+    stateless: bool,
     next: AtomicI64,
+}
+
+/// The `_meta` every stateless request carries.
+fn stateless_meta() -> Value {
+    json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": { "name": "e2e", "version": "1" } })
 }
 
 impl Mcp {
@@ -25,8 +35,29 @@ impl Mcp {
             url: url.into(),
             token: token.into(),
             session: None,
+            stateless: false,
             next: AtomicI64::new(1),
         }
+    }
+
+    /// A client of the stateless 2026-07-28 revision (no `initialize`, no session).
+    pub fn stateless(url: &str, token: &str) -> Mcp {
+        Mcp {
+            stateless: true,
+            ..Mcp::new(url, token)
+        }
+    }
+
+    /// Opens a new connection for every request (behind a round-robin proxy, consecutive
+    /// requests then reach different replicas).
+    pub fn fresh_connections(mut self) -> Mcp {
+        self.http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        self
     }
 
     /// Posts one message; returns (HTTP status, headers, body text).
@@ -43,6 +74,17 @@ impl Mcp {
             .header("accept", accept);
         if let Some(s) = &self.session {
             req = req.header("mcp-session-id", s);
+        }
+        if self.stateless {
+            req = req.header("mcp-protocol-version", "2026-07-28");
+            if let Ok(v) = serde_json::from_str::<Value>(&body) {
+                if let Some(m) = v["method"].as_str() {
+                    req = req.header("mcp-method", m);
+                }
+                if let Some(n) = v["params"]["name"].as_str() {
+                    req = req.header("mcp-name", n);
+                }
+            }
         }
         let res = req.body(body).send().await.unwrap();
         let status = res.status().as_u16();
@@ -73,8 +115,11 @@ impl Mcp {
     }
 
     /// A request answered as JSON (relayed messages are skipped when SSE is used).
-    pub async fn request(&self, method: &str, params: Value) -> Value {
+    pub async fn request(&self, method: &str, mut params: Value) -> Value {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
+        if self.stateless {
+            params["_meta"] = stateless_meta();
+        }
         let body = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
         let (status, headers, text) = self
             .post_raw(body.to_string(), "application/json, text/event-stream")

@@ -1,9 +1,11 @@
 //! Helpers for Toolbelt's tests: a fresh database on each backend, the built binary,
-//! free ports, bounded waiting, and the fixture MCP server.
+//! free ports, bounded waiting, the fixture MCP server, and a round-robin proxy in front of
+//! control-plane replicas.
 
 pub mod db;
 pub mod fixture;
 pub mod proc;
+pub mod proxy;
 
 /// Runs each named `async fn name(db: TestDb)` once on SQLite and once on PostgreSQL,
 /// as `sqlite::name` and `postgres::name` (the test script counts them per backend).
