@@ -97,9 +97,13 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
     let signer: toolbelt_gateway::upstream::Signer = Arc::new(move |toolbox: &str| {
         ControlKey::from_seed(seed).sign(toolbox, chrono::Utc::now().timestamp(), 3600)
     });
-    let (mcp, hub) =
+    let gateway =
         toolbelt_gateway::start_with(store, signer, options.gateway.clone(), Some(oauth)).await;
-    let parts = Parts { state, mcp, hub };
+    let parts = Parts {
+        state,
+        mcp: gateway.router,
+        hub: gateway.hub,
+    };
     Ok(App {
         router: routes(&parts),
         parts,

@@ -85,6 +85,12 @@ pub struct Hub {
     pub oauth: Option<toolbelt_oauth::OAuth>,
 }
 
+/// A started gateway: its `/mcp` router and the state its background work shares.
+pub struct Started {
+    pub router: axum::Router,
+    pub hub: Arc<Hub>,
+}
+
 /// Starts the gateway's background work and returns its `/mcp` router. With OAuth, calls
 /// to servers that act with users' tokens carry the token of the connection the agent was
 /// granted. Assembled with the rest of the app by `toolbelt-app`.
@@ -93,7 +99,7 @@ pub async fn start_with(
     sign: upstream::Signer,
     config: GatewayConfig,
     oauth: Option<toolbelt_oauth::OAuth>,
-) -> (axum::Router, Arc<Hub>) {
+) -> Started {
     let routes = Arc::new(upstream::Routes::default());
     let (changed_tx, changed_rx) = tokio::sync::mpsc::unbounded_channel();
     *routes.changed.lock().await = Some(changed_tx);
@@ -139,5 +145,5 @@ pub async fn start_with(
     let router = axum::Router::new().route_service("/mcp", service).layer(
         axum::middleware::from_fn_with_state(hub.clone(), http::layer),
     );
-    (router, hub)
+    Started { router, hub }
 }

@@ -1,6 +1,7 @@
 //! Who asks a service: a signed-in user, with the credential they came with. The REST
-//! layer builds one from the request's token, the dashboard from its session cookie, the
-//! chat runtime from the chat's owner — services never see how.
+//! layer builds one from the request's token or session cookie (`auth::SignedIn`), and so
+//! will the dashboard; a caller of another kind (the chat runtime acting for its owner)
+//! adds a [`Credential`] variant. Services never see headers or cookies.
 
 use super::error::{Result, ServiceError};
 use serde_json::Value;
