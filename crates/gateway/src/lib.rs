@@ -17,10 +17,12 @@ pub mod ratelimit;
 pub mod registry;
 pub mod scan;
 pub mod sessions;
-pub mod ssrf;
 pub mod upstream;
 pub mod upstream_client;
 pub mod view;
+
+/// The SSRF guard lives in `toolbelt-net` (every client of the binary uses it).
+pub use toolbelt_net::ssrf;
 
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};

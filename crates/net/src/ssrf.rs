@@ -1,6 +1,5 @@
-//! The SSRF guard for remote servers: the gateway refuses to connect to loopback,
-//! private, link-local, shared and cloud-metadata addresses unless an admin allow-listed
-//! them. Enforced where the address is known — in the DNS resolver (so rebinding after
+//! The SSRF guard: Toolbelt refuses to connect to loopback, private, link-local, shared
+//! and cloud-metadata addresses unless an admin allow-listed them. Enforced where the address is known — in the DNS resolver (so rebinding after
 //! a check cannot slip through) and for IP-literal URLs and every redirect hop.
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};

@@ -1,0 +1,7 @@
+//! Toolbelt's network edge, shared by the control plane, the gateway, the DTMA and the
+//! CLI (it depends only on `toolbelt-model`).
+//!
+//! - [`ssrf`]: the SSRF guard — which addresses a fetch may reach, checked where the
+//!   address is known (the DNS resolver, IP-literal URLs, every redirect hop).
+
+pub mod ssrf;
