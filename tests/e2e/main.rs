@@ -2,6 +2,7 @@
 
 mod cli_walkthrough;
 mod dtma_docker;
+mod dtma_paths;
 mod dtma_process;
 mod gateway_access;
 mod gateway_limits;

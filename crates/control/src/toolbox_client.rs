@@ -4,6 +4,7 @@
 use crate::secrets::ResolveError;
 use crate::state::AppState;
 use std::time::Duration;
+use toolbelt_model::Invalid;
 use toolbelt_model::audit::{AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::catalog::CatalogEntry;
 use toolbelt_model::dtma::{DeployRequest, DesiredServer};
@@ -62,7 +63,9 @@ pub fn takes_owner_token(server: &Server, entry: &CatalogEntry) -> bool {
         )
 }
 
-pub fn desired(server: &Server, entry: &CatalogEntry) -> DesiredServer {
+/// Refused (`Invalid`) when an id or name would not be a plain path component on the
+/// toolbox: rows written before a rule existed, or by hand, never reach a DTMA as paths.
+pub fn desired(server: &Server, entry: &CatalogEntry) -> Result<DesiredServer, Invalid> {
     let mut secrets = entry.spec.secrets.clone();
     if takes_owner_token(server, entry) {
         secrets.push(toolbelt_model::catalog::SecretRequirement {
@@ -72,7 +75,7 @@ pub fn desired(server: &Server, entry: &CatalogEntry) -> DesiredServer {
             required: true,
         });
     }
-    DesiredServer {
+    let d = DesiredServer {
         id: server.id.clone(),
         name: server.name.to_string(),
         generation: server.generation,
@@ -84,7 +87,9 @@ pub fn desired(server: &Server, entry: &CatalogEntry) -> DesiredServer {
         secrets,
         limits: entry.spec.limits,
         config: server.config.clone(),
-    }
+    };
+    d.validate()?;
+    Ok(d)
 }
 
 /// Pushes a server's new desired state to its toolbox now (best effort: the next
@@ -108,6 +113,8 @@ enum PushError {
     Secrets(#[from] ResolveError),
     #[error(transparent)]
     Http(#[from] reqwest::Error),
+    #[error("not sent: {0}")]
+    Invalid(#[from] Invalid),
     #[error("the DTMA answered {0}")]
     Refused(reqwest::StatusCode),
 }
@@ -144,7 +151,7 @@ async fn push_now(st: &AppState, server: &Server) -> Result<(), PushError> {
             st.store.begin_audited().await?.commit(ev).await?;
         }
         let req = DeployRequest {
-            server: desired(&server, &entry),
+            server: desired(&server, &entry)?,
             secrets,
         };
         tracing::debug!(request = ?req, toolbox = %tb.name, "push to toolbox");

@@ -78,7 +78,7 @@ pub async fn deploy(State(st): State<Arc<ApiState>>, body: Bytes) -> Response {
             );
         }
     };
-    if let Err(e) = Name::parse("server.name", &req.server.name, SHORT_NAME_MAX) {
+    if let Err(e) = req.server.validate() {
         return problem(
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation",
@@ -100,7 +100,14 @@ pub async fn deploy(State(st): State<Arc<ApiState>>, body: Bytes) -> Response {
     // DeployRequest's Debug shows secret names, never values.
     tracing::debug!(request = ?req, "deploy request");
     let id = req.server.id.clone();
-    st.sup.deploy(req.server, req.secrets);
+    // Ids and names become directory and file names: refused unless plain components.
+    if let Err(e) = st.sup.deploy(req.server, req.secrets) {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            e.to_string(),
+        );
+    }
     observed(&st, &id)
 }
 

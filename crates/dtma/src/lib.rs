@@ -147,7 +147,9 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
     };
     let channel = ControlClient::new(&cred);
     let bridges = Arc::new(bridge::Bridges::new(opts.call_timeout));
-    let store = runtime::secrets::SecretStore::new(&cred.toolbox_id)?;
+    // Process servers run as users of their own, who must pass through to their files.
+    let traversable = kind == ToolboxKind::Process && unsafe { libc::geteuid() } == 0;
+    let store = runtime::secrets::SecretStore::new(&cred.toolbox_id, traversable)?;
     let sup = Supervisor::new(
         rt,
         bridges.clone(),

@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use toolbelt_model::ServerId;
 use toolbelt_model::dtma::{DesiredServer, Discovery, Health, ObservedServer, RuntimeState};
+use toolbelt_model::name::validate_path_component;
 use toolbelt_model::server::{DesiredState, ServerStatus};
+use toolbelt_model::{Invalid, ServerId};
 
 /// Why a server's secret values could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +130,18 @@ impl Supervisor {
 
     /// The full desired set (heartbeat replies). Servers missing from it are removed.
     pub fn replace_desired(&self, set: Vec<DesiredServer>) {
+        // Names become paths here: a server whose id, name or secret names are not plain
+        // path components is refused, whoever sent it (the control plane checks too).
+        let set: Vec<DesiredServer> = set
+            .into_iter()
+            .filter(|s| match s.validate() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(server = %s.id, error = %e, "refusing a desired server");
+                    false
+                }
+            })
+            .collect();
         self.desired_known.store(true, Ordering::Release);
         {
             let mut map = self.lock();
@@ -147,10 +160,21 @@ impl Supervisor {
     }
 
     /// One server pushed by the control plane, with its secret values.
-    pub fn deploy(&self, spec: DesiredServer, secrets: BTreeMap<String, String>) {
+    /// Refused (nothing kept, nothing written) unless the spec and every secret name are
+    /// plain path components.
+    pub fn deploy(
+        &self,
+        spec: DesiredServer,
+        secrets: BTreeMap<String, String>,
+    ) -> Result<(), Invalid> {
+        spec.validate()?;
+        for k in secrets.keys() {
+            validate_path_component("secrets", k)?;
+        }
         upsert(&mut self.lock(), spec, Some(secrets));
         self.persist();
         self.wake.notify_one();
+        Ok(())
     }
 
     pub fn remove(&self, id: &ServerId) -> bool {

@@ -1,7 +1,11 @@
 //! The contract between the control plane and a toolbox's DTMA: join, heartbeat, the
 //! desired set, deploy requests and observed state. Both sides (and other hosts) speak it.
 
-use crate::catalog::{CatalogSource, ResourceLimits, SecretRequirement, Transport};
+use crate::catalog::{
+    CatalogSource, ResourceLimits, SecretRequirement, Transport, validate_env_name,
+};
+use crate::error::{Checker, Invalid};
+use crate::name::{Name, SHORT_NAME_MAX, validate_path_component};
 use crate::server::{DesiredState, ServerStatus};
 use crate::toolbox::ToolboxKind;
 use crate::{ServerId, ToolboxId};
@@ -52,6 +56,27 @@ pub struct DesiredServer {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub config: Map<String, Value>,
+}
+
+impl DesiredServer {
+    /// What both ends check before acting on a desired server: the id and name become
+    /// directory names on the toolbox and every secret name a file name, so each must be
+    /// a single plain path component (and the usual name rules hold).
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut c = Checker::new();
+        if ServerId::parse(self.id.as_str()).is_none() {
+            c.fail("server.id", "must be a server id (srv_…)");
+        }
+        c.check(validate_path_component("server.id", self.id.as_str()));
+        c.check(Name::parse("server.name", &self.name, SHORT_NAME_MAX));
+        c.check(validate_path_component("server.name", &self.name));
+        for (i, s) in self.secrets.iter().enumerate() {
+            let field = format!("server.secrets[{i}].name");
+            c.check(validate_path_component(&field, &s.name));
+            c.check(validate_env_name(&field, &s.name));
+        }
+        c.finish()
+    }
 }
 
 /// `POST /v1/servers` on the DTMA: what to run, with the secret values it needs. Values
@@ -173,4 +198,37 @@ pub struct Discovery {
     pub server_info: Option<Value>,
     pub tool_count: Option<u32>,
     pub health: Health,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> DesiredServer {
+        serde_json::from_value(serde_json::json!({
+            "id": "srv_01aaaaaaaaaaaaaaaaaaaaaaaa", "name": "fx", "generation": 1,
+            "desired": "running", "transport": "stdio", "port": null,
+            "source": { "type": "image", "image": "x" },
+            "secrets": [{ "name": "API_KEY" }]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_desired_server_carries_no_path() {
+        assert!(server().validate().is_ok());
+        let mut s = server();
+        s.secrets[0].name = "../x".into();
+        let e = s.validate().unwrap_err();
+        assert!(
+            e.0.iter().all(|f| f.field == "server.secrets[0].name"),
+            "{e}"
+        );
+        let mut s = server();
+        s.name = "../x".into();
+        assert!(s.validate().is_err());
+        let mut s = server();
+        s.id = ServerId::from_db("../../etc".into());
+        assert!(s.validate().unwrap_err().to_string().contains("server.id"));
+    }
 }

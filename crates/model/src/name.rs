@@ -78,9 +78,48 @@ pub fn validate_tool_name(field: &str, s: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Longest single path component a DTMA makes from a name or id.
+pub const PATH_COMPONENT_MAX: usize = 128;
+
+/// A value that becomes one file or directory name on a toolbox (a secret name, a server
+/// id or name): one component, never a path. No `/`, no NUL, no leading `.` (so neither
+/// `.` nor `..`, nor hidden files), not empty, at most [`PATH_COMPONENT_MAX`] bytes. The
+/// control plane checks it before sending and the DTMA again before touching the disk.
+pub fn validate_path_component(field: &str, s: &str) -> Result<(), Invalid> {
+    let why = if s.is_empty() {
+        "must not be empty"
+    } else if s.len() > PATH_COMPONENT_MAX {
+        "must be at most 128 bytes"
+    } else if s.contains('/') || s.contains('\\') {
+        "must be a single path component (no '/' or '\\')"
+    } else if s.contains('\0') {
+        "must not contain NUL"
+    } else if s.starts_with('.') {
+        "must not start with '.'"
+    } else if s.chars().any(char::is_control) {
+        "must not contain control characters"
+    } else {
+        return Ok(());
+    };
+    Err(Invalid::field(field, why))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_components_are_single_and_plain() {
+        for ok in ["API_KEY", "srv_01abc", "fx", "a.b"] {
+            assert!(validate_path_component("f", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "..", ".", "../x", "x/..", "a/b", "/abs", ".hidden", "a\0b", "a\\b", "a\nb",
+        ] {
+            assert!(validate_path_component("f", bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_path_component("f", &"x".repeat(129)).is_err());
+    }
 
     fn msg(s: &str) -> String {
         Name::parse("name", s, SHORT_NAME_MAX).unwrap_err().0[0]

@@ -190,7 +190,12 @@ async fn apply(
                     catalog::get(c, s.catalog_id.as_str()).await?,
                 );
             }
-            out.desired.push(desired(s, &entries[&s.catalog_id]));
+            match desired(s, &entries[&s.catalog_id]) {
+                Ok(d) => out.desired.push(d),
+                Err(e) => {
+                    tracing::warn!(server = %s.id, error = %e, "not sent to its toolbox")
+                }
+            }
         }
     }
     Ok(out)

@@ -71,7 +71,11 @@ impl Supervisor {
         let secrets_dir = if files.is_empty() {
             None
         } else {
-            match self.store.write(id.as_str(), spec.generation, &files) {
+            let owner = self.runtime.secrets_owner(&spec);
+            match self
+                .store
+                .write(id.as_str(), spec.generation, &files, owner)
+            {
                 Ok(d) => Some(d),
                 Err(e) => return self.failed_start(id, format!("cannot write secret files: {e}")),
             }

@@ -94,6 +94,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// Attaches to a running stdio instance (re-adoption after a DTMA restart).
     async fn attach(&self, inst: &Instance) -> Result<StdioPipes, RuntimeError>;
 
+    /// Who must be able to read a server's secret files (a uid the DTMA chowns them to
+    /// when it is root): the container user, or the server's own sandbox user.
+    fn secrets_owner(&self, _server: &DesiredServer) -> Option<u32> {
+        Some(secrets::CONTAINER_UID)
+    }
+
     /// Whether a closed stdio means the server is gone: a child's pipes die with it,
     /// while a container's attach stream can drop (the engine restarting) and be re-made.
     fn stdio_closes_with_server(&self) -> bool {

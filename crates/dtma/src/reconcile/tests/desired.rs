@@ -42,7 +42,8 @@ async fn a_deleted_server_is_forgotten_with_its_instance_and_secret_files() {
     let mut s = spec("fx");
     s.secrets = vec![requirement("API_KEY", SecretDelivery::File)];
     w.sup
-        .deploy(s, BTreeMap::from([("API_KEY".into(), "k".into())]));
+        .deploy(s, BTreeMap::from([("API_KEY".into(), "k".into())]))
+        .unwrap();
     w.running("fx", None).await;
     let dir = w.fake.created()[0]
         .secrets_dir
@@ -181,10 +182,12 @@ async fn a_secrets_fetch_failure_is_reported_and_retried_until_the_vault_answers
 async fn pushed_secrets_are_used_without_asking_the_control_plane() {
     let w = World::start(FakeRuntime::docker());
     w.vault.answer(Err("not to be asked"));
-    w.sup.deploy(
-        keyed(),
-        BTreeMap::from([("API_KEY".into(), "a".into()), ("TOKEN".into(), "t".into())]),
-    );
+    w.sup
+        .deploy(
+            keyed(),
+            BTreeMap::from([("API_KEY".into(), "a".into()), ("TOKEN".into(), "t".into())]),
+        )
+        .unwrap();
     w.running("keyed", None).await;
     assert_eq!(w.vault.calls(), 0);
 }
@@ -214,5 +217,59 @@ async fn an_http_server_is_bridged_to_its_address_and_one_without_is_an_error() 
     assert_eq!(
         o.last_error.as_deref(),
         Some("the container has no address on the toolbox network")
+    );
+}
+
+/// Names become paths on the toolbox: a desired server whose secret name or server name
+/// is `../x` (or whose id is a path) is refused, pushed or heard in a heartbeat, and
+/// nothing is written anywhere.
+#[tokio::test(start_paused = true)]
+async fn a_desired_set_carrying_a_path_is_refused_and_writes_nothing() {
+    let w = World::start(FakeRuntime::docker());
+    let base = w.secrets.path().to_path_buf();
+    let mut bad_secret = spec("fx");
+    bad_secret.secrets = vec![requirement("../x", SecretDelivery::File)];
+    let mut bad_name = spec("fy");
+    bad_name.name = "../x".into();
+    let mut bad_id = spec("fz");
+    bad_id.id = ServerId::from_db("../../x".into());
+    for s in [&bad_secret, &bad_name, &bad_id] {
+        let e = w
+            .sup
+            .deploy(
+                s.clone(),
+                BTreeMap::from([("../x".into(), "stolen".into())]),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("server."), "{e}");
+    }
+    let mut ok_spec = spec("ok");
+    ok_spec.secrets = vec![requirement("API_KEY", SecretDelivery::File)];
+    let e = w
+        .sup
+        .deploy(ok_spec, BTreeMap::from([("../x".into(), "v".into())]))
+        .unwrap_err();
+    assert!(e.to_string().contains("secrets"), "{e}");
+    w.sup
+        .replace_desired(vec![bad_secret, bad_name, bad_id, spec("good")]);
+    w.running("good", None).await;
+    pass(Duration::from_secs(5)).await;
+    let created: Vec<String> = w.fake.created().iter().map(|c| c.name.clone()).collect();
+    assert_eq!(created, vec!["good"], "only the plain server ran");
+    assert!(w.get("fx").is_none() && w.get("../x").is_none() && w.get("fz").is_none());
+    let mut found = Vec::new();
+    let mut stack = vec![base.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            found.push(e.path());
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    assert_eq!(
+        found,
+        vec![base.join("toolbelt-tbx_test")],
+        "only the (empty) toolbox directory exists"
     );
 }

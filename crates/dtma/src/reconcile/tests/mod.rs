@@ -26,9 +26,15 @@ const TICK: Duration = Duration::from_millis(200);
 /// The longest (virtual) wait for anything.
 const LIMIT: Duration = Duration::from_secs(900);
 
+/// A well-formed server id for a test server's name (`srv_000…0fx`).
+fn id_of(name: &str) -> ServerId {
+    let plain: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+    ServerId::parse(&format!("srv_{plain:0>26}")).expect("a short test name")
+}
+
 fn spec(name: &str) -> DesiredServer {
     DesiredServer {
-        id: ServerId::from_db(format!("srv_{name}")),
+        id: id_of(name),
         name: name.to_string(),
         generation: 1,
         desired: DesiredState::Running,
@@ -111,7 +117,7 @@ impl World {
     fn on(fake: Arc<FakeRuntime>, secrets: Arc<tempfile::TempDir>) -> World {
         let bridges = Arc::new(Bridges::new(Duration::from_secs(60)));
         let vault = Arc::new(Vault::default());
-        let store = SecretStore::under(secrets.path(), "tbx_test").expect("a secret store");
+        let store = SecretStore::under(secrets.path(), "tbx_test", false).expect("a secret store");
         let rt: Arc<dyn Runtime> = fake.clone();
         let sup = Supervisor::new(rt, bridges.clone(), store, Some(vault.clone()), None);
         let stop = CancellationToken::new();
