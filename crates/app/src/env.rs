@@ -59,6 +59,18 @@ impl Options {
         }
         o.gateway = gateway(&v)?;
         o.oauth = oauth(&v)?;
+        if let Some(d) = v.get("TOOLBELT_METRICS_RETENTION_DAYS")? {
+            let days: u64 = d
+                .trim()
+                .parse()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| invalid("TOOLBELT_METRICS_RETENTION_DAYS", "must be 1-3650 days"))?;
+            o.metrics.retention = Duration::from_secs(days * 24 * 3600);
+        }
+        if let Some(d) = v.millis("TOOLBELT_METRICS_FLUSH_MS")? {
+            o.metrics.flush_every = d.max(Duration::from_millis(50));
+        }
         Ok(o)
     }
 }
@@ -179,6 +191,8 @@ mod tests {
         assert_eq!(o.vault_key_path(), Some(o.data_dir.join("vault.key")));
         assert_eq!(o.control.heartbeat_interval, Duration::from_secs(5));
         assert!(!o.local_toolbox && !o.fsync_every_commit && o.bootstrap_token.is_none());
+        assert_eq!(o.metrics.retention, Duration::from_secs(7 * 86400));
+        assert_eq!(o.metrics.flush_every, Duration::from_secs(10));
     }
 
     #[test]
@@ -193,8 +207,12 @@ mod tests {
             ("TOOLBELT_VAULT_KEY_FILE", "/keys/vault.key"),
             ("TOOLBELT_FSYNC", "1"),
             ("TOOLBELT_BOOTSTRAP_TOKEN", "  "),
+            ("TOOLBELT_METRICS_RETENTION_DAYS", "2"),
+            ("TOOLBELT_METRICS_FLUSH_MS", "500"),
         ])
         .unwrap();
+        assert_eq!(o.metrics.retention, Duration::from_secs(2 * 86400));
+        assert_eq!(o.metrics.flush_every, Duration::from_millis(500));
         assert_eq!(
             o.control_key_path(),
             std::path::Path::new("/srv/tb/control.key")
@@ -228,6 +246,8 @@ mod tests {
             ("TOOLBELT_RATE_LIMIT_TOOL", "fast"),
             ("TOOLBELT_SSRF_ALLOW", "10.0.0.x/8"),
             ("TOOLBELT_OAUTH_MAX_FAILURES", "many"),
+            ("TOOLBELT_METRICS_RETENTION_DAYS", "0"),
+            ("TOOLBELT_METRICS_FLUSH_MS", "10s"),
         ] {
             let e = from(&[(name, value)])
                 .err()

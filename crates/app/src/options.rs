@@ -8,6 +8,7 @@ use toolbelt_control::ControlConfig;
 use toolbelt_gateway::GatewayConfig;
 use toolbelt_model::toolbox::ToolboxKind;
 use toolbelt_oauth::OAuthConfig;
+use toolbelt_store::metrics::MetricsOptions;
 use zeroize::Zeroizing;
 
 #[derive(Clone)]
@@ -37,6 +38,8 @@ pub struct Options {
     pub control: ControlConfig,
     pub gateway: GatewayConfig,
     pub oauth: OAuthConfig,
+    /// How long per-minute metrics are kept, how often they are written.
+    pub metrics: MetricsOptions,
 }
 
 /// Where the vault's key-encryption keys come from.
@@ -71,6 +74,7 @@ impl Options {
             control: ControlConfig::default(),
             gateway: GatewayConfig::default(),
             oauth: OAuthConfig::default(),
+            metrics: MetricsOptions::default(),
         }
     }
 

@@ -24,7 +24,7 @@ pub struct Running {
     ready_in: Duration,
     stop: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
-    /// Token rollout, liveness, the OAuth refresher.
+    /// Token rollout, liveness, the OAuth refresher, the event relay, the metrics writer.
     background: Vec<JoinHandle<()>>,
     dtma: Option<toolbelt_dtma::Dtma>,
 }
@@ -52,6 +52,14 @@ impl Bound {
         if let Some(cr) = credentials {
             background.push(tokio::spawn(cr.oauth.run_refresher()));
         }
+        // Live updates from other replicas (PostgreSQL), and the metrics history.
+        background.push(tokio::spawn(toolbelt_store::events::relay(
+            app.store().clone(),
+        )));
+        background.push(tokio::spawn(toolbelt_store::metrics::run(
+            app.store().clone(),
+            app.options().metrics.clone(),
+        )));
         let store = app.store();
         tracing::info!(%addr, backend = store.backend().as_str(), seeded = app.first_start().seeded_entries, "serving");
 
@@ -167,6 +175,10 @@ impl Running {
         }
         for t in self.background.drain(..) {
             t.abort();
+        }
+        // The minute in progress is written, not lost with the process.
+        if let Err(e) = toolbelt_store::metrics::flush(self.store()).await {
+            tracing::warn!(error = %e, "could not write the last call metrics");
         }
         self.store().close().await;
     }

@@ -24,7 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use supervisor::Supervisor;
 use tokio_util::sync::CancellationToken;
-use toolbelt_model::dtma::HeartbeatReport;
+use toolbelt_model::ServerId;
+use toolbelt_model::dtma::{HeartbeatReport, ServerStats};
 use toolbelt_model::signed::ControlPublicKey;
 use toolbelt_model::toolbox::ToolboxKind;
 
@@ -229,6 +230,35 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
     })
 }
 
+/// How often heartbeats carry each running server's CPU and memory (the control plane
+/// keeps them per minute for the dashboard's charts).
+const STATS_EVERY: Duration = Duration::from_secs(30);
+
+/// Samples the stats of running servers, all at once and bounded, off the heartbeat's
+/// path (an engine slow to answer must never delay a heartbeat).
+async fn sample_stats(sup: Arc<Supervisor>) -> Vec<(ServerId, ServerStats)> {
+    let jobs = sup.observed().into_iter().filter_map(|o| {
+        let inst = sup.instance(&o.id)?;
+        let rt = sup.runtime.clone();
+        Some(async move {
+            let s = tokio::time::timeout(Duration::from_secs(5), rt.stats(&inst)).await;
+            let s = s.ok().and_then(Result::ok)?;
+            Some((
+                o.id,
+                ServerStats {
+                    cpu_percent: s.cpu_percent,
+                    memory_bytes: s.memory_bytes,
+                },
+            ))
+        })
+    });
+    futures::future::join_all(jobs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 async fn heartbeat_loop(
     sup: Arc<Supervisor>,
     channel: ControlClient,
@@ -237,13 +267,28 @@ async fn heartbeat_loop(
     data_dir: PathBuf,
     stop: CancellationToken,
 ) {
+    let mut sampled: Option<std::time::Instant> = None;
+    let mut sampling: Option<tokio::task::JoinHandle<Vec<(ServerId, ServerStats)>>> = None;
     loop {
+        let mut servers = sup.observed();
+        if sampling.as_ref().is_some_and(|t| t.is_finished()) {
+            let stats = sampling.take().expect("checked").await.unwrap_or_default();
+            for (id, st) in stats {
+                if let Some(o) = servers.iter_mut().find(|o| o.id == id) {
+                    o.stats = Some(st);
+                }
+            }
+        }
+        if sampling.is_none() && sampled.is_none_or(|t| t.elapsed() >= STATS_EVERY) {
+            sampled = Some(std::time::Instant::now());
+            sampling = Some(tokio::spawn(sample_stats(sup.clone())));
+        }
         let report = HeartbeatReport {
             version: env!("CARGO_PKG_VERSION").into(),
             advertise_url: advertise.clone(),
             runtime: sup.runtime_status(),
             system: system::sample(&data_dir),
-            servers: sup.observed(),
+            servers,
         };
         match channel.heartbeat(&report).await {
             Ok(reply) => {
@@ -254,7 +299,12 @@ async fn heartbeat_loop(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(interval_ms)) => {}
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => {
+                if let Some(t) = sampling {
+                    t.abort();
+                }
+                return;
+            }
         }
     }
 }

@@ -253,6 +253,7 @@ impl Supervisor {
                 started_at: m.instance.as_ref().and_then(|i| i.started_at),
                 image_digest: m.instance.as_ref().and_then(|i| i.image_digest.clone()),
                 tool_count: m.discovery.as_ref().and_then(|d| d.tool_count),
+                stats: None,
             })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -346,6 +346,13 @@ async fn ask(
     )
     .await?;
     drop(c);
+    hub.store
+        .publish(toolbelt_store::events::Event::ApprovalCreated {
+            approval: a.id.clone(),
+            agent: agent.agent_id.clone(),
+            owner: agent.owner_id.clone(),
+        })
+        .await;
     let mut ev = NewAuditEvent::new(
         AuditAction::ApprovalRequest,
         TargetKind::Approval,
@@ -375,6 +382,13 @@ async fn ask(
         if Instant::now() >= deadline {
             let mut c = hub.store.conn().await?;
             let _ = approvals::decide(&mut c, &a.id, ApprovalStatus::Expired, "system").await;
+            hub.store
+                .publish(toolbelt_store::events::Event::ApprovalResolved {
+                    approval: a.id.clone(),
+                    owner: agent.owner_id.clone(),
+                    status: ApprovalStatus::Expired,
+                })
+                .await;
             return Err(CallError::AskTimedOut {
                 approval: a.id.to_string(),
                 after: ttl,

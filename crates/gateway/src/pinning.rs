@@ -112,6 +112,12 @@ async fn record(
         ev.owner_id = owner.cloned();
         ev.detail = json!({ "server": new.server_id, "tool": new.tool, "old_hash": old.map(|o| &o.hash), "new_hash": new.hash, "flags": new.flags });
         tx.commit(ev).await?;
+        store
+            .publish(toolbelt_store::events::Event::ToolChanged {
+                server: new.server_id.clone(),
+                tool: new.tool.clone(),
+            })
+            .await;
     } else {
         tx.rollback().await?;
     }

@@ -119,6 +119,17 @@ pub struct ObservedServer {
     pub started_at: Option<DateTime<Utc>>,
     pub image_digest: Option<String>,
     pub tool_count: Option<u32>,
+    /// CPU and memory of its process or container, in the reports the DTMA sampled them
+    /// for (about every 30 s; never from DTMAs older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<ServerStats>,
+}
+
+/// A server's resource use at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ServerStats {
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -1,5 +1,7 @@
 //! Connecting, migrating, and transactions that carry an audit event.
 
+use crate::events::{Bus, Event};
+use crate::metrics::Meter;
 use crate::{Result, audit};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
@@ -7,7 +9,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
-use toolbelt_model::audit::{AuditEvent, NewAuditEvent};
+use toolbelt_model::audit::{AuditAction, AuditEvent, NewAuditEvent, TargetKind};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -68,6 +70,12 @@ pub struct Store {
     /// Bumped after every audited change (grants, tokens, agents, servers, toolboxes…):
     /// caches of authorization state (the gateway's) compare it to know they are stale.
     epoch: Arc<AtomicU64>,
+    /// Live updates for pages (see [`crate::events`]).
+    events: Bus,
+    /// Call metrics of this process, not yet written (see [`crate::metrics`]).
+    meter: Arc<Meter>,
+    /// The database URL, on PostgreSQL (the event relay LISTENs on its own connection).
+    postgres_url: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -96,6 +104,7 @@ impl Store {
                 "?mode=rwc"
             });
         }
+        let postgres_url = (backend == Backend::Postgres).then(|| Arc::from(url.as_str()));
         let connect = AnyConnectOptions::from_str(&url)?;
         let sync = if opts.fsync_every_commit {
             "PRAGMA synchronous = FULL"
@@ -123,7 +132,42 @@ impl Store {
             pool,
             backend,
             epoch: Arc::new(AtomicU64::new(1)),
+            events: Bus::new(),
+            meter: Arc::new(Meter::default()),
+            postgres_url,
         })
+    }
+
+    /// The live-update bus of this process.
+    pub fn events(&self) -> &Bus {
+        &self.events
+    }
+
+    /// This process's call metrics, not yet written.
+    pub fn meter(&self) -> &Meter {
+        &self.meter
+    }
+
+    /// The database URL when it is PostgreSQL (for the event relay's own connection).
+    pub fn postgres_url(&self) -> Option<String> {
+        self.postgres_url.as_deref().map(str::to_string)
+    }
+
+    /// Publishes an event to this process's subscribers and, on PostgreSQL, to every other
+    /// replica's. Best effort: a failed NOTIFY is logged (pages then catch up at their next
+    /// change or reload), never an error for the change that was made.
+    pub async fn publish(&self, event: Event) {
+        if self.backend == Backend::Postgres {
+            let payload = self.events.payload(&event);
+            let sent = match self.pool.acquire().await {
+                Ok(mut c) => notify(&mut c, &payload).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "could not relay an event to other replicas");
+            }
+        }
+        self.events.local(event);
     }
 
     /// The change epoch of this process (see the field's comment).
@@ -138,11 +182,34 @@ impl Store {
 
     /// Appends several audit events in one transaction (group commit for tool calls).
     /// Does not bump the epoch: recording a call changes no authorization state.
+    ///
+    /// Tool calls feed this process's [`Meter`]; other events (approval requests…) are
+    /// published as [`Event::Audited`]. Calls themselves are not published one by one.
     pub async fn append_audit_batch(&self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
+        let samples: Vec<_> = events.iter().filter_map(Meter::sample_of).collect();
+        let kinds: Vec<_> = events.iter().map(|e| (e.action, e.target_kind)).collect();
         let mut tx = self.begin().await?;
         audit::lock_head(&mut tx, self.backend).await?;
         let out = audit::append_many_locked(&mut tx, events).await?;
+        let notes: Vec<Event> = out
+            .iter()
+            .zip(kinds)
+            .filter(|(_, (action, _))| *action != AuditAction::ToolCall)
+            .map(|(e, (action, kind))| audited(e, action, kind))
+            .collect();
+        if self.backend == Backend::Postgres {
+            for n in &notes {
+                notify(&mut tx, &self.events.payload(n)).await?;
+            }
+        }
         tx.commit().await?;
+        let at = crate::rows::now_ms();
+        for s in &samples {
+            self.meter.record(at, s);
+        }
+        for n in notes {
+            self.events.local(n);
+        }
         Ok(out)
     }
 
@@ -176,6 +243,8 @@ impl Store {
         Ok(AuditedTx {
             tx,
             epoch: self.epoch.clone(),
+            events: self.events.clone(),
+            relay: self.backend == Backend::Postgres,
         })
     }
 
@@ -205,13 +274,24 @@ impl Store {
 pub struct AuditedTx {
     tx: Transaction<'static, Any>,
     epoch: Arc<AtomicU64>,
+    events: Bus,
+    /// NOTIFY other replicas (PostgreSQL), in the transaction: only a committed change is
+    /// announced.
+    relay: bool,
 }
 
 impl AuditedTx {
+    /// Appends the event, commits, and publishes [`Event::Audited`].
     pub async fn commit(mut self, event: NewAuditEvent) -> Result<AuditEvent> {
+        let (action, kind) = (event.action, event.target_kind);
         let ev = audit::append_locked(&mut self.tx, event).await?;
+        let note = audited(&ev, action, kind);
+        if self.relay {
+            notify(&mut self.tx, &self.events.payload(&note)).await?;
+        }
         self.tx.commit().await?;
         self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.events.local(note);
         Ok(ev)
     }
 
@@ -232,4 +312,25 @@ impl std::ops::DerefMut for AuditedTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         &mut self.tx
     }
+}
+
+/// The live-update note of an appended audit event.
+fn audited(e: &AuditEvent, action: AuditAction, target_kind: TargetKind) -> Event {
+    Event::Audited {
+        seq: e.seq,
+        action,
+        target_kind,
+        target: e.target_id.clone(),
+        owner: e.owner_id.clone(),
+    }
+}
+
+/// `NOTIFY` on the events channel (PostgreSQL only): delivered at commit.
+async fn notify(c: &mut AnyConnection, payload: &str) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(crate::events::CHANNEL)
+        .bind(payload.to_string())
+        .execute(&mut *c)
+        .await?;
+    Ok(())
 }

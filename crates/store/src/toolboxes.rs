@@ -172,14 +172,14 @@ pub async fn record_join(
     Ok(())
 }
 
-/// A heartbeat arrived: the toolbox is active. Returns the status it had before.
+/// A heartbeat arrived: the toolbox is active. Returns the toolbox as it was before.
 pub async fn record_heartbeat(
     c: &mut AnyConnection,
     id: &ToolboxId,
     dtma_url: &str,
     report: &str,
-) -> Result<ToolboxStatus> {
-    let before = get_internal(c, id).await?.status;
+) -> Result<Toolbox> {
+    let before = get_internal(c, id).await?;
     sqlx::query("UPDATE toolboxes SET status = $1, last_heartbeat_at = $2, dtma_url = $3, report = $4 WHERE id = $5")
         .bind(ToolboxStatus::Active.as_str())
         .bind(crate::rows::now_ms())

@@ -2,5 +2,6 @@
 //! the rules (tenancy, roles, validation) give typed errors with their fields, no HTTP in
 //! between. Every test on SQLite and on PostgreSQL.
 
+mod live;
 mod rules;
 mod support;

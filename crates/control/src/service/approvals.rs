@@ -8,6 +8,7 @@ use serde_json::json;
 use toolbelt_model::ApprovalId;
 use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::gateway::{Approval, ApprovalStatus};
+use toolbelt_store::events::Event;
 use toolbelt_store::{StoreError, approvals};
 
 /// What the owner says to a held call.
@@ -48,5 +49,12 @@ pub async fn decide(st: &AppState, caller: &Caller, r: &str, d: Decision) -> Res
         json!({ "agent": a.agent_id, "server": a.server_id, "tool": a.tool }),
     ))
     .await?;
+    st.store
+        .publish(Event::ApprovalResolved {
+            approval: decided.id.clone(),
+            owner: decided.owner_id.clone(),
+            status: decided.status,
+        })
+        .await;
     Ok(decided)
 }

@@ -17,8 +17,9 @@ use toolbelt_model::dtma::{
 use toolbelt_model::server::{DesiredState, Server, ServerInstance, ServerStatus};
 use toolbelt_model::token::{self, TokenDigest, TokenKind};
 use toolbelt_model::toolbox::{Toolbox, ToolboxKind, ToolboxStatus};
+use toolbelt_store::events::Event;
 use toolbelt_store::tokens::{self, Subject};
-use toolbelt_store::{AnyConnection, StoreError, catalog, servers, toolboxes};
+use toolbelt_store::{AnyConnection, StoreError, catalog, history, metrics, servers, toolboxes};
 
 fn by_toolbox(
     t: &Toolbox,
@@ -102,6 +103,8 @@ struct Applied {
     failing: Vec<Failing>,
     /// Some server's status moved.
     moved: bool,
+    /// Each move, for live pages.
+    moves: Vec<Event>,
 }
 
 struct Failing {
@@ -120,6 +123,15 @@ fn observed_status(s: &Server, o: &ObservedServer) -> ServerStatus {
         s.status
     } else {
         o.status
+    }
+}
+
+fn moved(s: &Server, status: ServerStatus) -> Event {
+    Event::ServerStatus {
+        server: s.id.clone(),
+        toolbox: s.toolbox_id.clone(),
+        owner: s.owner_id.clone(),
+        status,
     }
 }
 
@@ -147,6 +159,16 @@ async fn apply(
                     || s.restart_count != o.restarts
                     || s.health != o.health
                     || s.instance.as_ref() != Some(&instance);
+                if let Some(stats) = &o.stats {
+                    let subject = metrics::Subject::Server(s.id.clone());
+                    let (cpu, mem) = (stats.cpu_percent, stats.memory_bytes);
+                    metrics::record_resources(c, metrics::this_minute(), &subject, cpu, mem)
+                        .await?;
+                }
+                if s.status != status {
+                    history::record(c, &s.id, status, o.last_error.as_deref(), o.restarts).await?;
+                    out.moves.push(moved(s, status));
+                }
                 if changed {
                     out.moved |= s.status != status;
                     let obs = servers::Observation {
@@ -180,6 +202,9 @@ async fn apply(
                     instance: None,
                 };
                 servers::apply_observed(c, &s.id, obs).await?;
+                history::record(c, &s.id, ServerStatus::PendingDeploy, None, s.restart_count)
+                    .await?;
+                out.moves.push(moved(s, ServerStatus::PendingDeploy));
             }
             None => {}
         }
@@ -215,11 +240,34 @@ pub async fn heartbeat(
     };
     let summary = serde_json::to_string(&summary).map_err(|_| ServiceError::Internal)?;
     let mut tx = st.store.begin().await?;
-    let before =
+    let was =
         toolboxes::record_heartbeat(&mut tx, toolbox, &report.advertise_url, &summary).await?;
+    let before = was.status;
+    let minute = metrics::this_minute();
+    let system = &report.system;
+    let subject = metrics::Subject::Toolbox(toolbox.clone());
+    let (cpu, mem) = (Some(system.cpu_percent), Some(system.mem_used_bytes));
+    metrics::record_resources(&mut tx, minute, &subject, cpu, mem).await?;
     let rows = servers::for_toolbox(&mut tx, toolbox).await?;
     let applied = apply(&mut tx, &rows, &report).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    for ev in applied.moves.iter().cloned() {
+        st.store.publish(ev).await;
+    }
+    // Pages show the status at once, and the toolbox's metrics once a minute (its first
+    // heartbeat of each minute), not at every heartbeat.
+    let last_minute = was
+        .last_heartbeat_at
+        .map(|t| metrics::minute_of(t.timestamp_millis()));
+    if before != ToolboxStatus::Active || last_minute != Some(minute) {
+        st.store
+            .publish(Event::ToolboxStatus {
+                toolbox: toolbox.clone(),
+                owner: was.owner_id.clone(),
+                status: ToolboxStatus::Active,
+            })
+            .await;
+    }
     if applied.moved || !applied.purged.is_empty() {
         // A server came up, went down or went away: the gateway re-reads before its next
         // call or listing instead of at its next periodic refresh.

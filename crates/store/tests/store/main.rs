@@ -3,6 +3,7 @@
 
 mod audit_chain;
 mod basics;
+mod live;
 mod schema_parity;
 mod secrets;
 mod tenancy;
