@@ -4,6 +4,8 @@
 use crate::error::AppError;
 use crate::options::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, Options, VaultKeys};
 use std::time::Duration;
+use toolbelt_control::client_ip::TrustedProxies;
+use toolbelt_control::service::login_limits::LoginLimits;
 use toolbelt_gateway::GatewayConfig;
 use toolbelt_gateway::ratelimit::Rate;
 use toolbelt_gateway::ssrf::AllowList;
@@ -57,6 +59,11 @@ impl Options {
         if let Some(d) = v.millis("TOOLBELT_HEARTBEAT_MS")? {
             o.control.heartbeat_interval = d;
         }
+        if let Some(x) = v.get("TOOLBELT_TRUSTED_PROXIES")? {
+            o.control.trusted_proxies =
+                TrustedProxies::parse(&x).map_err(|e| invalid("TOOLBELT_TRUSTED_PROXIES", e))?;
+        }
+        login(&v, &mut o.control.login)?;
         o.gateway = gateway(&v)?;
         o.oauth = oauth(&v)?;
         if let Some(d) = v.get("TOOLBELT_METRICS_RETENTION_DAYS")? {
@@ -81,6 +88,19 @@ struct Vars<'a>(&'a dyn Fn(&'static str) -> Result<Option<String>>);
 impl Vars<'_> {
     fn get(&self, name: &'static str) -> Result<Option<String>> {
         Ok((self.0)(name)?.filter(|v| !v.trim().is_empty()))
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &'static str) -> Result<Option<T>>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.get(name)?
+            .map(|v| {
+                v.trim()
+                    .parse::<T>()
+                    .map_err(|e| invalid(name, format!("must be a number ({e})")))
+            })
+            .transpose()
     }
 
     fn millis(&self, name: &'static str) -> Result<Option<Duration>> {
@@ -140,6 +160,39 @@ fn gateway(v: &Vars<'_>) -> Result<GatewayConfig> {
     Ok(c)
 }
 
+fn login(v: &Vars<'_>, l: &mut LoginLimits) -> Result<()> {
+    if let Some(n) = v.number("TOOLBELT_LOGIN_LIMIT_ADDRESS")? {
+        l.per_address.free = n;
+    }
+    if let Some(n) = v.number("TOOLBELT_LOGIN_LIMIT_ACCOUNT")? {
+        l.per_account.free = n;
+    }
+    if let Some(d) = v.millis("TOOLBELT_LOGIN_BACKOFF_MS")? {
+        l.per_address.base = d;
+        l.per_account.base = d;
+    }
+    // The longest wait is also how long a quiet key is remembered.
+    if let Some(d) = v.millis("TOOLBELT_LOGIN_BACKOFF_MAX_MS")? {
+        for b in [&mut l.per_address, &mut l.per_account] {
+            b.max = d;
+            b.forget = d;
+        }
+    }
+    if let Some(n) = v.number::<usize>("TOOLBELT_LOGIN_HASH_PERMITS")? {
+        if n == 0 {
+            return Err(invalid("TOOLBELT_LOGIN_HASH_PERMITS", "must be at least 1"));
+        }
+        l.hashing.permits = n;
+    }
+    if let Some(d) = v.millis("TOOLBELT_LOGIN_HASH_WAIT_MS")? {
+        l.hashing.wait = d;
+    }
+    if let Some(d) = v.millis("TOOLBELT_LOGIN_FAILURE_WINDOW_MS")? {
+        l.failure_window = d;
+    }
+    Ok(())
+}
+
 fn oauth(v: &Vars<'_>) -> Result<OAuthConfig> {
     let mut c = OAuthConfig::default();
     if let Some(d) = v.millis("TOOLBELT_OAUTH_REFRESH_LEAD_MS")? {
@@ -154,13 +207,8 @@ fn oauth(v: &Vars<'_>) -> Result<OAuthConfig> {
     if let Some(d) = v.millis("TOOLBELT_OAUTH_RETRY_MS")? {
         c.retry_base = d;
     }
-    if let Some(x) = v.get("TOOLBELT_OAUTH_MAX_FAILURES")? {
-        c.max_failures = x.trim().parse().map_err(|e| {
-            invalid(
-                "TOOLBELT_OAUTH_MAX_FAILURES",
-                format!("must be a number ({e})"),
-            )
-        })?;
+    if let Some(n) = v.number("TOOLBELT_OAUTH_MAX_FAILURES")? {
+        c.max_failures = n;
     }
     Ok(c)
 }
@@ -209,10 +257,24 @@ mod tests {
             ("TOOLBELT_BOOTSTRAP_TOKEN", "  "),
             ("TOOLBELT_METRICS_RETENTION_DAYS", "2"),
             ("TOOLBELT_METRICS_FLUSH_MS", "500"),
+            ("TOOLBELT_TRUSTED_PROXIES", "10.0.0.0/8,::1"),
+            ("TOOLBELT_LOGIN_LIMIT_ADDRESS", "50"),
+            ("TOOLBELT_LOGIN_BACKOFF_MAX_MS", "60000"),
+            ("TOOLBELT_LOGIN_HASH_PERMITS", "3"),
         ])
         .unwrap();
         assert_eq!(o.metrics.retention, Duration::from_secs(2 * 86400));
         assert_eq!(o.metrics.flush_every, Duration::from_millis(500));
+        assert!(
+            o.control
+                .trusted_proxies
+                .contains("10.9.8.7".parse().unwrap())
+        );
+        assert_eq!(o.control.login.per_address.free, 50);
+        assert_eq!(o.control.login.per_account.free, 5, "the default");
+        assert_eq!(o.control.login.per_account.max, Duration::from_secs(60));
+        assert_eq!(o.control.login.per_account.forget, Duration::from_secs(60));
+        assert_eq!(o.control.login.hashing.permits, 3);
         assert_eq!(
             o.control_key_path(),
             std::path::Path::new("/srv/tb/control.key")
@@ -248,6 +310,9 @@ mod tests {
             ("TOOLBELT_OAUTH_MAX_FAILURES", "many"),
             ("TOOLBELT_METRICS_RETENTION_DAYS", "0"),
             ("TOOLBELT_METRICS_FLUSH_MS", "10s"),
+            ("TOOLBELT_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local"),
+            ("TOOLBELT_LOGIN_LIMIT_ACCOUNT", "-1"),
+            ("TOOLBELT_LOGIN_HASH_PERMITS", "0"),
         ] {
             let e = from(&[(name, value)])
                 .err()

@@ -9,7 +9,7 @@
 //! - [`bind`] → [`Bound`]: the listener bound and the app built on its address, not yet
 //!   accepting (the binary prints its URL here, so the line is out before anyone is answered);
 //!   [`Bound::serve`] → [`Running`]: served (TCP_NODELAY on every accepted socket), the
-//!   background tasks running (token rollout, toolbox liveness, the OAuth refresher) and,
+//!   background tasks running (token rollout, toolbox liveness, login upkeep, the OAuth refresher) and,
 //!   for `toolbelt up`, the `local` toolbox's DTMA in this process. [`start`] is both steps.
 //!   [`Running::shutdown`] stops it gracefully, waiting at most [`SHUTDOWN_GRACE`].
 //!

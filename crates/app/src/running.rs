@@ -24,7 +24,8 @@ pub struct Running {
     ready_in: Duration,
     stop: tokio::sync::watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
-    /// Token rollout, liveness, the OAuth refresher, the event relay, the metrics writer.
+    /// Token rollout, liveness, login upkeep, the OAuth refresher, the event relay, the
+    /// metrics writer.
     background: Vec<JoinHandle<()>>,
     dtma: Option<toolbelt_dtma::Dtma>,
 }
@@ -45,9 +46,10 @@ impl Bound {
         let mut background = vec![
             tokio::spawn(toolbelt_control::token_rollout::run(state.clone())),
             tokio::spawn(toolbelt_control::liveness::run(
-                state,
+                state.clone(),
                 std::future::pending::<()>(),
             )),
+            tokio::spawn(toolbelt_control::login_upkeep::run(state)),
         ];
         if let Some(cr) = credentials {
             background.push(tokio::spawn(cr.oauth.run_refresher()));
@@ -69,12 +71,17 @@ impl Bound {
             let _ = tcp.set_nodelay(true);
         });
         let (stop, mut stopping) = tokio::sync::watch::channel(false);
+        // With each connection's peer address: login throttling keys on it.
         let server = tokio::spawn(
-            axum::serve(listener, app.router())
-                .with_graceful_shutdown(async move {
-                    let _ = stopping.wait_for(|s| *s).await;
-                })
-                .into_future(),
+            axum::serve(
+                listener,
+                app.router()
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            })
+            .into_future(),
         );
         let mut running = Running {
             app,
@@ -180,6 +187,8 @@ impl Running {
         if let Err(e) = toolbelt_store::metrics::flush(self.store()).await {
             tracing::warn!(error = %e, "could not write the last call metrics");
         }
+        // The window's anonymous-failure summaries, before the store closes.
+        toolbelt_control::login_upkeep::tick(self.state()).await;
         self.store().close().await;
     }
 }

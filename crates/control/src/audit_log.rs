@@ -82,8 +82,17 @@ pub fn action_for(method: &Method, route: &str) -> Option<RouteAction> {
     })
 }
 
-/// Appends a `denied`/`failure` event for a mutation that did not succeed. 401s are not
-/// recorded (no identity to record; they are counted in metrics).
+/// [`action_for`], or the generic `request` action for routes without one.
+pub fn route_action(method: &Method, route: &str) -> RouteAction {
+    action_for(method, route).unwrap_or(RouteAction {
+        action: AuditAction::Request,
+        target_kind: TargetKind::Route,
+    })
+}
+
+/// Appends a `denied`/`failure` event for a mutation that did not succeed, by a caller
+/// with an identity. 401s are not recorded (no identity to record; they are counted in
+/// metrics); anonymous failures are summed up by [`crate::failure_ledger`] instead.
 pub async fn record_failure(
     st: &AppState,
     auth: &Auth,
@@ -96,10 +105,7 @@ pub async fn record_failure(
     let RouteAction {
         action,
         target_kind,
-    } = action_for(method, route).unwrap_or(RouteAction {
-        action: AuditAction::Request,
-        target_kind: TargetKind::Route,
-    });
+    } = route_action(method, route);
     let (actor_kind, actor_id, owner) = match auth {
         Auth::Caller(Principal::User(u)) => (
             ActorKind::User,

@@ -26,6 +26,10 @@ pub struct Metrics {
     pub latency: Family<RouteLabels, Histogram>,
     pub auth_failures: Counter,
     pub audit_events: Counter,
+    /// argon2 runs (hashes and verifications).
+    pub password_hashes: Counter,
+    /// Logins refused by the throttle.
+    pub login_throttled: Counter,
 }
 
 impl Metrics {
@@ -37,6 +41,8 @@ impl Metrics {
         });
         let auth_failures = Counter::default();
         let audit_events = Counter::default();
+        let password_hashes = Counter::default();
+        let login_throttled = Counter::default();
         registry.register("http_requests", "HTTP requests served", requests.clone());
         registry.register(
             "http_request_duration_seconds",
@@ -53,12 +59,24 @@ impl Metrics {
             "Failed or denied mutations recorded in the audit log",
             audit_events.clone(),
         );
+        registry.register(
+            "password_hashes",
+            "argon2 runs (password hashes and verifications)",
+            password_hashes.clone(),
+        );
+        registry.register(
+            "login_throttled",
+            "Login attempts refused by the throttle (429)",
+            login_throttled.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             requests,
             latency,
             auth_failures,
             audit_events,
+            password_hashes,
+            login_throttled,
         }
     }
 

@@ -1,9 +1,11 @@
-//! The one layer every matched route passes through: resolve the caller, refuse
-//! cross-site cookie writes, record metrics, and audit mutations that failed (successful
-//! ones are audited by their service, in the same transaction as the change).
+//! The one layer every matched route passes through: resolve the caller and the client's
+//! address, refuse cross-site cookie writes, record metrics, and audit mutations that
+//! failed (successful ones are audited by their service, in the same transaction as the
+//! change; anonymous failures are summed up by [`crate::failure_ledger`]).
 
 use crate::audit_log;
 use crate::auth::{self, Auth, Principal};
+use crate::client_ip::ClientIp;
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::problem::{Problem, ProblemType};
 use crate::state::AppState;
@@ -13,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Instant;
 
-pub async fn api_layer(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn api_layer(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req
@@ -38,17 +40,32 @@ pub async fn api_layer(State(st): State<AppState>, mut req: Request, next: Next)
     {
         return Problem::forbidden("cross-site request refused").into_response();
     }
-    req.extensions_mut().insert(auth.clone());
+    let (mut parts, body) = req.into_parts();
+    let client = ClientIp::of(&parts, &st.config.trusted_proxies);
+    parts.extensions.insert(client);
+    parts.extensions.insert(auth.clone());
+    let req = Request::from_parts(parts, body);
 
     let res = next.run(req).await;
 
     let status = res.status();
-    if mutating && status.as_u16() >= 400 && status != StatusCode::UNAUTHORIZED {
-        let problem = res.extensions().get::<ProblemType>().and_then(|p| p.0);
-        if let Err(e) =
-            audit_log::record_failure(&st, &auth, &method, &route, &path, status, problem).await
-        {
-            tracing::error!(error = %e.detail, "could not audit a failed request");
+    // 401s have no identity to record; 429s were tallied by the throttle.
+    let audited = !matches!(
+        status,
+        StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+    );
+    if mutating && status.as_u16() >= 400 && audited {
+        if matches!(auth, Auth::Anonymous | Auth::Rejected(_)) {
+            let a = audit_log::route_action(&method, &route);
+            st.failures
+                .failed_request(client.0, a.action, a.target_kind, status.as_u16());
+        } else {
+            let problem = res.extensions().get::<ProblemType>().and_then(|p| p.0);
+            if let Err(e) =
+                audit_log::record_failure(&st, &auth, &method, &route, &path, status, problem).await
+            {
+                tracing::error!(error = %e.detail, "could not audit a failed request");
+            }
         }
         st.metrics.audit_events.inc();
     }

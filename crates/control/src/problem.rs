@@ -2,7 +2,7 @@
 //! `type` that scripts can match on. [`Kind`] is the REST boundary's one error table
 //! (slug, status, title); service errors enter it through `From<ServiceError>`.
 
-use crate::service::ServiceError;
+use crate::service::{ServiceError, secs};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -34,6 +34,10 @@ pub enum Kind {
     ProviderFailed,
     /// A sealed secret does not open (wrong key, tampered or moved ciphertext).
     Undecryptable,
+    /// Too many failed logins from this address or at this account (`Retry-After`).
+    TooManyAttempts,
+    /// Bounded work (password hashing) is saturated (`Retry-After`).
+    Busy,
 }
 
 impl Kind {
@@ -56,6 +60,8 @@ impl Kind {
             Kind::ProviderRefused => "provider-refused",
             Kind::ProviderFailed => "provider-failed",
             Kind::Undecryptable => "secret-undecryptable",
+            Kind::TooManyAttempts => "too-many-attempts",
+            Kind::Busy => "busy",
         }
     }
 
@@ -73,6 +79,8 @@ impl Kind {
             Kind::Internal | Kind::Undecryptable => StatusCode::INTERNAL_SERVER_ERROR,
             Kind::OAuthState | Kind::ProviderRefused => StatusCode::BAD_REQUEST,
             Kind::ProviderFailed => StatusCode::BAD_GATEWAY,
+            Kind::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            Kind::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -95,6 +103,8 @@ impl Kind {
             Kind::ProviderRefused => "The OAuth provider refused",
             Kind::ProviderFailed => "The OAuth provider failed",
             Kind::Undecryptable => "Secret does not decrypt",
+            Kind::TooManyAttempts => "Too many attempts",
+            Kind::Busy => "Server busy",
         }
     }
 }
@@ -112,6 +122,9 @@ pub struct Problem {
     /// The fields at fault (validation problems).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Seconds to wait before trying again (also the `Retry-After` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
     #[serde(skip)]
     pub kind: Option<Kind>,
 }
@@ -124,6 +137,7 @@ impl Problem {
             status: kind.status().as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
             kind: Some(kind),
         }
     }
@@ -173,9 +187,12 @@ impl From<ServiceError> for Problem {
             ServiceError::OAuthState(_) => Kind::OAuthState,
             ServiceError::ProviderRefused(_) => Kind::ProviderRefused,
             ServiceError::ProviderFailed(_) => Kind::ProviderFailed,
+            ServiceError::TooManyAttempts { .. } => Kind::TooManyAttempts,
+            ServiceError::Busy { .. } => Kind::Busy,
             ServiceError::Internal => Kind::Internal,
         };
         let mut p = Problem::new(kind, e.to_string());
+        p.retry_after = e.retry_after().map(secs);
         if let ServiceError::Invalid(i) = e {
             p.errors = i.0;
         }
@@ -207,6 +224,9 @@ impl IntoResponse for Problem {
         );
         if unauth {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         // Lets the audit middleware name failures without re-parsing the body.
         res.extensions_mut().insert(ProblemType(self.kind));
@@ -255,6 +275,20 @@ mod tests {
                 502,
             ),
             (ServiceError::Internal, "internal", 500),
+            (
+                ServiceError::TooManyAttempts {
+                    retry_after: std::time::Duration::from_millis(2500),
+                },
+                "too-many-attempts",
+                429,
+            ),
+            (
+                ServiceError::Busy {
+                    retry_after: std::time::Duration::from_secs(1),
+                },
+                "busy",
+                503,
+            ),
         ];
         for (e, slug, status) in cases {
             let detail = e.to_string();
@@ -262,6 +296,12 @@ mod tests {
             assert_eq!(p.type_uri, format!("{TYPE_PREFIX}{slug}"));
             assert_eq!((p.status, p.detail), (status, detail));
         }
+        let p = Problem::from(ServiceError::TooManyAttempts {
+            retry_after: std::time::Duration::from_millis(2500),
+        });
+        assert_eq!(p.retry_after, Some(3), "rounded up");
+        let res = p.into_response();
+        assert_eq!(res.headers()[header::RETRY_AFTER], "3");
         let p = Problem::from(ServiceError::invalid("config.port", "must be ≥ 1"));
         assert_eq!(p.detail, "config.port: must be ≥ 1");
         assert_eq!(p.errors[0].field, "config.port");
@@ -269,5 +309,38 @@ mod tests {
             Problem::from(ServiceError::not_found("agent x")).detail,
             "agent x not found"
         );
+    }
+
+    /// The README's API conventions name every problem type with its status.
+    #[test]
+    fn the_readme_lists_every_problem_type() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+        let readme = std::fs::read_to_string(path).expect("the repository's README.md");
+        let all = [
+            Kind::Unauthenticated,
+            Kind::Forbidden,
+            Kind::NotFound,
+            Kind::RouteNotFound,
+            Kind::MethodNotAllowed,
+            Kind::Conflict,
+            Kind::Ambiguous,
+            Kind::Validation,
+            Kind::MalformedJson,
+            Kind::UnsupportedMediaType,
+            Kind::PayloadTooLarge,
+            Kind::Unavailable,
+            Kind::Internal,
+            Kind::OAuthState,
+            Kind::ProviderRefused,
+            Kind::ProviderFailed,
+            Kind::Undecryptable,
+            Kind::TooManyAttempts,
+            Kind::Busy,
+        ];
+        let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+        for k in all {
+            let entry = format!("`{}` {}", k.slug(), k.status().as_u16());
+            assert!(flat.contains(&entry), "README.md does not say {entry}");
+        }
     }
 }

@@ -1,8 +1,12 @@
 //! Shared state of the control plane's handlers.
 
+use crate::client_ip::TrustedProxies;
+use crate::failure_ledger::FailureLedger;
 use crate::metrics::Metrics;
+use crate::passwords::Passwords;
 use crate::secrets::{SecretResolver, VaultResolver};
 use crate::service::ServiceError;
+use crate::service::login_limits::LoginLimits;
 use crate::toolbox_client::ToolboxClient;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +27,10 @@ pub struct ControlConfig {
     pub secure_cookies: bool,
     /// How often DTMAs heartbeat; three missed intervals make a toolbox `unresponsive`.
     pub heartbeat_interval: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client (`TOOLBELT_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
+    /// Login throttling, password hashing, and how often anonymous failures are audited.
+    pub login: LoginLimits,
 }
 
 impl Default for ControlConfig {
@@ -33,6 +41,8 @@ impl Default for ControlConfig {
             join_token_ttl: Duration::from_secs(3600),
             secure_cookies: false,
             heartbeat_interval: Duration::from_secs(5),
+            trusted_proxies: TrustedProxies::default(),
+            login: LoginLimits::default(),
         }
     }
 }
@@ -52,6 +62,10 @@ pub struct Inner {
     pub secrets: Arc<dyn SecretResolver>,
     /// The vault and OAuth, when configured.
     pub credentials: Option<Credentials>,
+    /// Password hashing on bounded permits.
+    pub passwords: Passwords,
+    /// Anonymous failures of the current window, audited in summaries.
+    pub failures: FailureLedger,
 }
 
 /// The vault, how its keys are held, and OAuth on top of it.
@@ -76,10 +90,14 @@ impl AppState {
             credentials.vault.clone(),
             Some(credentials.oauth.clone()),
         ));
+        let metrics = Metrics::new();
+        let passwords = Passwords::new(config.login.hashing, metrics.password_hashes.clone());
         AppState(Arc::new(Inner {
             store,
             config,
-            metrics: Metrics::new(),
+            metrics,
+            passwords,
+            failures: FailureLedger::new(),
             key,
             toolboxes: ToolboxClient::new(),
             secrets,

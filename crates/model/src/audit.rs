@@ -37,6 +37,9 @@ str_enum!(
     /// never rename one; add a variant instead.
     AuditAction {
         SessionLogin = "session.login",
+        /// Failed logins from one client address over one window, summed up in one event
+        /// (the chain grows by windows and addresses, not by attempts).
+        SessionLoginFailure = "session.login.failure",
         SessionLogout = "session.logout",
         /// A user set their own password.
         UserPassword = "user.password",

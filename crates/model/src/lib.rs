@@ -21,6 +21,7 @@ pub mod page;
 pub mod rpc;
 pub mod server;
 pub mod signed;
+pub mod throttle;
 pub mod token;
 pub mod toolbox;
 pub mod user;

@@ -303,6 +303,15 @@ pub async fn verify(c: &mut AnyConnection) -> Result<VerifyReport> {
     Ok(report)
 }
 
+/// The chain's head: the last event's sequence number and hash (0 and the genesis hash
+/// before the first event).
+pub async fn head(c: &mut AnyConnection) -> Result<(i64, String)> {
+    let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *c)
+        .await?;
+    Ok((int(&r, "seq")?, text(&r, "hash")?))
+}
+
 /// Number of events (for status pages and tests).
 pub async fn count(c: &mut AnyConnection) -> Result<i64> {
     let r = sqlx::query("SELECT COUNT(*) AS n FROM audit_events")

@@ -294,6 +294,7 @@ async fn logout_ends_only_a_dashboard_session(db: TestDb) {
     .user;
     let wrong = session::login(
         &w.st,
+        None,
         input(json!({ "email": "cy@example.com", "password": "not the password" })),
     )
     .await
@@ -309,7 +310,10 @@ async fn logout_ends_only_a_dashboard_session(db: TestDb) {
         if api {
             body["api_token_label"] = json!("cli");
         }
-        let secret = session::login(&w.st, input(body)).await.unwrap().secret;
+        let secret = session::login(&w.st, None, input(body))
+            .await
+            .unwrap()
+            .secret;
         let digest = TokenDigest::of(&secret);
         let mut c = w.st.store.conn().await.unwrap();
         let id = token_rows::find(&mut c, &digest).await.unwrap().unwrap().id;

@@ -41,6 +41,19 @@ pub enum CommonErrors {
     Invalid(Problem),
 }
 
+/// Errors of the login route.
+#[allow(dead_code)]
+#[derive(IntoResponses)]
+pub enum LoginErrors {
+    /// Too many attempts from this address or at this account (`too-many-attempts`);
+    /// `Retry-After` (and `retry_after`) say when to try again.
+    #[response(status = 429, content_type = "application/problem+json")]
+    TooManyAttempts(#[to_schema] Problem),
+    /// Password hashing is saturated (`busy`, with `Retry-After`), or the database is down.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Busy(Problem),
+}
+
 /// Errors of routes that write.
 #[allow(dead_code)]
 #[derive(IntoResponses)]

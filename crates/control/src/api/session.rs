@@ -2,8 +2,9 @@
 //! handlers decide only how a session travels (the cookie); rules: [`service::session`],
 //! [`service::tokens`].
 
-use super::common::{CommonErrors, WriteErrors};
+use super::common::{CommonErrors, LoginErrors, WriteErrors};
 use crate::auth::{SESSION_COOKIE, SignedIn};
+use crate::client_ip::ClientIp;
 use crate::extract::Body;
 use crate::problem::ApiResult;
 use crate::service;
@@ -31,12 +32,13 @@ pub struct LoginResponse {
 
 /// Logs in with email and password or a one-time login token.
 #[utoipa::path(post, path = "/api/v1/login", tag = "session", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse, description = "Logged in; sets the session cookie unless an API token was asked for"), CommonErrors))]
+    responses((status = 200, body = LoginResponse, description = "Logged in; sets the session cookie unless an API token was asked for"), CommonErrors, LoginErrors))]
 pub async fn login(
     State(st): State<AppState>,
+    ClientIp(from): ClientIp,
     Body(req): Body<LoginRequest>,
 ) -> ApiResult<Response> {
-    let l = service::session::login(&st, req).await?;
+    let l = service::session::login(&st, from, req).await?;
     let session = l.kind == TokenKind::Session;
     let body = LoginResponse {
         user: l.user,

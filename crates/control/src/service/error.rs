@@ -3,6 +3,7 @@
 //! one table of statuses and `type`s), the dashboard next to the form field at fault, the
 //! chat runtime as a tool error.
 
+use std::time::Duration;
 use toolbelt_model::{FieldError, Invalid};
 use toolbelt_oauth::OAuthError;
 use toolbelt_store::StoreError;
@@ -44,12 +45,24 @@ pub enum ServiceError {
     /// The OAuth provider could not be reached or answered nonsense.
     #[error("{0}")]
     ProviderFailed(String),
+    /// Too many failed logins from this client address or at this account: no attempt
+    /// runs (nothing is hashed) until `retry_after` has passed.
+    #[error("too many login attempts; try again in {} s", secs(*retry_after))]
+    TooManyAttempts { retry_after: Duration },
+    /// Too much of a bounded kind of work (password hashing) is running; try again soon.
+    #[error("the server is busy; try again in {} s", secs(*retry_after))]
+    Busy { retry_after: Duration },
     /// A bug or an unexpected failure; the cause is in the log, not shown.
     #[error("the server failed; the error is in its log")]
     Internal,
 }
 
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// Whole seconds, rounded up, at least one: what a `Retry-After` header can say.
+pub fn secs(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
 
 impl ServiceError {
     /// `{what} not found`.
@@ -84,6 +97,16 @@ impl ServiceError {
 
     pub fn is_not_found(&self) -> bool {
         matches!(self, ServiceError::NotFound(_))
+    }
+
+    /// When to try again, for the errors that say (throttled, busy).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ServiceError::TooManyAttempts { retry_after } | ServiceError::Busy { retry_after } => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
     }
 }
 

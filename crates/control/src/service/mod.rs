@@ -30,6 +30,7 @@ pub mod catalog;
 pub mod dtma;
 mod error;
 pub mod grants;
+pub mod login_limits;
 pub mod oauth;
 pub mod refs;
 pub mod secrets;
@@ -43,7 +44,7 @@ pub mod users;
 pub mod vault;
 
 pub use caller::{Caller, Credential};
-pub use error::{Result, ServiceError, found};
+pub use error::{Result, ServiceError, found, secs};
 
 use toolbelt_model::page::clamp_limit;
 

@@ -1,13 +1,43 @@
 //! Signing in and out, and the caller's own account. How a session travels (a cookie,
 //! a token in a body) is the boundary's business; the rules are here.
+//!
+//! ## Login under attack
+//! A login is the one thing anyone can try without credentials, so each attempt is made
+//! cheap to refuse and bounded in what it costs us:
+//!
+//! 1. **Throttle first** ([`super::login_limits`]). Before anything is looked up or
+//!    hashed, the attempt is counted against its client address (a few dozen free, for
+//!    NAT) and, for a password login, against the account named (a handful free, known
+//!    email or not — so the throttle reveals nothing either). Past the free attempts each
+//!    one waits for a doubling backoff (up to 15 minutes by default); while a key waits,
+//!    attempts are refused with [`ServiceError::TooManyAttempts`] (429 + `Retry-After`)
+//!    and nothing is hashed. The counts live in the store (`login_throttle`, one
+//!    transaction per attempt with the rows locked), so every replica sees the same ones
+//!    and concurrent attempts through different replicas cannot slip past together.
+//!    Counting happens before the check: a success undoes it (address) or starts the
+//!    account over. Rows quiet for longer than the policy remembers are swept.
+//!    The client address is the socket's peer, or `X-Forwarded-For` read from the right
+//!    when the peer is a trusted proxy ([`crate::client_ip`]). One-time login tokens are
+//!    throttled by address the same way.
+//! 2. **Bounded hashing** ([`crate::passwords`]): argon2 runs on a fixed number of
+//!    permits; a request that gets none within a short wait is refused as
+//!    [`ServiceError::Busy`] (503 + `Retry-After`) instead of piling up memory.
+//! 3. **Equal work**: an unknown email, or an account without a password, is verified
+//!    against a fixed dummy hash — exactly one argon2 run, like a wrong password.
+//! 4. **Failures summed up** ([`crate::failure_ledger`]): failed and throttled attempts
+//!    are tallied in memory per address and written as one `session.login.failure` event
+//!    per address and window (`TOOLBELT_LOGIN_FAILURE_WINDOW_MS`), so a flood cannot
+//!    grow the audit chain — or hold its lock — once per attempt. Successful logins are
+//!    audited one by one, as before.
 
 use super::caller::{Caller, Credential};
 use super::error::{Result, ServiceError, found};
-use crate::passwords;
+use super::login_limits;
 use crate::state::AppState;
 use serde::Deserialize;
 use serde_json::json;
-use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
+use std::net::IpAddr;
+use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::token::{self, TokenDigest, TokenKind};
 use toolbelt_model::user::{User, validate_email, validate_password};
 use toolbelt_model::{Scope, Timestamp, now};
@@ -39,16 +69,12 @@ pub struct LoggedIn {
     pub expires_at: Option<Timestamp>,
 }
 
-fn login_failed(email: &str) -> NewAuditEvent {
-    let mut ev = NewAuditEvent::new(AuditAction::SessionLogin, TargetKind::User, None);
-    ev.actor_kind = ActorKind::Anonymous;
-    ev.outcome = Outcome::Denied;
-    ev.detail = json!({ "email": email });
-    ev
-}
-
 /// Who the credentials of a login request name, if they check out.
-async fn authenticate(st: &AppState, req: &LoginRequest) -> Result<Option<User>> {
+async fn authenticate(
+    st: &AppState,
+    req: &LoginRequest,
+    email: Option<&str>,
+) -> Result<Option<User>> {
     if let Some(lt) = &req.login_token {
         let mut tx = st.store.begin().await?;
         let found = tokens::find(&mut tx, &TokenDigest::of(lt)).await?;
@@ -64,38 +90,42 @@ async fn authenticate(st: &AppState, req: &LoginRequest) -> Result<Option<User>>
         tx.commit().await.map_err(StoreError::from)?;
         return Ok(user);
     }
-    let (Some(email), Some(password)) = (&req.email, &req.password) else {
+    let (Some(email), Some(password)) = (email, &req.password) else {
         return Err(ServiceError::invalid(
             "email",
             "give email and password, or login_token",
         ));
     };
-    let email = validate_email("email", email)?;
     let mut c = st.store.conn().await?;
-    let (user, hash) = match users::get_by_email(&mut c, &email).await {
+    let (user, hash) = match users::get_by_email(&mut c, email).await {
         Ok(a) => (Some(a.user), a.password_hash),
         Err(StoreError::NotFound) => (None, None),
         Err(e) => return Err(e.into()),
     };
     drop(c);
-    let ok = passwords::verify(password.clone(), hash).await;
+    let ok = st.passwords.verify(password.clone(), hash).await?;
     Ok(user.filter(|_| ok))
 }
 
-/// Logs in with email and password or a one-time login token. A failure is audited
-/// (denied, anonymous) and never says which part was wrong.
-pub async fn login(st: &AppState, req: LoginRequest) -> Result<LoggedIn> {
-    let Some(user) = authenticate(st, &req).await? else {
-        let who = req.email.clone().unwrap_or_else(|| "(login token)".into());
-        st.store
-            .begin_audited()
-            .await?
-            .commit(login_failed(&who))
-            .await?;
+/// Logs in with email and password or a one-time login token, from the client address
+/// `from` (`None`: not over a socket). Throttled, bounded and summed up as the module doc
+/// says; a failure never says which part was wrong.
+pub async fn login(st: &AppState, from: Option<IpAddr>, req: LoginRequest) -> Result<LoggedIn> {
+    let email = match (&req.login_token, &req.email) {
+        (None, Some(e)) => Some(validate_email("email", e)),
+        _ => None,
+    };
+    // Even a malformed attempt counts against its address.
+    let valid = email.as_ref().and_then(|e| e.as_ref().ok());
+    let admitted = login_limits::admit(st, from, valid.map(String::as_str)).await?;
+    let email = email.transpose()?;
+    let Some(user) = authenticate(st, &req, email.as_deref()).await? else {
+        st.failures.failed_login(from, email.as_deref());
         return Err(ServiceError::Unauthenticated(
             "wrong email, password or login token".into(),
         ));
     };
+    admitted.succeeded(st).await?;
     let kind = if req.api_token_label.is_some() {
         TokenKind::Api
     } else {
@@ -183,11 +213,11 @@ pub async fn set_password(st: &AppState, caller: &Caller, req: PasswordChange) -
     drop(c);
     if current.is_some() {
         let given = req.current_password.clone().unwrap_or_default();
-        if !passwords::verify(given, current).await {
+        if !st.passwords.verify(given, current).await? {
             return Err(ServiceError::forbidden("current_password is wrong"));
         }
     }
-    let hash = passwords::hash(req.new_password.clone()).await?;
+    let hash = st.passwords.hash(req.new_password.clone()).await?;
     let mut tx = st.store.begin_audited().await?;
     users::set_password(&mut tx, caller.id(), &hash).await?;
     tx.commit(caller.event(

@@ -4,7 +4,6 @@ use super::caller::Caller;
 use super::error::{Result, ServiceError};
 use super::tokens::IssuedToken;
 use super::{Paging, refs};
-use crate::passwords;
 use crate::state::AppState;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -45,7 +44,7 @@ pub async fn create(st: &AppState, caller: &Caller, req: CreateUser) -> Result<U
     let hash = match &req.password {
         Some(p) => {
             validate_password("password", p)?;
-            Some(passwords::hash(p.clone()).await?)
+            Some(st.passwords.hash(p.clone()).await?)
         }
         None => None,
     };

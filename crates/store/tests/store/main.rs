@@ -7,6 +7,7 @@ mod live;
 mod schema_parity;
 mod secrets;
 mod tenancy;
+mod throttle;
 
 use toolbelt_model::Name;
 use toolbelt_store::{Store, StoreOptions};
