@@ -63,7 +63,8 @@ impl Passwords {
 
     /// A new PHC string for `password`.
     pub async fn hash(&self, password: String) -> Result<String, ServiceError> {
-        self.run(move || {
+        self.run(move |runs| {
+            runs.inc();
             Argon2::default()
                 .hash_password(password.as_bytes())
                 .map(|h| h.to_string())
@@ -82,10 +83,11 @@ impl Passwords {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, ServiceError> {
-        self.run(move || {
+        self.run(move |runs| {
             let phc = stored.as_deref().unwrap_or(DUMMY_HASH);
             let ok = PasswordHash::new(phc)
                 .map(|h| {
+                    runs.inc();
                     Argon2::default()
                         .verify_password(password.as_bytes(), &h)
                         .is_ok()
@@ -96,10 +98,11 @@ impl Passwords {
         .await
     }
 
-    /// Runs one argon2 job under a permit, off the async runtime.
+    /// Runs one argon2 job under a permit, off the async runtime; the job counts each
+    /// argon2 call it makes on the counter it is given.
     async fn run<T: Send + 'static>(
         &self,
-        job: impl FnOnce() -> T + Send + 'static,
+        job: impl FnOnce(&Counter) -> T + Send + 'static,
     ) -> Result<T, ServiceError> {
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
             .await
@@ -110,8 +113,7 @@ impl Passwords {
         let runs = self.runs.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            runs.inc();
-            job()
+            job(&runs)
         })
         .await
         .map_err(|_| ServiceError::Internal)
