@@ -1,7 +1,8 @@
 //! Two `toolbelt serve` replicas on one PostgreSQL behind one URL: what one replica does,
 //! the other knows; an agent made on one calls tools through the other and through the
 //! one URL; a DTMA joined through the one URL heartbeats to both. Later changes that share
-//! state across replicas add their case here (a new test over `Replicas::start()`).
+//! state across replicas add their case here (a new test over `Replicas::start()`): login
+//! throttling is one.
 
 use serde_json::json;
 use std::time::Duration;
@@ -121,5 +122,62 @@ async fn two_replicas_behind_one_url_share_their_state() {
     for i in 0..2 {
         let t = w.admin_at(i).get("/api/v1/toolboxes/edge").await;
         assert_eq!(t["status"], "active", "replica {i}: {t}");
+    }
+}
+
+/// An account's failed logins count on every replica: after the free ones, the next
+/// attempt is refused wherever it lands — from any client address, with the right
+/// password too — and the others' accounts are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_accounts_login_throttle_is_shared_by_every_replica() {
+    let w = Replicas::start_with(&[
+        ("TOOLBELT_LOGIN_LIMIT_ACCOUNT", "3"),
+        ("TOOLBELT_LOGIN_LIMIT_ADDRESS", "1000"),
+        ("TOOLBELT_LOGIN_BACKOFF_MS", "3600000"),
+        // The test is the proxy: each attempt names another client.
+        ("TOOLBELT_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ])
+    .await;
+    for email in ["ann@example.com", "bob@example.com"] {
+        w.admin_at(0)
+            .post(
+                "/api/v1/users",
+                json!({ "email": email, "role": "member", "password": "correct horse battery" }),
+            )
+            .await;
+    }
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let login = async |url: &str, email: &str, password: &str, client: u8| {
+        let res = http
+            .post(format!("{url}/api/v1/login"))
+            .header("x-forwarded-for", format!("198.51.100.{client}"))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        let retry = res.headers().get("retry-after").cloned();
+        (res.status().as_u16(), retry)
+    };
+    let before = w.proxy.served().len();
+    for client in 1..=3 {
+        let (status, _) = login(&w.url(), "ann@example.com", "wrong password!!", client).await;
+        assert_eq!(status, 401);
+    }
+    let (status, retry) = login(&w.url(), "ann@example.com", "correct horse battery", 4).await;
+    assert_eq!(status, 429, "the fourth attempt, on the other replica");
+    assert!(retry.is_some(), "with Retry-After");
+    let answered: std::collections::BTreeSet<usize> = w.proxy.served()[before..]
+        .iter()
+        .map(|s| s.backend)
+        .collect();
+    assert_eq!(answered.len(), 2, "both replicas took part");
+    for (i, r) in w.replicas.iter().enumerate() {
+        let (status, _) = login(&r.url, "ann@example.com", "correct horse battery", 5).await;
+        assert_eq!(status, 429, "replica {i} refuses too");
+        let (status, _) = login(&r.url, "bob@example.com", "correct horse battery", 5).await;
+        assert_eq!(status, 200, "replica {i}: another account logs in");
     }
 }

@@ -26,6 +26,11 @@ pub struct Replicas {
 impl Replicas {
     /// Two replicas (the first bootstraps the database, then the second starts on it).
     pub async fn start() -> Replicas {
+        Self::start_with(&[]).await
+    }
+
+    /// Two replicas with more settings (`TOOLBELT_…` variables) for both.
+    pub async fn start_with(extra: &[(&str, &str)]) -> Replicas {
         let db = TestDb::postgres().await;
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("control.key");
@@ -39,7 +44,11 @@ impl Replicas {
             ("TOOLBELT_BOOTSTRAP_TOKEN", ADMIN.to_string()),
             ("TOOLBELT_HEARTBEAT_MS", "300".to_string()),
         ];
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let env: Vec<(&str, &str)> = env
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .chain(extra.iter().copied())
+            .collect();
         let mut replicas = Vec::new();
         for i in 0..2 {
             replicas.push(Server::serve(&dir.path().join(format!("replica-{i}")), &env).await);
