@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Runs the benchmarks in release mode and prints their tables:
-#   ./scripts/bench.sh [control|dtma|gateway|oauth|all]
-# Needs what the tests need: PostgreSQL (started here, throwaway) and a Docker engine
-# (`gateway` and `oauth` need neither: SQLite and the process runtime), and for `oauth` the
-# Python venv with Authlib that scripts/test.sh makes (target/venv).
+#   ./scripts/bench.sh [control|dtma|gateway|gateway-instructions|oauth|all]
+# Needs what the tests need: PostgreSQL (TOOLBELT_TEST_POSTGRES_URL, else a throwaway
+# cluster started here) and a Docker engine (`gateway` runs its DTMA-HTTP row only with
+# one), and for `oauth` the Python venv with Authlib that scripts/test.sh makes
+# (target/venv). `gateway` puts another MCP gateway in the same run with
+# PEER_GATEWAY_URL (its MCP endpoint), PEER_TOOL (its name for the upstream's `echo`),
+# PEER_TOKEN and PEER_PID (for its CPU); BENCH_UPSTREAM_PORT fixes the upstream's port
+# (http://127.0.0.1:PORT/mcp) so the peer can be pointed at it beforehand.
+# `gateway-instructions [CALLS]` counts instructions per call under callgrind (valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -22,9 +27,13 @@ if [ "$what" = oauth ] || [ "$what" = all ]; then
     "$TOOLBELT_TEST_PYTHON" -c 'import authlib, flask' \
         || { echo "run ./scripts/test.sh once first: it makes the Python venv" >&2; exit 1; }
 fi
-if [ "$what" = control ] || [ "$what" = dtma ] || [ "$what" = all ]; then
+if [ "$what" = control ] || [ "$what" = dtma ] || [ "$what" = all ] \
+    || { [ "$what" = gateway ] && [ -z "${TOOLBELT_TEST_POSTGRES_URL:-}" ]; }; then
     TOOLBELT_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$work/pg")
     export TOOLBELT_TEST_POSTGRES_URL
+fi
+if [ "$what" = gateway-instructions ] && ! command -v valgrind >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind
 fi
 
 echo "# Toolbelt benchmarks — $(date -u +%FT%TZ), $(nproc) cores, $(uname -r)"
@@ -33,6 +42,7 @@ case "$what" in
 control) target/release/toolbelt-bench control ;;
 dtma) target/release/toolbelt-bench dtma ;;
 gateway) target/release/toolbelt-bench gateway ;;
+gateway-instructions) target/release/toolbelt-bench gateway-instructions --calls "${2:-500}" ;;
 oauth) target/release/toolbelt-bench oauth ;;
 all)
     target/release/toolbelt-bench control; echo
@@ -40,5 +50,5 @@ all)
     target/release/toolbelt-bench gateway; echo
     target/release/toolbelt-bench oauth
     ;;
-*) echo "usage: $0 [control|dtma|gateway|oauth|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [control|dtma|gateway|gateway-instructions [CALLS]|oauth|all]" >&2; exit 2 ;;
 esac

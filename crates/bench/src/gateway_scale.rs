@@ -3,14 +3,14 @@
 //! `tools/list` of the 1000 tools from the cache, and the gateway's memory once 100
 //! agents (each granted the toolbox) have a session open and have listed.
 
-use crate::gateway::{Api, ready, serve_at};
+use crate::gateway::Gateway;
+use crate::procs::{self, Launch, healthy};
 use crate::rpc::{self, Rpc};
 use crate::stats::{fmt, rss_mib, summarize};
 use anyhow::Result;
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use toolbelt_e2e::Server;
 
 const SERVERS: usize = 50;
 const TOOLS: usize = SERVERS * 20;
@@ -32,9 +32,17 @@ async fn wait_listed(agent: &Rpc, n: usize, limit: Duration) -> Result<()> {
     }
 }
 
-pub async fn run(gw: Server, api: &Api, dir: &Path, port: u16, lists: usize) -> Result<()> {
-    let rss_calls = rss_mib(gw.child.id());
-    let (_, dtma) = api.toolbox("wide", dir).await?;
+pub async fn run(gw: Gateway, dir: &Path, lists: usize) -> Result<()> {
+    let Gateway {
+        proc: gw,
+        api,
+        port,
+    } = gw;
+    let api = &api;
+    let rss_calls = rss_mib(gw.pid());
+    let (_, dtma) = api
+        .toolbox("wide", dir, "process", &Launch::default())
+        .await?;
     // Agents and grants first: their API calls are not part of anything timed.
     let mut tokens = Vec::with_capacity(AGENTS);
     for i in 0..AGENTS {
@@ -65,8 +73,8 @@ pub async fn run(gw: Server, api: &Api, dir: &Path, port: u16, lists: usize) -> 
     // nothing of them yet.
     gw.stop();
     let t = Instant::now();
-    let gw = serve_at(&dir.join("cp"), port)?;
-    ready(&gw.url, Duration::from_secs(30)).await?;
+    let gw = procs::serve(&dir.join("cp"), port, &Launch::default())?;
+    healthy(&format!("{}/readyz", gw.url), Duration::from_secs(30)).await?;
     let up = t.elapsed();
     let agent = Rpc::connect(&http, &mcp, &tokens[0]).await?;
     wait_listed(&agent, TOOLS, Duration::from_secs(60)).await?;
@@ -91,7 +99,7 @@ pub async fn run(gw: Server, api: &Api, dir: &Path, port: u16, lists: usize) -> 
         serde_json::from_slice::<serde_json::Value>(&page)?;
     }
     let parse = t.elapsed() / 20;
-    let rss_one = rss_mib(gw.child.id());
+    let rss_one = rss_mib(gw.pid());
 
     // 99 more agents, one session each; each first listing builds that agent's view.
     let mut sessions = vec![agent];
@@ -106,7 +114,7 @@ pub async fn run(gw: Server, api: &Api, dir: &Path, port: u16, lists: usize) -> 
     }
     let firsts = summarize(firsts);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (rss_all, rss_dtma) = (rss_mib(gw.child.id()), rss_mib(dtma.child.id()));
+    let (rss_all, rss_dtma) = (rss_mib(gw.pid()), rss_mib(dtma.pid()));
     // To tell what a session costs from what an agent (its view) costs: 100 more
     // sessions of an agent whose view already exists.
     for _ in 0..AGENTS {
@@ -115,7 +123,7 @@ pub async fn run(gw: Server, api: &Api, dir: &Path, port: u16, lists: usize) -> 
         sessions.push(s);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_more = rss_mib(gw.child.id());
+    let rss_more = rss_mib(gw.pid());
 
     println!(
         "| {SERVERS} servers × 20 tools, one toolbox, each agent granted it | value |\n|---|---|"

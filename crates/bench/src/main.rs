@@ -1,11 +1,15 @@
 //! `toolbelt-bench`: benchmarks that print their numbers (never pass/fail on time).
 //! Run through `scripts/bench.sh`, which builds in release mode and brings up PostgreSQL.
 
+mod api;
+mod callgrind;
 mod control;
 mod dtma;
 mod gateway;
 mod gateway_scale;
+mod loadgen;
 mod oauth;
+mod procs;
 mod rpc;
 mod stats;
 
@@ -42,6 +46,12 @@ enum What {
         #[arg(long, default_value_t = 500)]
         lists: usize,
     },
+    /// Instructions per `tools/call` (remote route: the gateway; stdio route: gateway +
+    /// DTMA), counted by `valgrind --tool=callgrind` over `calls` calls at c=1.
+    GatewayInstructions {
+        #[arg(long, default_value_t = 500)]
+        calls: usize,
+    },
     /// Vault and OAuth: seal/open per secret, connecting and refreshing N connections
     /// against the local authorization server, header injection per call.
     Oauth {
@@ -56,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         What::Control { rounds, requests } => control::run(rounds, requests).await,
         What::Dtma { calls } => dtma::run(calls).await,
         What::Gateway { calls, lists } => gateway::run(calls, lists).await,
+        What::GatewayInstructions { calls } => callgrind::run(calls).await,
         What::Oauth { connections } => oauth::run(connections).await,
     }
 }

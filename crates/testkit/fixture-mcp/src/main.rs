@@ -8,6 +8,7 @@
 //! ```text
 //! fixture-mcp [--stdio]                 serve on stdin/stdout (the default)
 //! fixture-mcp --http 0.0.0.0:PORT       serve Streamable HTTP at /mcp
+//! fixture-mcp --http ADDR --json        … answering one-message replies as JSON, not SSE
 //! fixture-mcp --sleep-forever           do nothing, forever (the children of the `fork` tool)
 //! fixture-mcp --crash-on-start CODE     exit at once with CODE (crash-loop tests)
 //! fixture-mcp --junk-on-start N         print N non-JSON lines to stdout before serving
@@ -39,6 +40,7 @@ pub fn stdio_mode() -> bool {
 #[derive(Debug, Default)]
 struct Options {
     http: Option<SocketAddr>,
+    json: bool,
     sleep_forever: bool,
     crash_on_start: Option<i32>,
     junk_on_start: usize,
@@ -92,6 +94,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Usage> 
         match arg.as_str() {
             "--stdio" => o.http = None,
             "--http" => o.http = Some(parsed("--http", args.next())?),
+            "--json" => o.json = true,
             "--sleep-forever" => o.sleep_forever = true,
             "--crash-on-start" => o.crash_on_start = Some(parsed("--crash-on-start", args.next())?),
             "--junk-on-start" => o.junk_on_start = parsed("--junk-on-start", args.next())?,
@@ -170,7 +173,7 @@ fn main() -> ExitCode {
 
 async fn serve(opts: Options) -> Result<(), ServeError> {
     if let Some(addr) = opts.http {
-        return http::serve(addr)
+        return http::serve(addr, opts.json)
             .await
             .map_err(|source| ServeError::Http { addr, source });
     }
