@@ -3,19 +3,19 @@
 //! limit, hold for approval when the rule says `ask`, forward with progress and
 //! cancellation mapped, and make the audit event durable before answering.
 
+mod send;
+
 use crate::Hub;
 use crate::error::{CallError, ending};
 use crate::policy::{AgentIdentity, Decision};
 use crate::view::Exposed;
 use rmcp::ErrorData as McpError;
-use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResponse, ClientRequest, RequestMetaObject,
-    ResultType, ServerResult,
-};
-use rmcp::service::{PeerRequestOptions, RequestContext, RoleServer, ServiceError};
+use rmcp::model::{CallToolRequestParams, CallToolResponse, RequestMetaObject};
+use rmcp::service::{Peer, RequestContext, RoleServer};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::gateway::ApprovalStatus;
 use toolbelt_store::approvals;
@@ -25,15 +25,15 @@ struct Record<'a> {
     exposed: &'a str,
     args: &'a Value,
     started: Instant,
-    /// The OAuth connection whose token the call carried.
-    connection: Option<toolbelt_model::ConnectionId>,
 }
 
 impl Record<'_> {
+    /// `connection`: the OAuth connection whose token the call carried.
     fn event(
         &self,
         hit: Option<&Exposed>,
         res: &Result<CallToolResponse, CallError>,
+        connection: Option<&toolbelt_model::ConnectionId>,
     ) -> NewAuditEvent {
         let end = ending(res);
         let args_hash = hex::encode(Sha256::digest(
@@ -50,7 +50,7 @@ impl Record<'_> {
         if let Some(k) = end.kind {
             detail["error_kind"] = json!(k);
         }
-        if let Some(c) = &self.connection {
+        if let Some(c) = connection {
             detail["connection"] = json!(c);
         }
         let target = match hit {
@@ -58,11 +58,11 @@ impl Record<'_> {
                 detail["server"] = json!(h.server.id);
                 detail["server_name"] = json!(h.server.name);
                 detail["toolbox"] = json!(h.server.toolbox_name);
-                detail["upstream_tool"] = json!(h.tool.name);
+                detail["upstream_tool"] = json!(h.tool().name);
                 if h.server.audit_arguments {
                     detail["arguments"] = self.args.clone();
                 }
-                Some(format!("{}/{}", h.server.id, h.tool.name))
+                Some(format!("{}/{}", h.server.id, h.tool().name))
             }
             None => None,
         };
@@ -79,9 +79,31 @@ impl Record<'_> {
     }
 }
 
+/// What a call needs of the agent's request, whichever way it came (rmcp's handler or
+/// the fast path).
+pub struct Caller {
+    /// The request's `_meta`.
+    pub meta: RequestMetaObject,
+    /// The agent's session: where the upstream's own requests (sampling, elicitation,
+    /// roots) and progress go.
+    pub peer: Option<Peer<RoleServer>>,
+    /// Cancelled when the agent cancels the request.
+    pub ct: CancellationToken,
+}
+
+impl Caller {
+    pub fn of(ctx: &RequestContext<RoleServer>) -> Caller {
+        Caller {
+            meta: ctx.meta.clone(),
+            peer: Some(ctx.peer.clone()),
+            ct: ctx.ct.clone(),
+        }
+    }
+}
+
 /// The first schema violation, naming the field.
 fn validate(hit: &Exposed, args: &Value) -> Result<(), CallError> {
-    let Some(v) = hit.server.validators.get(hit.tool.name.as_ref()) else {
+    let Some(v) = hit.server.validators.get(hit.tool().name.as_ref()) else {
         return Ok(());
     };
     if let Some(e) = v.iter_errors(args).next() {
@@ -103,20 +125,26 @@ pub async fn call_tool(
     hub: &Hub,
     agent: &AgentIdentity,
     req: CallToolRequestParams,
-    ctx: &RequestContext<RoleServer>,
+    ctx: &Caller,
 ) -> Result<CallToolResponse, McpError> {
     let args = Value::Object(req.arguments.clone().unwrap_or_default());
-    let mut rec = Record {
+    let rec = Record {
         agent,
         exposed: &req.name,
         args: &args,
         started: Instant::now(),
-        connection: None,
     };
-    let Attempt { hit, result } = run(hub, agent, &req, &args, ctx, &mut rec.connection).await;
+    let mut unanswered = Unanswered {
+        hub,
+        rec: &rec,
+        armed: true,
+    };
+    let mut connection = None;
+    let Attempt { hit, result } = run(hub, agent, &req, &args, ctx, &mut connection).await;
+    unanswered.armed = false;
     // Durable before the agent sees anything; no event, no result.
     hub.audit
-        .record(rec.event(hit.as_ref(), &result))
+        .record(rec.event(hit.as_ref(), &result, connection.as_ref()))
         .await
         .map_err(CallError::from)?;
     Ok(result?)
@@ -137,12 +165,40 @@ impl Attempt {
     }
 }
 
+/// A call whose agent went away (its request dropped mid-call, as a closed connection
+/// does to the fast path) still ends in its audit event.
+struct Unanswered<'a> {
+    hub: &'a Hub,
+    rec: &'a Record<'a>,
+    armed: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let gone = Err(CallError::Cancelled(
+            "the agent went away before the answer".into(),
+        ));
+        let ev = self.rec.event(None, &gone, None);
+        let audit = self.hub.audit.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = audit.record(ev).await {
+                    tracing::error!(error = %e, "could not audit an abandoned call");
+                }
+            });
+        }
+    }
+}
+
 async fn run(
     hub: &Hub,
     agent: &AgentIdentity,
     req: &CallToolRequestParams,
     args: &Value,
-    ctx: &RequestContext<RoleServer>,
+    ctx: &Caller,
     used: &mut Option<toolbelt_model::ConnectionId>,
 ) -> Attempt {
     let policy = match hub.policies.policy(&agent.agent_id).await {
@@ -152,7 +208,7 @@ async fn run(
     // A server stopped or deleted a moment ago must not take this call.
     hub.registry.refresh_if_changed().await;
     let mut view = hub.views.get(&agent.agent_id, &policy, &hub.registry);
-    if !view.by_name.contains_key(req.name.as_ref()) {
+    if view.lookup(&req.name).is_none() {
         // A call before any listing: servers just started or not yet discovered may
         // hold the tool.
         hub.registry.refresh_if_stale().await;
@@ -168,13 +224,8 @@ async fn run(
         }
         view = hub.views.get(&agent.agent_id, &policy, &hub.registry);
     }
-    let Some(hit) = view.by_name.get(req.name.as_ref()) else {
+    let Some(hit) = view.lookup(&req.name).cloned() else {
         return Attempt::missed(CallError::UnknownTool(req.name.to_string()));
-    };
-    let hit = Exposed {
-        server: hit.server.clone(),
-        tool: hit.tool.clone(),
-        decision: hit.decision,
     };
     let result = forward(hub, agent, &hit, req, args, ctx, used).await;
     Attempt {
@@ -189,7 +240,7 @@ async fn forward(
     hit: &Exposed,
     req: &CallToolRequestParams,
     args: &Value,
-    ctx: &RequestContext<RoleServer>,
+    ctx: &Caller,
     used: &mut Option<toolbelt_model::ConnectionId>,
 ) -> Result<CallToolResponse, CallError> {
     let server = hub
@@ -219,73 +270,7 @@ async fn forward(
     }
     let cred = credential(hub, agent, &server, &endpoint).await?;
     *used = cred.as_ref().map(|c| c.connection_id.clone());
-    let conn = hub
-        .registry
-        .upstreams
-        .get(
-            &server.id,
-            &endpoint,
-            hub.config.connect_timeout,
-            cred.as_ref(),
-        )
-        .await
-        .map_err(|source| CallError::Connect {
-            server: server.name.clone(),
-            source,
-        })?;
-    let mut params = CallToolRequestParams::new(hit.tool.name.clone());
-    params.arguments = req.arguments.clone();
-    let mut meta = RequestMetaObject::new();
-    for (k, v) in ctx.meta.0.0.iter() {
-        // The agent's protocol keys and progress token are its own; the upstream gets ours.
-        if !k.starts_with("io.modelcontextprotocol/") && k != "progressToken" {
-            meta.0.0.insert(k.clone(), v.clone());
-        }
-    }
-    let opts = PeerRequestOptions::with_timeout(hub.config.call_timeout).with_meta(meta);
-    let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-    let handle = conn
-        .peer()
-        .send_request_with_option(request, opts)
-        .await
-        .map_err(|e| CallError::upstream(&server.name, e))?;
-    let (up_id, up_token) = (handle.id.clone(), handle.progress_token.clone());
-    let routes = &hub.registry.upstreams.routes;
-    if let Some(tok) = ctx.meta.get_progress_token() {
-        routes.route_progress(conn.key(), up_token.clone(), (ctx.peer.clone(), tok));
-    }
-    routes.route_requests(conn.key(), up_id.clone(), ctx.peer.clone());
-    let res = tokio::select! {
-        r = handle.await_response() => r,
-        _ = ctx.ct.cancelled() => {
-            let _ = conn.peer().notify_cancelled(rmcp::model::CancelledNotificationParam::new(Some(up_id.clone()), Some("the agent cancelled".into()))).await;
-            Err(ServiceError::Cancelled { reason: Some("the agent cancelled".into()) })
-        }
-    };
-    routes.forget(conn.key(), &up_token, &up_id);
-    match res {
-        Ok(ServerResult::CallToolResult(mut r)) => {
-            // A legacy upstream omits it; 2026-07-28 agents need it (rmcp strips it
-            // again for legacy agents).
-            r.result_type.get_or_insert(ResultType::COMPLETE);
-            Ok(CallToolResponse::Complete(r))
-        }
-        Ok(ServerResult::InputRequiredResult(r)) => Ok(CallToolResponse::InputRequired(r)),
-        Ok(ServerResult::CreateTaskResult(r)) => Ok(CallToolResponse::Task(r)),
-        Ok(_) => Err(CallError::UpstreamFailed {
-            server: server.name.clone(),
-            reason: "it answered tools/call with something else".into(),
-        }),
-        Err(e) => {
-            if matches!(
-                e,
-                ServiceError::TransportClosed | ServiceError::TransportSend(_)
-            ) {
-                hub.registry.upstreams.reset(&server.id).await;
-            }
-            Err(CallError::upstream(&server.name, e))
-        }
-    }
+    send::send(hub, &server, &endpoint, cred.as_ref(), hit, req, ctx).await
 }
 
 /// The user credential a call to a remote server carries: the token of the connection the
@@ -331,7 +316,7 @@ async fn ask(
     agent: &AgentIdentity,
     hit: &Exposed,
     args: &Value,
-    ctx: &RequestContext<RoleServer>,
+    ctx: &Caller,
 ) -> Result<(), CallError> {
     let ttl = hub.config.ask_timeout;
     let mut c = hub.store.conn().await?;
@@ -340,7 +325,7 @@ async fn ask(
         &agent.agent_id,
         &agent.owner_id,
         &hit.server.id,
-        &hit.tool.name,
+        &hit.tool().name,
         args,
         ttl.as_millis() as i64,
     )
@@ -363,7 +348,7 @@ async fn ask(
         Some(agent.agent_id.to_string()),
         Some(agent.owner_id.clone()),
     );
-    ev.detail = json!({ "server": hit.server.id, "tool": hit.tool.name });
+    ev.detail = json!({ "server": hit.server.id, "tool": hit.tool().name });
     hub.audit.record(ev).await?;
     let deadline = Instant::now() + ttl;
     loop {

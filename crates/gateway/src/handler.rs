@@ -59,28 +59,33 @@ struct Seen {
     view: Arc<crate::view::View>,
 }
 
+/// The agent's view as a listing must see it: current with the store, and with the
+/// servers it could see but that were never discovered discovered now, each under the
+/// deadline (whoever is slow or dead is left out, not waited for).
+pub async fn current_view(
+    hub: &Hub,
+    a: &AgentIdentity,
+) -> Result<Arc<crate::view::View>, CallError> {
+    let policy = hub.policies.policy(&a.agent_id).await?;
+    hub.registry.refresh_if_changed().await;
+    let pending: Vec<_> = hub
+        .registry
+        .snapshot()
+        .iter()
+        .filter(|e| e.discovered.is_none() && policy.touches(&e.reference()))
+        .map(|e| e.id.clone())
+        .collect();
+    if !pending.is_empty() {
+        hub.registry.ensure_discovered(&pending).await;
+    }
+    Ok(hub.views.get(&a.agent_id, &policy, &hub.registry))
+}
+
 impl Gateway {
     async fn view(&self, ctx: &RequestContext<RoleServer>) -> Result<Seen, CallError> {
         let a = agent(ctx)?;
-        let policy = self.hub.policies.policy(&a.agent_id).await?;
-        // Servers this agent could see but that were never discovered: discover them now,
-        // each under the deadline; whoever is slow or dead is left out, not waited for.
-        self.hub.registry.refresh_if_changed().await;
-        let pending: Vec<_> = self
-            .hub
-            .registry
-            .snapshot()
-            .iter()
-            .filter(|e| e.discovered.is_none() && policy.touches(&e.reference()))
-            .map(|e| e.id.clone())
-            .collect();
-        if !pending.is_empty() {
-            self.hub.registry.ensure_discovered(&pending).await;
-        }
-        Ok(Seen {
-            view: self.hub.views.get(&a.agent_id, &policy, &self.hub.registry),
-            agent: a,
-        })
+        let view = current_view(&self.hub, &a).await?;
+        Ok(Seen { agent: a, view })
     }
 }
 
@@ -99,6 +104,21 @@ impl ServerHandler for Gateway {
     }
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
+        // The fast path serves this session's calls from now on.
+        let session = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok());
+        if let Some(id) = session {
+            let tasks = ctx
+                .peer
+                .peer_info()
+                .is_some_and(|i| i.capabilities.supports_tasks());
+            self.hub
+                .session_table
+                .initialized(id, ctx.peer.clone(), tasks);
+        }
         if let Ok(a) = agent_of::<RoleServer>(&ctx.extensions, std::marker::PhantomData)
             && let Ok(policy) = self.hub.policies.policy(&a.agent_id).await
         {
@@ -119,15 +139,10 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let Seen { view, .. } = self.view(&ctx).await?;
-        let tools: Vec<_> = view.tools.iter().map(|(_, t)| t.clone()).collect();
-        let Page { items, next_cursor } = page(
-            &tools,
-            req.as_ref().and_then(|r| r.cursor.as_deref()),
-            self.hub.config.page_size,
-        )?;
-        let mut r = ListToolsResult::with_all_items(items);
-        r.next_cursor = next_cursor;
-        Ok(r)
+        let cursor = req.as_ref().and_then(|r| r.cursor.as_deref());
+        Ok(view
+            .list_page(cursor, self.hub.config.page_size)
+            .ok_or_else(|| CallError::InvalidParams("Invalid cursor".into()))?)
     }
 
     async fn call_tool(
@@ -136,7 +151,7 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let a = agent(&ctx)?;
-        call::call_tool(&self.hub, &a, req, &ctx).await
+        call::call_tool(&self.hub, &a, req, &call::Caller::of(&ctx)).await
     }
 
     async fn list_prompts(

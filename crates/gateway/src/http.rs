@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use rmcp::transport::streamable_http_server::SessionManager;
 use std::sync::Arc;
 
 const SESSION: &str = "mcp-session-id";
@@ -58,18 +59,17 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
         .get(SESSION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    if let Some(s) = &session {
-        let owner = hub
-            .session_owners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(s)
-            .cloned();
-        if owner.is_some_and(|o| o != agent.agent_id) {
+    let owned = match &session {
+        Some(s) => match hub.session_table.owner(s) {
             // Sessions never authenticate: another agent's session id does not exist for you.
-            return rpc_error(StatusCode::NOT_FOUND, CallError::SessionNotFound);
-        }
-    }
+            Some(o) if o != agent.agent_id => {
+                return rpc_error(StatusCode::NOT_FOUND, CallError::SessionNotFound);
+            }
+            Some(_) => true,
+            None => false,
+        },
+        None => false,
+    };
     // Malformed bodies get JSON-RPC's own error codes (rmcp would answer 415 with text).
     if req.method() == Method::POST {
         let (parts, body) = req.into_parts();
@@ -77,17 +77,24 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
             Ok(b) => b,
             Err(_) => return rpc_error(StatusCode::PAYLOAD_TOO_LARGE, CallError::RequestTooLarge),
         };
-        match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Err(e) => return rpc_error(StatusCode::BAD_REQUEST, CallError::Parse(e)),
-            Ok(v) if !well_formed(&v) => {
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    CallError::InvalidRequest(
-                        "not a JSON-RPC 2.0 request, notification or response",
-                    ),
-                );
-            }
-            Ok(_) => {}
+        let decoded = match crate::decode::decode(&bytes) {
+            Ok(d) => d,
+            Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e),
+        };
+        if let (Some(s), crate::decode::Decoded::Cancel { request }) = (&session, &decoded) {
+            // A fast-path call rmcp never saw; rmcp ignores the id (it is not one of its).
+            hub.session_table.cancel(s, request);
+        }
+        if let Some(s) = session.as_deref().filter(|_| owned)
+            && crate::fast::claims(&hub, &parts.headers, &decoded)
+            && let Some(live) = hub.session_table.live(s)
+            && hub
+                .rmcp_sessions
+                .has_session(&s.into())
+                .await
+                .unwrap_or(false)
+        {
+            return crate::fast::serve(&hub, &agent, s, live, decoded).await;
         }
         req = Request::from_parts(parts, Body::from(bytes));
     }
@@ -105,20 +112,13 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
         return rpc_error(StatusCode::NOT_FOUND, CallError::SessionNotFound);
     }
     if let Some(s) = res.headers().get(SESSION).and_then(|v| v.to_str().ok()) {
-        hub.session_owners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(s.to_string())
-            .or_insert(agent_id);
+        hub.session_table.opened(s, agent_id);
     }
     if method == Method::DELETE
         && res.status().is_success()
         && let Some(s) = &session
     {
-        hub.session_owners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(s);
+        hub.session_table.closed(s);
         // A session ended is a plain success (rmcp says 202; SDKs expect 200).
         let mut res = res;
         *res.status_mut() = StatusCode::OK;
@@ -151,13 +151,6 @@ fn is_json(res: &Response) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
-}
-
-/// One JSON-RPC 2.0 message: a request or notification (`method`), or a response.
-fn well_formed(v: &serde_json::Value) -> bool {
-    v.get("jsonrpc").and_then(|j| j.as_str()) == Some("2.0")
-        && (v.get("method").is_some_and(|m| m.is_string())
-            || (v.get("id").is_some() && (v.get("result").is_some() || v.get("error").is_some())))
 }
 
 /// The `data:` payload of one SSE event, if it has one.

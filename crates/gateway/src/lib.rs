@@ -7,7 +7,9 @@
 
 pub mod audit_writer;
 pub mod call;
+pub mod decode;
 pub mod error;
+pub mod fast;
 pub mod handler;
 pub mod http;
 pub mod naming;
@@ -16,20 +18,21 @@ pub mod policy;
 pub mod ratelimit;
 pub mod registry;
 pub mod scan;
+pub mod session_table;
 pub mod sessions;
 pub mod upstream;
+pub mod upstream_call;
 pub mod upstream_client;
 pub mod view;
 
 /// The SSRF guard lives in `toolbelt-net` (every client of the binary uses it).
 pub use toolbelt_net::ssrf;
 
+use rmcp::transport::streamable_http_server::SessionManager;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use toolbelt_model::AgentId;
 use toolbelt_store::Store;
 
 #[derive(Debug, Clone)]
@@ -82,7 +85,10 @@ pub struct Hub {
     pub agent_limiter: Option<ratelimit::Limiter>,
     pub tool_limiter: Option<ratelimit::Limiter>,
     pub sessions: sessions::Sessions,
-    pub session_owners: Mutex<HashMap<String, AgentId>>,
+    /// Legacy sessions by id: owner, peer, last use, fast-path calls in flight.
+    pub session_table: session_table::SessionTable,
+    /// rmcp's sessions (the fast path asks whether one is still open).
+    pub rmcp_sessions: Arc<LocalSessionManager>,
     /// Users' OAuth connections, for servers that act with them.
     pub oauth: Option<toolbelt_oauth::OAuth>,
 }
@@ -115,6 +121,10 @@ pub async fn start_with(
         config.discovery_deadline,
         oauth.clone(),
     );
+    // Idle sessions are closed by the gateway, which sees the fast path's calls too.
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = None;
+    let manager = Arc::new(manager);
     let hub = Arc::new(Hub {
         store: store.clone(),
         policies: policy::Policies::new(store.clone()),
@@ -124,12 +134,14 @@ pub async fn start_with(
         agent_limiter: config.agent_rate.map(ratelimit::Limiter::new),
         tool_limiter: config.tool_rate.map(ratelimit::Limiter::new),
         sessions: sessions::Sessions::default(),
-        session_owners: Mutex::default(),
+        session_table: session_table::SessionTable::default(),
+        rmcp_sessions: manager.clone(),
         oauth,
         config: config.clone(),
     });
     tokio::spawn(registry.clone().run(config.refresh_interval, changed_rx));
     tokio::spawn(sessions::notifier(hub.clone()));
+    tokio::spawn(close_idle(hub.clone()));
 
     let mut cfg = StreamableHttpServerConfig::default().with_json_response(true);
     cfg = if config.allowed_hosts.is_empty() {
@@ -141,11 +153,22 @@ pub async fn start_with(
     let h = hub.clone();
     let service = StreamableHttpService::new(
         move || Ok(handler::Gateway { hub: h.clone() }),
-        Arc::new(LocalSessionManager::default()),
+        manager,
         cfg,
     );
     let router = axum::Router::new().route_service("/mcp", service).layer(
         axum::middleware::from_fn_with_state(hub.clone(), http::layer),
     );
     Started { router, hub }
+}
+
+/// Closes sessions nobody used for [`session_table::IDLE`].
+async fn close_idle(hub: Arc<Hub>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        for id in hub.session_table.idle(session_table::IDLE) {
+            let _ = hub.rmcp_sessions.close_session(&id.as_str().into()).await;
+            hub.session_table.closed(&id);
+        }
+    }
 }

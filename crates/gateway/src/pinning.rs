@@ -35,6 +35,8 @@ pub struct Verdict {
     /// Shown to agents: its definition is the pinned one.
     pub visible: bool,
     pub flags: Vec<String>,
+    /// SHA-256 of the current definition (what views and list pages are keyed by).
+    pub hash: String,
 }
 
 /// Compares a server's current tools with their pins; pins first sightings, records
@@ -90,7 +92,14 @@ pub async fn evaluate(
                 false
             }
         };
-        out.insert(t.name.to_string(), Verdict { visible, flags });
+        out.insert(
+            t.name.to_string(),
+            Verdict {
+                visible,
+                flags,
+                hash: h,
+            },
+        );
     }
     Ok(out)
 }

@@ -33,12 +33,14 @@ pub struct ServerEntry {
     /// The OAuth provider its catalog entry acts with (its calls carry a user's token).
     pub oauth_provider: Option<String>,
     pub audit_arguments: bool,
-    pub tools: Vec<Tool>,
-    pub verdicts: HashMap<String, Verdict>,
-    pub validators: HashMap<String, Arc<jsonschema::Validator>>,
-    pub resources: Vec<Resource>,
-    pub templates: Vec<ResourceTemplate>,
-    pub prompts: Vec<Prompt>,
+    /// What discovery found, shared (never copied) by every entry of this server and
+    /// every agent's view of it.
+    pub tools: Arc<Vec<Tool>>,
+    pub verdicts: Arc<HashMap<String, Verdict>>,
+    pub validators: Arc<HashMap<String, Arc<jsonschema::Validator>>>,
+    pub resources: Arc<Vec<Resource>>,
+    pub templates: Arc<Vec<ResourceTemplate>>,
+    pub prompts: Arc<Vec<Prompt>>,
     pub capabilities: Option<ServerCapabilities>,
     pub discovered: Option<Instant>,
     pub error: Option<String>,

@@ -82,6 +82,13 @@ impl Routes {
             .remove(&(server.clone(), id.clone()));
     }
 
+    /// Tells the registry a server's tools changed (it rediscovers them).
+    pub async fn tools_changed(&self, server: &ServerId) {
+        if let Some(tx) = self.changed.lock().await.as_ref() {
+            let _ = tx.send(server.clone());
+        }
+    }
+
     fn requester(
         &self,
         server: &Arc<str>,
@@ -145,9 +152,7 @@ impl ClientHandler for UpstreamHandler {
     }
 
     async fn on_tool_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
-        if let Some(tx) = self.routes.changed.lock().await.as_ref() {
-            let _ = tx.send(self.server.clone());
-        }
+        self.routes.tools_changed(&self.server).await;
     }
 
     async fn on_progress(
@@ -221,6 +226,26 @@ impl ClientHandler for UpstreamHandler {
     }
 }
 
+/// An upstream's request to the client during a call (on a reply the gateway read
+/// itself), put to the agent whose call it is: sampling, elicitation and roots as the
+/// handler above forwards them; ping answered here.
+pub async fn ask_agent(
+    agent: &Peer<RoleServer>,
+    req: ServerRequest,
+) -> Result<ClientResult, McpError> {
+    match req {
+        ServerRequest::PingRequest(_) => Ok(ClientResult::empty(())),
+        req @ (ServerRequest::CreateMessageRequest(_)
+        | ServerRequest::ElicitRequest(_)
+        | ServerRequest::ListRootsRequest(_)) => agent.send_request(req).await.map_err(forward_err),
+        _ => Err(McpError::new(
+            rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+            "the gateway does not forward this request",
+            None,
+        )),
+    }
+}
+
 /// An error with its causes ("a: b: c"): the reason (an SSRF refusal, a DNS failure)
 /// is usually a few sources down.
 pub fn chain(e: &dyn std::error::Error) -> String {
@@ -238,6 +263,11 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 
 pub struct Conn {
     service: RunningService<RoleClient, UpstreamHandler>,
+    /// The session as rmcp's transport posts to it (for calls on the caller's task).
+    wire: crate::upstream_client::WireCell,
+    pub(crate) http: reqwest::Client,
+    /// Ids of requests posted outside rmcp: far above rmcp's own counter.
+    next_id: std::sync::atomic::AtomicI64,
     endpoint: Endpoint,
     renew_at: Instant,
     key: Arc<str>,
@@ -253,6 +283,27 @@ impl Conn {
     /// This session's key in [`Routes`].
     pub fn key(&self) -> &Arc<str> {
         &self.key
+    }
+
+    /// How to post to this session directly, once its handshake is done.
+    pub fn wire(&self) -> Option<Arc<crate::upstream_client::Wire>> {
+        self.wire.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A request id of our own for this session.
+    pub fn next_id(&self) -> RequestId {
+        RequestId::Number(
+            self.next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    pub fn server(&self) -> &ServerId {
+        &self.service.service().server
+    }
+
+    pub fn routes(&self) -> &Arc<Routes> {
+        &self.service.service().routes
     }
 
     fn usable(&self, endpoint: &Endpoint, stamp: Option<Timestamp>) -> bool {
@@ -411,8 +462,12 @@ impl Upstreams {
         let cfg = StreamableHttpClientTransportConfig::with_uri(url.clone())
             .custom_headers(headers)
             .max_concurrent_requests(256);
+        let wire = crate::upstream_client::WireCell::default();
         let transport = StreamableHttpClientTransport::with_client(
-            crate::upstream_client::UpstreamClient(client),
+            crate::upstream_client::UpstreamClient {
+                http: client.clone(),
+                wire: wire.clone(),
+            },
             cfg,
         );
         let key: Arc<str> = match cred {
@@ -437,6 +492,9 @@ impl Upstreams {
             .await;
         Ok(Conn {
             service,
+            wire,
+            http: client,
+            next_id: std::sync::atomic::AtomicI64::new(1 << 40),
             endpoint: endpoint.clone(),
             renew_at: Instant::now() + RENEW_AFTER,
             key,

@@ -1,7 +1,9 @@
-//! The HTTP client of upstream sessions: reqwest, plus one repair. A server (or a toolbox
-//! answering for one) may reply to a request with an error that carries no `id`; rmcp
-//! cannot match such an error to the call and drops it, so the call would wait for its
-//! timeout. Here the error gets the id of the request it answers.
+//! The HTTP client of upstream sessions: reqwest, plus one repair and one record. A
+//! server (or a toolbox answering for one) may reply to a request with an error that
+//! carries no `id`; rmcp cannot match such an error to the call and drops it, so the call
+//! would wait for its timeout. Here the error gets the id of the request it answers. And
+//! the session's wire details (URL, session id, headers) are kept, so `tools/call` can be
+//! posted on the caller's own task ([`crate::upstream_call`]) within rmcp's session.
 
 use futures::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
@@ -11,10 +13,58 @@ use rmcp::transport::streamable_http_client::{
 };
 use sse_stream::Sse;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// How the session's messages are posted: what rmcp's transport sent last.
+#[derive(Debug, Clone)]
+pub struct Wire {
+    pub uri: Arc<str>,
+    pub session_id: Option<Arc<str>>,
+    pub auth_header: Option<String>,
+    pub headers: HashMap<HeaderName, HeaderValue>,
+}
+
+/// The session's [`Wire`], once its handshake is done.
+pub type WireCell = Arc<Mutex<Option<Arc<Wire>>>>;
 
 #[derive(Clone)]
-pub struct UpstreamClient(pub reqwest::Client);
+pub struct UpstreamClient {
+    pub http: reqwest::Client,
+    pub wire: WireCell,
+}
+
+impl UpstreamClient {
+    fn record(
+        &self,
+        message: &ClientJsonRpcMessage,
+        uri: &Arc<str>,
+        session_id: &Option<Arc<str>>,
+        auth_header: &Option<String>,
+        headers: &HashMap<HeaderName, HeaderValue>,
+    ) {
+        // After `initialize` every message carries the session and the negotiated
+        // protocol version; `initialize` itself carries neither.
+        if matches!(message, JsonRpcMessage::Request(r) if matches!(r.request, rmcp::model::ClientRequest::InitializeRequest(_)))
+        {
+            return;
+        }
+        let mut w = self.wire.lock().unwrap_or_else(|p| p.into_inner());
+        let same = w.as_ref().is_some_and(|w| {
+            &w.uri == uri
+                && &w.session_id == session_id
+                && &w.auth_header == auth_header
+                && &w.headers == headers
+        });
+        if !same {
+            *w = Some(Arc::new(Wire {
+                uri: uri.clone(),
+                session_id: session_id.clone(),
+                auth_header: auth_header.clone(),
+                headers: headers.clone(),
+            }));
+        }
+    }
+}
 
 type PostResult = Result<StreamableHttpPostResponse, StreamableHttpError<reqwest::Error>>;
 
@@ -26,7 +76,7 @@ fn request_id(m: &ClientJsonRpcMessage) -> Option<RequestId> {
 }
 
 /// An id-less error in a JSON reply to a request is that request's error.
-fn matched(r: PostResult, id: Option<RequestId>) -> PostResult {
+pub(crate) fn matched(r: PostResult, id: Option<RequestId>) -> PostResult {
     match (r, id) {
         (Ok(StreamableHttpPostResponse::Json(JsonRpcMessage::Error(mut e), sid)), Some(id))
             if e.id.is_none() =>
@@ -53,8 +103,9 @@ impl StreamableHttpClient for UpstreamClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> PostResult {
         let id = request_id(&message);
+        self.record(&message, &uri, &session_id, &auth_header, &custom_headers);
         let r = self
-            .0
+            .http
             .post_message(uri, message, session_id, auth_header, custom_headers)
             .await;
         matched(r, id)
@@ -70,8 +121,9 @@ impl StreamableHttpClient for UpstreamClient {
         max_sse_event_size: usize,
     ) -> PostResult {
         let id = request_id(&message);
+        self.record(&message, &uri, &session_id, &auth_header, &custom_headers);
         let r = self
-            .0
+            .http
             .post_message_with_max_sse_event_size(
                 uri,
                 message,
@@ -91,7 +143,7 @@ impl StreamableHttpClient for UpstreamClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<(), StreamableHttpError<reqwest::Error>> {
-        self.0
+        self.http
             .delete_session(uri, session_id, auth_header, custom_headers)
             .await
     }
@@ -105,7 +157,7 @@ impl StreamableHttpClient for UpstreamClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<reqwest::Error>>
     {
-        self.0
+        self.http
             .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
             .await
     }
@@ -120,7 +172,7 @@ impl StreamableHttpClient for UpstreamClient {
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<reqwest::Error>>
     {
-        self.0
+        self.http
             .get_stream_with_max_sse_event_size(
                 uri,
                 session_id,

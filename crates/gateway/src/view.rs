@@ -1,13 +1,20 @@
 //! An agent's view: exactly the tools (and prompts, resources) it may see, under the
 //! names it sees them by. Built from the registry and its policy, cached until either
 //! changes, so listing and resolving a name cost a map lookup on the hot path.
+//!
+//! A view holds no copy of a tool definition: each exposed tool points into its server's
+//! registry entry (shared by every view), and the serialized `tools/list` pages are
+//! shared by every view listing the same names and definitions (see [`pages`]).
+
+pub mod pages;
 
 use crate::naming;
 use crate::policy::{AgentPolicy, Decision};
 use crate::registry::{Registry, ServerEntry};
-use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
+use rmcp::model::{ListToolsResult, Prompt, Resource, ResourceTemplate, Tool};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use toolbelt_model::AgentId;
 
 pub struct ExposedPrompt {
@@ -17,24 +24,77 @@ pub struct ExposedPrompt {
     pub server: Arc<ServerEntry>,
 }
 
+/// A tool as one agent sees it: its exposed name and the server's own definition.
+#[derive(Clone)]
 pub struct Exposed {
+    pub name: Arc<str>,
     pub server: Arc<ServerEntry>,
-    /// The upstream's own tool (name as the server knows it).
-    pub tool: Tool,
+    /// Where the definition is in `server.tools`.
+    index: usize,
     pub decision: Decision,
+}
+
+impl Exposed {
+    /// The upstream's own tool (name as the server knows it).
+    pub fn tool(&self) -> &Tool {
+        &self.server.tools[self.index]
+    }
+
+    /// The tool as listed to the agent (its exposed name).
+    pub fn shown(&self) -> Tool {
+        let mut t = self.tool().clone();
+        t.name = self.name.to_string().into();
+        t
+    }
 }
 
 #[derive(Default)]
 pub struct View {
     /// Sorted by exposed name (stable pagination).
-    pub tools: Vec<(String, Tool)>,
-    pub by_name: HashMap<String, Exposed>,
+    pub tools: Vec<Exposed>,
+    by_name: HashMap<Arc<str>, usize>,
     /// Exposed name, the prompt as shown, and its server (whose own name is `upstream`).
     pub prompts: Vec<ExposedPrompt>,
     pub resources: Vec<(Resource, Arc<ServerEntry>)>,
     pub templates: Vec<(ResourceTemplate, Arc<ServerEntry>)>,
     /// A digest of what is listed, to tell agents when it changes.
     pub fingerprint: u64,
+    /// SHA-256 over the listed names and definitions: views with the same key list the
+    /// same bytes.
+    key: [u8; 32],
+    pages: OnceLock<Arc<pages::Pages>>,
+}
+
+impl View {
+    pub fn lookup(&self, name: &str) -> Option<&Exposed> {
+        self.by_name.get(name).map(|&i| &self.tools[i])
+    }
+
+    /// One page of `tools/list` (offset cursor), as rmcp's handler answers it.
+    pub fn list_page(&self, cursor: Option<&str>, size: usize) -> Option<ListToolsResult> {
+        let (start, end, next) = page_bounds(self.tools.len(), cursor, size)?;
+        let items = self.tools[start..end].iter().map(Exposed::shown).collect();
+        let mut r = ListToolsResult::with_all_items(items);
+        r.next_cursor = next;
+        Some(r)
+    }
+}
+
+/// `[start, end)` of the page at `cursor` and the next page's cursor; None for a cursor
+/// that is not an offset.
+pub fn page_bounds(
+    len: usize,
+    cursor: Option<&str>,
+    size: usize,
+) -> Option<(usize, usize, Option<String>)> {
+    let start = match cursor {
+        Some(c) => c.parse::<usize>().ok()?,
+        None => 0,
+    };
+    let start = start.min(len);
+    let end = (start + size).min(len);
+    let next = (end < len).then(|| end.to_string());
+    Some((start, end, next))
 }
 
 fn build(registry: &Registry, policy: &AgentPolicy) -> View {
@@ -50,32 +110,29 @@ fn build(registry: &Registry, policy: &AgentPolicy) -> View {
             .map(|e| (e.name.as_str(), e.toolbox_name.as_str())),
     );
     let mut v = View::default();
+    let mut hashes: HashMap<Arc<str>, &str> = HashMap::new();
     for e in &servers {
         let prefix = &prefixes[&(e.name.clone(), e.toolbox_name.clone())];
-        for t in &e.tools {
-            if !e.verdicts.get(t.name.as_ref()).is_some_and(|v| v.visible) {
+        for (index, t) in e.tools.iter().enumerate() {
+            let Some(verdict) = e.verdicts.get(t.name.as_ref()).filter(|v| v.visible) else {
                 continue;
-            }
+            };
             let decision = policy.decide(&e.reference(), &t.name);
             if decision == Decision::Hidden {
                 continue;
             }
-            let name = naming::exposed(prefix, &t.name);
-            let mut shown = t.clone();
-            shown.name = name.clone().into();
-            v.tools.push((name.clone(), shown));
-            v.by_name.insert(
+            let name: Arc<str> = naming::exposed(prefix, &t.name).into();
+            hashes.insert(name.clone(), &verdict.hash);
+            v.tools.push(Exposed {
                 name,
-                Exposed {
-                    server: e.clone(),
-                    tool: t.clone(),
-                    decision,
-                },
-            );
+                server: e.clone(),
+                index,
+                decision,
+            });
         }
         // Prompts and resources follow the server grant (they are not tools).
         if policy.server_granted(&e.reference()) {
-            for p in &e.prompts {
+            for p in e.prompts.iter() {
                 let name = naming::exposed(prefix, &p.name);
                 let mut shown = p.clone();
                 shown.name = name.clone();
@@ -92,18 +149,31 @@ fn build(registry: &Registry, policy: &AgentPolicy) -> View {
                 .extend(e.templates.iter().map(|t| (t.clone(), e.clone())));
         }
     }
-    v.tools.sort_by(|a, b| a.0.cmp(&b.0));
+    v.tools.sort_by(|a, b| a.name.cmp(&b.name));
+    v.by_name = v
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.clone(), i))
+        .collect();
     v.prompts.sort_by(|a, b| a.name.cmp(&b.name));
     let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut key = Sha256::new();
     use std::hash::{Hash, Hasher};
-    for (n, t) in &v.tools {
-        n.hash(&mut h);
-        crate::pinning::hash(&crate::pinning::definition(t)).hash(&mut h);
+    for t in &v.tools {
+        let def = hashes.get(&t.name).copied().unwrap_or("");
+        t.name.hash(&mut h);
+        def.hash(&mut h);
+        key.update(t.name.as_bytes());
+        key.update([0]);
+        key.update(def.as_bytes());
+        key.update([0]);
     }
     for p in &v.prompts {
         p.name.hash(&mut h);
     }
     v.fingerprint = h.finish();
+    v.key = key.finalize().into();
     v
 }
 
@@ -116,6 +186,7 @@ struct Entry {
 #[derive(Default)]
 pub struct Views {
     map: RwLock<HashMap<AgentId, Entry>>,
+    shared: pages::Shared,
 }
 
 impl Views {
@@ -146,5 +217,13 @@ impl Views {
             },
         );
         view
+    }
+
+    /// The view's serialized `tools/list` pages, made once for all views listing the
+    /// same tools.
+    pub fn pages(&self, view: &View, size: usize) -> Arc<pages::Pages> {
+        view.pages
+            .get_or_init(|| self.shared.get_or_make(view, size))
+            .clone()
     }
 }

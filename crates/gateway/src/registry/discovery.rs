@@ -104,7 +104,14 @@ impl Registry {
         let result = tokio::time::timeout(self.discovery_deadline, self.fetch(id)).await;
         let Some(entry) = self.get(id) else { return };
         let (tools, resources, templates, prompts, caps, error) = match result {
-            Ok(Ok(f)) => (f.0, f.1, f.2, f.3, Some(f.4), None),
+            Ok(Ok(f)) => (
+                Arc::new(f.0),
+                Arc::new(f.1),
+                Arc::new(f.2),
+                Arc::new(f.3),
+                Some(f.4),
+                None,
+            ),
             Ok(Err(e)) => (
                 entry.tools.clone(),
                 entry.resources.clone(),
@@ -142,7 +149,15 @@ impl Registry {
             })
             .collect();
         self.install(
-            &entry, tools, verdicts, validators, resources, templates, prompts, caps, error,
+            &entry,
+            tools,
+            Arc::new(verdicts),
+            Arc::new(validators),
+            resources,
+            templates,
+            prompts,
+            caps,
+            error,
         )
         .await;
     }
@@ -220,12 +235,12 @@ impl Registry {
     async fn install(
         &self,
         entry: &ServerEntry,
-        tools: Vec<Tool>,
-        verdicts: HashMap<String, Verdict>,
-        validators: HashMap<String, Arc<jsonschema::Validator>>,
-        resources: Vec<Resource>,
-        templates: Vec<ResourceTemplate>,
-        prompts: Vec<Prompt>,
+        tools: Arc<Vec<Tool>>,
+        verdicts: Arc<HashMap<String, Verdict>>,
+        validators: Arc<HashMap<String, Arc<jsonschema::Validator>>>,
+        resources: Arc<Vec<Resource>>,
+        templates: Arc<Vec<ResourceTemplate>>,
+        prompts: Arc<Vec<Prompt>>,
         caps: Option<ServerCapabilities>,
         error: Option<String>,
     ) {
@@ -269,7 +284,7 @@ impl Registry {
                 let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
                 if let Some(cur) = map.get(&e.id).cloned() {
                     let mut next = clone_entry(&cur);
-                    next.verdicts = v;
+                    next.verdicts = Arc::new(v);
                     map.insert(e.id.clone(), Arc::new(next));
                 }
                 drop(map);

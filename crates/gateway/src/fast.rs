@@ -1,0 +1,224 @@
+//! The fast path: `tools/call` and `tools/list` of an initialized legacy session, served
+//! on the request's own task from the body [`crate::decode`] read once — no rmcp session
+//! worker, no SSE stream to collapse. It answers only what it answers exactly as rmcp's
+//! handler would (same decisions in [`crate::call`], same codes and messages, the same
+//! result shaping for legacy peers); any request it is not sure of (progress tokens,
+//! per-request protocol versions, SEP-2243 headers, odd media types) goes to rmcp.
+
+use crate::call::{self, Caller};
+use crate::decode::Decoded;
+use crate::error::CallError;
+use crate::policy::AgentIdentity;
+use crate::session_table::Live;
+use crate::{Hub, handler};
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use rmcp::ErrorData as McpError;
+use rmcp::model::{
+    CallToolResponse, ClientCapabilities, ProtocolVersion, RequestId, RequestMetaObject,
+    ServerJsonRpcMessage, ServerResult,
+};
+use std::sync::Arc;
+
+/// Headers as rmcp requires them, and nothing that needs rmcp's own checks.
+fn plain_headers(hub: &Hub, h: &HeaderMap, method: &str, name: Option<&str>) -> bool {
+    let essences = || {
+        h.get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|e| {
+                e.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+    };
+    let accepts =
+        essences().any(|e| e == "application/json") && essences().any(|e| e == "text/event-stream");
+    let json_body = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        });
+    // A legacy version rmcp knows (absent: 2025-03-26, as rmcp assumes).
+    let version = match h.get("mcp-protocol-version") {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|v| {
+            v < ProtocolVersion::V_2026_07_28.as_str()
+                && ProtocolVersion::KNOWN_VERSIONS
+                    .iter()
+                    .any(|k| k.as_str() == v)
+        }),
+    };
+    // SEP-2243 headers must agree with the body; rmcp checks them.
+    let sep2243 = h
+        .get("mcp-method")
+        .is_none_or(|m| m.as_bytes() == method.as_bytes())
+        && h.get("mcp-name")
+            .is_none_or(|n| name.is_some_and(|name| n.as_bytes() == name.as_bytes()))
+        && !h.keys().any(|k| k.as_str().starts_with("mcp-param-"));
+    accepts && json_body && version && sep2243 && host_allowed(hub, h)
+}
+
+/// rmcp's DNS-rebinding check, conservatively: an exact entry, or an entry without a port
+/// that names the host.
+fn host_allowed(hub: &Hub, h: &HeaderMap) -> bool {
+    let allowed = &hub.config.allowed_hosts;
+    if allowed.is_empty() {
+        return true;
+    }
+    let Some(host) = h.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let bare = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    allowed.iter().any(|a| a == host || a == bare)
+}
+
+/// `_meta` the fast path passes on as it is (no progress to route, no per-request
+/// protocol negotiation).
+fn plain_meta(m: &RequestMetaObject) -> bool {
+    m.get_progress_token().is_none()
+        && !m
+            .0
+            .0
+            .keys()
+            .any(|k| k.starts_with("io.modelcontextprotocol/"))
+}
+
+/// Whether the fast path answers this message exactly as rmcp would.
+pub fn claims(hub: &Hub, headers: &HeaderMap, d: &Decoded) -> bool {
+    match d {
+        Decoded::Call { params, meta, .. } => {
+            params.input_responses.is_none()
+                && params.request_state.is_none()
+                && plain_meta(meta)
+                && plain_headers(hub, headers, "tools/call", Some(&params.name))
+        }
+        Decoded::List { meta, .. } => {
+            plain_meta(meta) && plain_headers(hub, headers, "tools/list", None)
+        }
+        _ => false,
+    }
+}
+
+/// Answers a claimed message of session `session` (initialized, owned by `agent`).
+pub async fn serve(
+    hub: &Arc<Hub>,
+    agent: &AgentIdentity,
+    session: &str,
+    live: Live,
+    d: Decoded,
+) -> Response {
+    match d {
+        Decoded::Call { id, params, meta } => {
+            let ct = hub.session_table.call_started(session, &id);
+            struct Ended<'a>(&'a Hub, &'a str, &'a RequestId);
+            impl Drop for Ended<'_> {
+                fn drop(&mut self) {
+                    self.0.session_table.call_ended(self.1, self.2);
+                }
+            }
+            let _ended = Ended(hub, session, &id);
+            let caller = Caller {
+                meta,
+                peer: Some(live.peer),
+                ct,
+            };
+            let res = call::call_tool(hub, agent, params, &caller).await;
+            json(&call_reply(id.clone(), res, live.tasks))
+        }
+        Decoded::List { id, cursor, .. } => list(hub, agent, id, cursor.as_deref()).await,
+        _ => unreachable_claim(),
+    }
+}
+
+fn unreachable_claim() -> Response {
+    let e = CallError::InvalidRequest("not a message the fast path serves");
+    json(&ServerJsonRpcMessage::error(e.into(), None))
+}
+
+/// The reply rmcp's handler gives a legacy peer for this outcome.
+fn call_reply(
+    id: RequestId,
+    res: Result<CallToolResponse, McpError>,
+    tasks: bool,
+) -> ServerJsonRpcMessage {
+    let res = match res {
+        Ok(CallToolResponse::Task(_)) if !tasks => {
+            Err(McpError::missing_required_client_capability(
+                ClientCapabilities::builder().enable_tasks().build(),
+            ))
+        }
+        Ok(CallToolResponse::InputRequired(_)) => Err(McpError::invalid_request(
+            "InputRequiredResult requires negotiated protocol version 2026-07-28 or newer",
+            None,
+        )),
+        Ok(r) => {
+            let mut r = ServerResult::from(r);
+            r.strip_result_type_for_legacy_peer();
+            Ok(r)
+        }
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(r) => ServerJsonRpcMessage::response(r, id),
+        Err(e) => ServerJsonRpcMessage::error(e, Some(id)),
+    }
+}
+
+async fn list(
+    hub: &Arc<Hub>,
+    agent: &AgentIdentity,
+    id: RequestId,
+    cursor: Option<&str>,
+) -> Response {
+    let view = match handler::current_view(hub, agent).await {
+        Ok(v) => v,
+        Err(e) => return json(&ServerJsonRpcMessage::error(e.into(), Some(id))),
+    };
+    let size = hub.config.page_size;
+    let pages = hub.views.pages(&view, size);
+    let result = match pages.at(cursor) {
+        Some(b) => b.clone(),
+        None => match crate::view::pages::legacy_result(&view, cursor, size) {
+            Some(b) => b,
+            None => {
+                let e = CallError::InvalidParams("Invalid cursor".into());
+                return json(&ServerJsonRpcMessage::error(e.into(), Some(id)));
+            }
+        },
+    };
+    // The cached result bytes spliced into the envelope: no re-serializing a listing.
+    let id = serde_json::to_vec(&id).expect("an id serializes");
+    let mut body = Vec::with_capacity(result.len() + id.len() + 40);
+    body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    body.extend_from_slice(&id);
+    body.extend_from_slice(br#","result":"#);
+    body.extend_from_slice(&result);
+    body.push(b'}');
+    respond(Bytes::from(body))
+}
+
+fn json(m: &ServerJsonRpcMessage) -> Response {
+    respond(Bytes::from(
+        serde_json::to_vec(m).expect("a message serializes"),
+    ))
+}
+
+fn respond(body: Bytes) -> Response {
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = StatusCode::OK;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
