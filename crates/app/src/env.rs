@@ -157,6 +157,13 @@ fn gateway(v: &Vars<'_>) -> Result<GatewayConfig> {
     if let Some(d) = v.millis("TOOLBELT_DISCOVERY_DEADLINE_MS")? {
         c.discovery_deadline = d;
     }
+    // For comparing paths (benchmarks): rmcp on both sides, or only towards upstreams.
+    match v.get("TOOLBELT_GATEWAY_FAST")?.as_deref().map(str::trim) {
+        None | Some("all") => {}
+        Some("upstream") => c.fast_path = false,
+        Some("none") => (c.fast_path, c.direct_upstream) = (false, false),
+        Some(_) => return Err(invalid("TOOLBELT_GATEWAY_FAST", "must be all, upstream or none")),
+    }
     Ok(c)
 }
 

@@ -97,7 +97,10 @@ async fn per_call(
 
 pub async fn run(calls: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let cg = dir.path().join("callgrind");
+    // BENCH_CALLGRIND_DIR keeps the dumps (for callgrind_annotate).
+    let cg = std::env::var_os("BENCH_CALLGRIND_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.path().join("callgrind"));
     std::fs::create_dir_all(&cg)?;
     let wrap = |name: &str| Launch {
         wrap: vec![

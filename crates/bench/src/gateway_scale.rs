@@ -148,7 +148,7 @@ pub async fn run(gw: Gateway, dir: &Path, lists: usize) -> Result<()> {
         fmt(cached.p99)
     );
     println!(
-        "| … of which the client's own JSON parse, per page ({} KiB) | {} |",
+        "| (a client's full JSON parse of one such page, {} KiB, for scale: the loadgen only counts the tools) | {} |",
         page.len() / 1024,
         fmt(parse)
     );

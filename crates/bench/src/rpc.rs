@@ -107,15 +107,34 @@ impl Rpc {
         Ok(())
     }
 
-    /// Every page of `tools/list`: the number of tools and of pages.
+    /// Every page of `tools/list`: the number of tools and of pages. Each page is read
+    /// only as far as counting its tools needs (no JSON tree of a thousand definitions:
+    /// the loadgen must cost little next to what it measures).
     pub async fn list_tools(&self) -> Result<(usize, usize)> {
+        use serde::de::IgnoredAny;
+        #[derive(serde::Deserialize)]
+        struct Page {
+            result: Option<Listed>,
+            error: Option<Value>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Listed {
+            tools: Vec<IgnoredAny>,
+            next_cursor: Option<String>,
+        }
         let (mut tools, mut pages) = (0, 0);
         let mut params = json!({});
         loop {
-            let r = self.request("tools/list", &params).await?;
-            tools += r["tools"].as_array().map_or(0, Vec::len);
+            let body = self.raw("tools/list", &params).await?;
+            let page: Page = serde_json::from_slice(&body)
+                .with_context(|| format!("tools/list at {}: not a JSON reply", self.url))?;
+            let Some(r) = page.result else {
+                bail!("tools/list at {}: {:?}", self.url, page.error);
+            };
+            tools += r.tools.len();
             pages += 1;
-            match r["nextCursor"].as_str() {
+            match r.next_cursor {
                 Some(c) => params = json!({ "cursor": c }),
                 None => return Ok((tools, pages)),
             }

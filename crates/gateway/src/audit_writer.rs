@@ -1,6 +1,8 @@
 //! Durable audit of every call, with group commit: callers hand their event to one
 //! writer and wait; the writer commits whatever queued up in one transaction and then
-//! answers them all. A tool result is never returned before its event is committed.
+//! answers them all. A tool result is never returned before its event is committed. The
+//! writer keeps a connection of its own (no pool acquire per batch), replaced after a
+//! failure.
 
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -30,6 +32,7 @@ impl AuditWriter {
     pub fn start(store: Store) -> AuditWriter {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         tokio::spawn(async move {
+            let mut conn: Option<toolbelt_store::AuditConnection> = None;
             while let Some(first) = rx.recv().await {
                 let mut jobs = vec![first];
                 while jobs.len() < BATCH {
@@ -39,7 +42,22 @@ impl AuditWriter {
                     }
                 }
                 let (events, acks): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
-                match store.append_audit_batch(events).await {
+                let written = match conn.as_mut() {
+                    Some(c) => c.append(events).await,
+                    None => match store.audit_connection().await {
+                        Ok(mut c) => {
+                            let r = c.append(events).await;
+                            conn = Some(c);
+                            r
+                        }
+                        Err(e) => Err(e),
+                    },
+                };
+                if written.is_err() {
+                    // The next batch starts on a fresh connection.
+                    conn = None;
+                }
+                match written {
                     Ok(written) => {
                         for (ack, ev) in acks.into_iter().zip(written) {
                             let _ = ack.send(Ok(ev.seq));

@@ -85,7 +85,7 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
             // A fast-path call rmcp never saw; rmcp ignores the id (it is not one of its).
             hub.session_table.cancel(s, request);
         }
-        if let Some(s) = session.as_deref().filter(|_| owned)
+        if let Some(s) = session.as_deref().filter(|_| owned && hub.config.fast_path)
             && crate::fast::claims(&hub, &parts.headers, &decoded)
             && let Some(live) = hub.session_table.live(s)
             && hub

@@ -54,6 +54,12 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     pub discovery_deadline: Duration,
     pub refresh_interval: Duration,
+    /// Serve `tools/call` and `tools/list` of legacy sessions on the request's own task
+    /// (`fast.rs`); off: rmcp serves every request.
+    pub fast_path: bool,
+    /// Post `tools/call` upstream on the caller's task (`upstream_call.rs`); off: through
+    /// rmcp's client.
+    pub direct_upstream: bool,
 }
 
 impl Default for GatewayConfig {
@@ -70,6 +76,8 @@ impl Default for GatewayConfig {
             max_body_bytes: 4 * 1024 * 1024,
             discovery_deadline: Duration::from_secs(5),
             refresh_interval: Duration::from_secs(1),
+            fast_path: true,
+            direct_upstream: true,
         }
     }
 }

@@ -113,6 +113,9 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(opts.max_connections)
+            // An in-process SQLite connection cannot have died between uses: no ping on
+            // every acquire (a round trip to its worker thread).
+            .test_before_acquire(backend == Backend::Postgres)
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
@@ -186,11 +189,22 @@ impl Store {
     /// Tool calls feed this process's [`Meter`]; other events (approval requests…) are
     /// published as [`Event::Audited`]. Calls themselves are not published one by one.
     pub async fn append_audit_batch(&self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
+        let mut tx = self.begin().await?;
+        let (out, after) = self.append_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(self.appended(out, after))
+    }
+
+    /// The batch appended inside the caller's transaction (chain lock taken here).
+    async fn append_in(
+        &self,
+        tx: &mut AnyConnection,
+        events: Vec<NewAuditEvent>,
+    ) -> Result<(Vec<AuditEvent>, Appended)> {
         let samples: Vec<_> = events.iter().filter_map(Meter::sample_of).collect();
         let kinds: Vec<_> = events.iter().map(|e| (e.action, e.target_kind)).collect();
-        let mut tx = self.begin().await?;
-        audit::lock_head(&mut tx, self.backend).await?;
-        let out = audit::append_many_locked(&mut tx, events).await?;
+        audit::lock_head(tx, self.backend).await?;
+        let out = audit::append_many_locked(tx, events).await?;
         let notes: Vec<Event> = out
             .iter()
             .zip(kinds)
@@ -199,22 +213,35 @@ impl Store {
             .collect();
         if self.backend == Backend::Postgres {
             for n in &notes {
-                notify(&mut tx, &self.events.payload(n)).await?;
+                notify(tx, &self.events.payload(n)).await?;
             }
         }
-        tx.commit().await?;
+        Ok((out, Appended { samples, notes }))
+    }
+
+    /// After the commit: the metrics samples and the live-update notes of a batch.
+    fn appended(&self, out: Vec<AuditEvent>, after: Appended) -> Vec<AuditEvent> {
         let at = crate::rows::now_ms();
-        for s in &samples {
+        for s in &after.samples {
             self.meter.record(at, s);
         }
-        for n in notes {
+        for n in after.notes {
             self.events.local(n);
         }
-        Ok(out)
+        out
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// A connection of its own for an audit writer, out of the pool: no acquire and no
+    /// liveness check per batch.
+    pub async fn audit_connection(&self) -> Result<AuditConnection> {
+        Ok(AuditConnection {
+            conn: self.pool.acquire().await?.detach(),
+            store: self.clone(),
+        })
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -333,4 +360,29 @@ async fn notify(c: &mut AnyConnection, payload: &str) -> std::result::Result<(),
         .execute(&mut *c)
         .await?;
     Ok(())
+}
+/// An audit writer's own connection ([`Store::audit_connection`]).
+pub struct AuditConnection {
+    conn: AnyConnection,
+    store: Store,
+}
+
+impl AuditConnection {
+    /// [`Store::append_audit_batch`] on this connection.
+    pub async fn append(&mut self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
+        use sqlx::Connection;
+        let mut tx = match self.store.backend {
+            Backend::Sqlite => self.conn.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.conn.begin().await?,
+        };
+        let (out, after) = self.store.append_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(self.store.appended(out, after))
+    }
+}
+
+/// What a batch leaves to do once it is committed.
+struct Appended {
+    samples: Vec<crate::metrics::Sample>,
+    notes: Vec<Event>,
 }

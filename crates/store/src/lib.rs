@@ -27,7 +27,7 @@ pub mod tokens;
 pub mod toolboxes;
 pub mod users;
 
-pub use db::{AuditedTx, Backend, Store, StoreOptions};
+pub use db::{AuditConnection, AuditedTx, Backend, Store, StoreOptions};
 pub use sqlx::AnyConnection;
 
 /// Errors of the store. `NotFound` also stands for "not yours": callers never learn that a
