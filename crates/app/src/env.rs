@@ -162,7 +162,12 @@ fn gateway(v: &Vars<'_>) -> Result<GatewayConfig> {
         None | Some("all") => {}
         Some("upstream") => c.fast_path = false,
         Some("none") => (c.fast_path, c.direct_upstream) = (false, false),
-        Some(_) => return Err(invalid("TOOLBELT_GATEWAY_FAST", "must be all, upstream or none")),
+        Some(_) => {
+            return Err(invalid(
+                "TOOLBELT_GATEWAY_FAST",
+                "must be all, upstream or none",
+            ));
+        }
     }
     Ok(c)
 }

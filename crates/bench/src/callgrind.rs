@@ -37,7 +37,7 @@ fn dump(dir: &Path, p: &Proc) -> Result<u64> {
                 .lines()
                 .find_map(|l| l.strip_prefix("totals: ").or(l.strip_prefix("summary: ")))
             {
-                return Ok(n.trim().split_whitespace().next().unwrap_or("0").parse()?);
+                return Ok(n.split_whitespace().next().unwrap_or("0").parse()?);
             }
         }
         anyhow::ensure!(

@@ -44,9 +44,9 @@ pub(super) async fn send(
                 source,
             })?;
         // Without progress to route back, the call goes out on the caller's own task.
-        let wire = conn.wire().filter(|_| {
-            hub.config.direct_upstream && ctx.meta.get_progress_token().is_none()
-        });
+        let wire = conn
+            .wire()
+            .filter(|_| hub.config.direct_upstream && ctx.meta.get_progress_token().is_none());
         let Some(wire) = wire else {
             return through_rmcp(hub, server, &conn, params, meta, ctx).await;
         };

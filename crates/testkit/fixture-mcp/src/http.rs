@@ -62,12 +62,12 @@ async fn json_replies(req: Request, next: Next) -> Response {
     let text = String::from_utf8_lossy(&bytes);
     let data: Vec<&str> = text
         .split("\n\n")
-        .filter_map(|event| {
+        .filter(|event| {
             let d: Vec<&str> = event
                 .lines()
                 .filter_map(|l| l.strip_prefix("data:").map(str::trim_start))
                 .collect();
-            (!d.is_empty() && !d.concat().trim().is_empty()).then(|| event)
+            !d.is_empty() && !d.concat().trim().is_empty()
         })
         .collect();
     if let [only] = data.as_slice() {
