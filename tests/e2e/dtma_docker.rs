@@ -89,6 +89,14 @@ async fn containers_carry_every_hardening_default_and_answer_through_the_bridge(
         "no published ports"
     );
     assert_eq!(h["PublishAllPorts"], false);
+    assert_eq!(
+        (
+            &h["LogConfig"]["Config"]["max-size"],
+            &h["LogConfig"]["Config"]["max-file"]
+        ),
+        (&json!("10m"), &json!("3")),
+        "the engine rotates the container's log"
+    );
     assert!(
         h["Binds"].is_null() || h["Binds"] == json!([]),
         "no host binds"

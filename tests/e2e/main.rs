@@ -12,6 +12,7 @@ mod gateway_process;
 mod gw_setup;
 mod oauth_flow;
 mod oauth_world;
+mod process_limits;
 mod replicas;
 mod toolboxes_docker;
 mod up_docker;

@@ -4,7 +4,7 @@
 
 pub mod error;
 pub mod http;
-mod lines;
+pub(crate) mod lines;
 pub mod mux;
 #[cfg(test)]
 mod mux_tests;

@@ -74,6 +74,8 @@ pub async fn run(
             std::process::exit(i32::try_from(code).unwrap_or(1));
         }
         "alloc" => alloc(args.count("mb")?),
+        "alloc_shared" => Ok(alloc_shared(args.count("mb")?)),
+        "stderr_flood" => Ok(stderr_flood(args.count("mb")?, args.count("line_kb")?)),
         "fork" => Ok(fork(args.count("n")?)),
         "whoami" => {
             // SAFETY: getuid and getgid cannot fail and touch no memory.
@@ -180,6 +182,67 @@ fn alloc(mb: u64) -> Result<CallToolResult, McpError> {
     block.resize(bytes, 0xA5);
     HELD.lock().unwrap_or_else(|p| p.into_inner()).push(block);
     Ok(text(format!("allocated {mb} MB")))
+}
+
+fn alloc_shared(mb: u64) -> CallToolResult {
+    let Some(bytes) = usize::try_from(mb)
+        .ok()
+        .and_then(|m| m.checked_mul(1 << 20))
+    else {
+        return tool_error(format!("{mb} MB is too much"));
+    };
+    // SAFETY: a fresh anonymous mapping; written only within its length, never unmapped
+    // (kept for the life of the process, like `alloc`).
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return tool_error(format!(
+                "cannot map {mb} MB: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let page = 4096;
+        let base = p.cast::<u8>();
+        let mut off = 0;
+        while off < bytes {
+            base.add(off).write_volatile(0xA5);
+            off += page;
+        }
+    }
+    text(format!("mapped {mb} MB shared"))
+}
+
+fn stderr_flood(mb: u64, line_kb: u64) -> CallToolResult {
+    let total = mb.saturating_mul(1 << 20);
+    let chunk = vec![b'e'; 64 * 1024];
+    let line = line_kb.saturating_mul(1024);
+    let mut err = std::io::stderr().lock();
+    let (mut written, mut in_line) = (0u64, 0u64);
+    while written < total {
+        let mut n = chunk.len() as u64;
+        if line > 0 {
+            n = n.min(line - in_line);
+        }
+        n = n.min(total - written);
+        if err.write_all(&chunk[..n as usize]).is_err() {
+            return tool_error("stderr closed");
+        }
+        written += n;
+        in_line += n;
+        if line > 0 && in_line == line {
+            let _ = err.write_all(b"\n");
+            in_line = 0;
+        }
+    }
+    let _ = err.flush();
+    text(format!("wrote {mb} MB to stderr"))
 }
 
 fn fork(n: u64) -> CallToolResult {

@@ -152,6 +152,16 @@ fn builtin() -> Vec<Tool> {
             json!({ "mb": int(0, 1 << 20) }),
         ),
         tool(
+            "alloc_shared",
+            "Maps and touches `mb` megabytes of shared anonymous memory (which RLIMIT_DATA does not count) and keeps them",
+            json!({ "mb": int(0, 1 << 20) }),
+        ),
+        tool(
+            "stderr_flood",
+            "Writes `mb` megabytes to stderr in lines of `line_kb` KiB (0: no newline at all), then answers",
+            json!({ "mb": int(0, 1 << 16), "line_kb": int(0, 1 << 20) }),
+        ),
+        tool(
             "fork",
             "Spawns `n` sleeping copies of this process",
             json!({ "n": int(0, 100_000) }),

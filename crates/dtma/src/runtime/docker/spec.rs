@@ -8,7 +8,8 @@ use super::{
 use crate::runtime::secrets::CONTAINER_UID;
 use crate::runtime::{Launch, RuntimeError};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkingConfig,
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, Mount, MountType,
+    NetworkingConfig,
 };
 use std::collections::HashMap;
 use toolbelt_model::catalog::{CatalogSource, Transport};
@@ -17,6 +18,11 @@ use toolbelt_model::catalog::{CatalogSource, Transport};
 pub const SECRETS_TARGET: &str = "/run/secrets";
 /// The only writable path: a small tmpfs, not executable.
 pub const TMPFS: (&str, &str) = ("/tmp", "rw,noexec,nosuid,size=64m");
+
+/// The engine keeps a container's log in at most this many files of this size (rotated),
+/// whatever the engine's default driver: a server's log flood never fills the disk.
+pub const LOG_MAX_SIZE: &str = "10m";
+pub const LOG_MAX_FILES: &str = "3";
 
 /// What to ask the engine for.
 #[derive(Debug)]
@@ -94,6 +100,13 @@ pub fn container_spec(
         network_mode: Some(network.to_string()),
         privileged: Some(false),
         publish_all_ports: Some(false),
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("json-file".into()),
+            config: Some(HashMap::from([
+                ("max-size".into(), LOG_MAX_SIZE.into()),
+                ("max-file".into(), LOG_MAX_FILES.into()),
+            ])),
+        }),
         ..Default::default()
     };
     let body = ContainerCreateBody {

@@ -90,7 +90,8 @@ fn a_stdio_container_is_exactly_the_hardened_spec() {
             }],
             "NetworkMode": NETWORK,
             "Privileged": false,
-            "PublishAllPorts": false
+            "PublishAllPorts": false,
+            "LogConfig": { "Type": "json-file", "Config": { "max-size": "10m", "max-file": "3" } }
         },
         "NetworkingConfig": {
             "EndpointsConfig": { NETWORK: { "Aliases": ["fx"] } }
@@ -130,6 +131,11 @@ fn each_hardening_default_holds() {
         "the toolbox's network, never host"
     );
     assert_eq!(h["PublishAllPorts"], false);
+    assert_eq!(
+        h["LogConfig"],
+        json!({ "Type": "json-file", "Config": { "max-size": "10m", "max-file": "3" } }),
+        "the engine rotates the log: a flood never fills the disk"
+    );
     for unset in [
         "Binds",
         "PortBindings",

@@ -3,17 +3,23 @@
 //! Each child runs in its own process group (killed as a group), with a cleared
 //! environment, rlimits, and `PR_SET_PDEATHSIG` so it dies with the DTMA; after a DTMA
 //! restart it is started again (processes cannot be re-adopted, their pipes are gone).
+//! Its memory limit holds on resident memory where this host gives the DTMA a memory
+//! cgroup ([`cgroup`]); its stderr is read in bounded lines into a bounded log.
+
+pub mod cgroup;
 
 use super::{Instance, Launch, Runtime, RuntimeError, Stats, StdioPipes};
+use crate::bridge::lines::TolerantLines;
 use crate::logs::LogRing;
 use async_trait::async_trait;
 use bytes::Bytes;
+use cgroup::{Cgroup, Cgroups};
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncBufReadExt;
 use tokio::process::{Child, Command};
 use toolbelt_model::ServerId;
 use toolbelt_model::catalog::CatalogSource;
@@ -25,16 +31,45 @@ struct Entry {
     logs: Arc<LogRing>,
     /// Becomes true when the child's stderr reaches EOF (every line is in `logs`).
     stderr_done: tokio::sync::watch::Receiver<bool>,
+    cgroup: Option<Cgroup>,
 }
 
-#[derive(Default)]
+/// The longest stderr line kept; longer ones are dropped with a note (a newline-free
+/// stream never grows the DTMA's memory).
+pub const STDERR_LINE_MAX: usize = 8 * 1024;
+
 pub struct ProcessRuntime {
     children: Mutex<HashMap<ServerId, Entry>>,
+    cgroups: Option<Cgroups>,
+}
+
+impl Default for ProcessRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ProcessRuntime {
     pub fn new() -> ProcessRuntime {
-        ProcessRuntime::default()
+        let cgroups = Cgroups::detect();
+        match &cgroups {
+            Some(c) => tracing::info!("process runtime: memory limits by {}", c.describe()),
+            None => tracing::warn!(
+                "process runtime: no memory cgroup this DTMA may use; memory limits are RLIMIT_DATA only"
+            ),
+        }
+        ProcessRuntime {
+            children: Mutex::new(HashMap::new()),
+            cgroups,
+        }
+    }
+
+    /// How memory limits are enforced here.
+    pub fn memory_limit(&self) -> String {
+        match &self.cgroups {
+            Some(c) => c.describe(),
+            None => "RLIMIT_DATA only (no memory cgroup)".into(),
+        }
     }
 
     fn logs_of(&self, id: &ServerId) -> Option<(Arc<LogRing>, tokio::sync::watch::Receiver<bool>)> {
@@ -47,7 +82,10 @@ impl ProcessRuntime {
 }
 
 /// Sets limits in the child between fork and exec. Only async-signal-safe calls.
-fn limit(memory_mb: u32) -> std::io::Result<()> {
+fn limit(memory_mb: u32, cgroup_procs: Option<&std::ffi::CString>) -> std::io::Result<()> {
+    if let Some(procs) = cgroup_procs {
+        cgroup::join(procs)?;
+    }
     unsafe {
         // Die with the DTMA instead of lingering with a dead pipe.
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
@@ -137,21 +175,44 @@ impl Runtime for ProcessRuntime {
             cmd.env("TOOLBELT_SECRETS_DIR", dir);
         }
         let mem = s.limits.memory_mb;
+        let cgroup = match &self.cgroups {
+            Some(c) => {
+                let name = format!("toolbelt-{}-g{}", s.id, s.generation);
+                let bytes = u64::from(mem) * 1024 * 1024;
+                Some(c.create(&name, bytes).map_err(|e| {
+                    RuntimeError::Refused(format!("cannot make the memory cgroup {name}: {e}"))
+                })?)
+            }
+            None => None,
+        };
+        let procs = cgroup.as_ref().map(Cgroup::procs);
         unsafe {
-            cmd.pre_exec(move || limit(mem));
+            cmd.pre_exec(move || limit(mem, procs.as_ref()));
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| RuntimeError::Refused(format!("cannot start {program}: {e}")))?;
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(cg) = &cgroup {
+                    cg.remove();
+                }
+                return Err(RuntimeError::Refused(format!(
+                    "cannot start {program}: {e}"
+                )));
+            }
+        };
         let pid = child.id().unwrap_or_default();
         let logs = Arc::new(LogRing::new(500));
         let (done_tx, stderr_done) = tokio::sync::watch::channel(false);
         if let Some(err) = child.stderr.take() {
             let logs = logs.clone();
             tokio::spawn(async move {
-                let mut lines = tokio::io::BufReader::new(err).lines();
-                while let Ok(Some(l)) = lines.next_line().await {
-                    logs.push(l);
+                let mut lines =
+                    tokio_util::codec::FramedRead::new(err, TolerantLines::new(STDERR_LINE_MAX));
+                while let Some(Ok(l)) = lines.next().await {
+                    match l {
+                        Ok(l) => logs.push(l),
+                        Err(why) => logs.push(format!("[stderr: {why}, dropped]")),
+                    }
                 }
                 let _ = done_tx.send(true);
             });
@@ -189,6 +250,7 @@ impl Runtime for ProcessRuntime {
                 child,
                 logs,
                 stderr_done,
+                cgroup,
             },
         );
         Ok((inst, Some(pipes)))
@@ -222,6 +284,16 @@ impl Runtime for ProcessRuntime {
                 let _ = e.child.wait().await;
             }
         }
+        if let Some(cg) = e.cgroup.take() {
+            // Its last processes may take a moment to leave the cgroup.
+            for _ in 0..50 {
+                cg.remove();
+                if !cg.dir().exists() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         Ok(())
     }
 
@@ -242,6 +314,14 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn stats(&self, inst: &Instance) -> Result<Stats, RuntimeError> {
+        let (usage, limit) = {
+            let map = self.children.lock().unwrap_or_else(|p| p.into_inner());
+            let cg = map.get(&inst.server_id).and_then(|e| e.cgroup.as_ref());
+            (
+                cg.and_then(Cgroup::usage_bytes),
+                cg.and_then(Cgroup::limit_bytes),
+            )
+        };
         let status = tokio::fs::read_to_string(format!("/proc/{}/status", inst.handle))
             .await
             .map_err(|_| RuntimeError::NotFound)?;
@@ -254,8 +334,8 @@ impl Runtime for ProcessRuntime {
         };
         Ok(Stats {
             cpu_percent: None,
-            memory_bytes: field("VmRSS:").map(|kb| kb * 1024),
-            memory_limit_bytes: None,
+            memory_bytes: usage.or(field("VmRSS:").map(|kb| kb * 1024)),
+            memory_limit_bytes: limit,
             pids: field("Threads:"),
         })
     }
