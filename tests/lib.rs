@@ -17,6 +17,8 @@ pub mod replicas;
 pub mod rest;
 #[path = "harness/sdk.rs"]
 pub mod sdk;
+#[path = "harness/tls.rs"]
+pub mod tls;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -85,7 +87,7 @@ impl Server {
 
     pub async fn wait_ready(&self) {
         let url = format!("{}/readyz", self.url);
-        let http = reqwest::Client::new();
+        let http = toolbelt_net::http::client();
         wait_for("toolbelt to be ready", Duration::from_secs(20), || {
             let (http, url) = (http.clone(), url.clone());
             async move {
@@ -176,7 +178,9 @@ impl DtmaProc {
         wait_for("the DTMA to serve", Duration::from_secs(30), || {
             let url = url.clone();
             async move {
-                reqwest::get(&url)
+                toolbelt_net::http::client()
+                    .get(&url)
+                    .send()
                     .await
                     .ok()
                     .filter(|r| r.status().is_success())

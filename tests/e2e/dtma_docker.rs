@@ -268,7 +268,7 @@ async fn a_canary_secret_reaches_the_container_as_a_file_and_nowhere_else() {
         "every delivery is audited: {delivered}"
     );
 
-    let http = reqwest::Client::new();
+    let http = toolbelt_net::http::client();
     let control_log = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
     let hay = [
         (

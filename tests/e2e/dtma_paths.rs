@@ -83,7 +83,7 @@ async fn a_desired_set_with_a_path_for_a_name_is_refused_on_both_sides_and_write
         "system": { "cpu_percent": 0.0, "load1": 0.0, "mem_used_bytes": 0, "mem_total_bytes": 0,
             "disk_used_bytes": 0, "disk_total_bytes": 0, "dtma_rss_bytes": 0 },
         "servers": [] });
-    let reply: Value = reqwest::Client::new()
+    let reply: Value = toolbelt_net::http::client()
         .post(format!("{}/api/v1/dtma/heartbeat", plane.url))
         .bearer_auth(cred["credential"].as_str().unwrap())
         .json(&report)
@@ -102,7 +102,7 @@ async fn a_desired_set_with_a_path_for_a_name_is_refused_on_both_sides_and_write
     assert!(!names.contains(&"leaky"), "sent to the toolbox: {reply}");
 
     // The DTMA refuses such a desired server pushed to it, with its secret value.
-    let http = reqwest::Client::new();
+    let http = toolbelt_net::http::client();
     let token = plane.sign(&tbx);
     let server = |name: &str, secret: &str, id: &str| {
         json!({ "server": { "id": id, "name": name, "generation": 1,

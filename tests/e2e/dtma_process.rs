@@ -321,7 +321,7 @@ async fn a_stalled_call_times_out_and_the_server_keeps_serving() {
 async fn the_dtma_api_refuses_bad_credentials_names_and_bodies() {
     let s = Setup::new(Duration::from_secs(60)).await;
     let srv = s.deploy("fx", "fixture").await;
-    let http = reqwest::Client::new();
+    let http = toolbelt_net::http::client();
     assert_eq!(
         http.get(s.dtma_url("/healthz"))
             .send()

@@ -318,7 +318,7 @@ async fn same_named_servers_get_deterministic_names_and_lists_paginate() {
 async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
     let w = World::new(GatewayConfig::default()).await;
     grants(&w).await;
-    let http = reqwest::Client::new();
+    let http = toolbelt_net::http::client();
     let url = w.plane.mcp_url();
     let post = |token: Option<&str>, body: String, session: Option<&str>| {
         let mut r = http
@@ -410,7 +410,7 @@ async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
     // On a connection of its own: the server answers 413 without reading the rest and
     // closes it, which a pooled connection would carry over to the next request.
     let big = json!({ "jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": { "name": "tools__echo", "arguments": { "text": "x".repeat(5 * 1024 * 1024) } } }).to_string();
-    let status = reqwest::Client::new()
+    let status = toolbelt_net::http::client()
         .post(&url)
         .bearer_auth(&w.ann_bot)
         .header("content-type", "application/json")

@@ -67,11 +67,11 @@ async fn answers(fast: bool, bodies: &[String]) -> Vec<(u16, Value)> {
         w.as_ann("POST", "/api/v1/grants", g).await;
     }
     let url = w.plane.mcp_url();
-    let http = reqwest::Client::new();
+    let http = toolbelt_net::http::client();
     let sid = session(&http, &url, &w.ann_bot).await;
     let mut out = Vec::new();
     for b in bodies {
-        let fresh = reqwest::Client::new();
+        let fresh = toolbelt_net::http::client();
         let (status, mut v, _) = post(&fresh, &url, &w.ann_bot, Some(&sid), b.clone()).await;
         // Latency is the one thing allowed to differ.
         if let Some(m) = v.pointer_mut("/result/_meta") {

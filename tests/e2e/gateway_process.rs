@@ -135,7 +135,7 @@ fn args_hash(text: &str) -> String {
 /// Calls in the stateless 2026-07-28 mode (no session to lose when the server dies);
 /// remembers every text whose result came back.
 async fn load(url: String, token: String, worker: usize, seen: Arc<Mutex<HashSet<String>>>) {
-    let http = reqwest::Client::builder()
+    let http = toolbelt_net::http::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();

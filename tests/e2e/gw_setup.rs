@@ -170,7 +170,7 @@ pub async fn call(
     path: &str,
     body: Value,
 ) -> (u16, Value) {
-    let http = reqwest::Client::new();
+    let http = toolbelt_net::http::client();
     let mut req = http
         .request(method.parse().unwrap(), format!("{}{path}", plane.url))
         .bearer_auth(token);

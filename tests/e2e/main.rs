@@ -14,6 +14,7 @@ mod oauth_flow;
 mod oauth_world;
 mod process_limits;
 mod replicas;
+mod tls_outbound;
 mod toolboxes_docker;
 mod up_docker;
 mod upgrade;

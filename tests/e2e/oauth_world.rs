@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use toolbelt_e2e::oauth::{self, Browser, CLIENT_ID, CLIENT_SECRET, Fixture};
 use toolbelt_e2e::sdk::Sdk;
+use toolbelt_e2e::tls::TestCa;
 use toolbelt_e2e::{Cli, Server};
 
 pub const ADMIN: &str = "tbu_oauth-flow-admin-token-00";
@@ -18,6 +19,8 @@ pub struct World {
     pub alice_token: String,
     pub bob_token: String,
     pub agent_token: String,
+    /// The CA of the fixtures' certificates, when they serve HTTPS.
+    pub tls: Option<TestCa>,
 }
 
 pub async fn api(
@@ -27,7 +30,7 @@ pub async fn api(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
+    let mut req = toolbelt_net::http::client()
         .request(method.parse().unwrap(), format!("{url}{path}"))
         .bearer_auth(token);
     if let Some(b) = body {
@@ -56,7 +59,11 @@ impl World {
     }
 
     pub async fn browser(&self, email: &str) -> Browser {
-        Browser::login(&self.server.url, email, PASSWORD).await
+        let b = match &self.tls {
+            Some(ca) => Browser::trusting(ca),
+            None => Browser::new(),
+        };
+        Browser::login_with(b, &self.server.url, email, PASSWORD).await
     }
 
     /// `connection start` in the CLI, then the browser walks the flow. Returns the flow.
@@ -135,22 +142,33 @@ impl World {
 /// protected MCP server, a `local` provider found by RFC 8414 discovery, members alice
 /// and bob, alice's remote server `notes` (acts with `local` tokens) and her agent `bot`.
 pub async fn world(ttl: u32) -> World {
+    world_with(ttl, None).await
+}
+
+/// [`world`], with the fixtures served over HTTPS by certificates of `tls` and Toolbelt
+/// trusting that CA through `TOOLBELT_CA_FILE`.
+pub async fn world_with(ttl: u32, tls: Option<TestCa>) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::up(
-        &dir.path().join("data"),
-        &[
-            ("TOOLBELT_BOOTSTRAP_TOKEN", ADMIN),
-            ("TOOLBELT_RUNTIME", "process"),
-            ("TOOLBELT_HEARTBEAT_MS", "300"),
-            ("TOOLBELT_SSRF_ALLOW", "127.0.0.1/32"),
-            ("TOOLBELT_OAUTH_TICK_MS", "200"),
-            ("TOOLBELT_OAUTH_RETRY_MS", "300"),
-        ],
+    let ca_file = tls.as_ref().map(|t| t.ca.display().to_string());
+    let mut env = vec![
+        ("TOOLBELT_BOOTSTRAP_TOKEN", ADMIN),
+        ("TOOLBELT_RUNTIME", "process"),
+        ("TOOLBELT_HEARTBEAT_MS", "300"),
+        ("TOOLBELT_SSRF_ALLOW", "127.0.0.1/32"),
+        ("TOOLBELT_OAUTH_TICK_MS", "200"),
+        ("TOOLBELT_OAUTH_RETRY_MS", "300"),
+    ];
+    if let Some(f) = &ca_file {
+        env.push(("TOOLBELT_CA_FILE", f));
+    }
+    let server = Server::up(&dir.path().join("data"), &env).await;
+    let auth = oauth::authorization_server_with(
+        &format!("{}/oauth/local/callback", server.url),
+        ttl,
+        tls.as_ref(),
     )
     .await;
-    let auth =
-        oauth::authorization_server(&format!("{}/oauth/local/callback", server.url), ttl).await;
-    let mcp = oauth::protected_mcp(&auth).await;
+    let mcp = oauth::protected_mcp_with(&auth, tls.as_ref()).await;
     let secret_file = dir.path().join("client-secret");
     std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
     let mut w = World {
@@ -161,6 +179,7 @@ pub async fn world(ttl: u32) -> World {
         alice_token: String::new(),
         bob_token: String::new(),
         agent_token: String::new(),
+        tls,
     };
     w.cli("admin").ok(&[
         "provider",

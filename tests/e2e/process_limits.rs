@@ -121,7 +121,7 @@ async fn a_log_flood_and_a_newline_free_stderr_leave_the_dtma_memory_bounded() {
 async fn the_memory_limit_holds_on_resident_memory_not_only_on_the_data_segment() {
     let w = World::new(json!({ "memory_mb": 64, "cpus": 1.0, "pids": 64 })).await;
     let m = w.mcp().await;
-    let st: Value = reqwest::Client::new()
+    let st: Value = toolbelt_net::http::client()
         .get(format!("http://{}/v1/servers/fx/stats", w.dtma.addr))
         .bearer_auth(w.plane.sign(&w.tbx))
         .send()

@@ -146,7 +146,7 @@ async fn an_accounts_login_throttle_is_shared_by_every_replica() {
             )
             .await;
     }
-    let http = reqwest::Client::builder()
+    let http = toolbelt_net::http::builder()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();

@@ -75,7 +75,7 @@ async fn a_silent_toolbox_goes_unresponsive_and_comes_back_with_its_servers() {
     )
     .await;
     let api = Api {
-        http: reqwest::Client::new(),
+        http: toolbelt_net::http::client(),
         url: cp.url.clone(),
     };
     let mut joins = Vec::new();
@@ -291,7 +291,7 @@ async fn the_dtma_outlives_an_engine_outage_and_recovers() {
         .await;
 
     proxy.cut();
-    let http = reqwest::Client::new();
+    let http = toolbelt_net::http::client();
     let status_url = format!("http://{}/v1/status", dtma.addr);
     let token = plane.sign(&tbx);
     let down = wait_for("the runtime reported unavailable", WAIT, || {

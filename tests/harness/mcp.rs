@@ -25,7 +25,7 @@ fn stateless_meta() -> Value {
 
 impl Mcp {
     pub fn new(url: &str, token: &str) -> Mcp {
-        let http = reqwest::Client::builder()
+        let http = toolbelt_net::http::builder()
             .tcp_nodelay(true)
             .timeout(Duration::from_secs(60))
             .build()
@@ -51,7 +51,7 @@ impl Mcp {
     /// Opens a new connection for every request (behind a round-robin proxy, consecutive
     /// requests then reach different replicas).
     pub fn fresh_connections(mut self) -> Mcp {
-        self.http = reqwest::Client::builder()
+        self.http = toolbelt_net::http::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(0)
             .timeout(Duration::from_secs(60))

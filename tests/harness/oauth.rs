@@ -3,6 +3,7 @@
 //! browser — a cookie jar of one dashboard session that follows the flow's redirects.
 
 use crate::sdk::python;
+use crate::tls::TestCa;
 use serde_json::Value;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -11,10 +12,16 @@ use tokio::process::{Child, Command};
 /// A fixture process that printed `READY <url>`; stops when dropped (stdin closes).
 pub struct Fixture {
     pub url: String,
+    /// Trusts the fixture's certificate when it serves HTTPS.
+    http: reqwest::Client,
     _child: Child,
 }
 
-async fn spawn(script: &str, args: &[String]) -> Fixture {
+async fn spawn(script: &str, args: &[String], tls: Option<&TestCa>) -> Fixture {
+    let mut args = args.to_vec();
+    if let Some(ca) = tls {
+        args.extend(ca.server_args());
+    }
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("python/oauth")
         .join(script);
@@ -40,7 +47,15 @@ async fn spawn(script: &str, args: &[String]) -> Fixture {
         .to_string();
     // Keep draining stdout so the fixture never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Fixture { url, _child: child }
+    let http = match tls {
+        Some(ca) => ca.outbound().builder().build().unwrap(),
+        None => toolbelt_net::http::client(),
+    };
+    Fixture {
+        url,
+        http,
+        _child: child,
+    }
 }
 
 pub const CLIENT_ID: &str = "toolbelt-test";
@@ -49,6 +64,15 @@ pub const CLIENT_SECRET: &str = "toolbelt-test-secret";
 /// The authorization server, with Toolbelt's callback registered and access tokens
 /// living `access_ttl` seconds.
 pub async fn authorization_server(redirect_uri: &str, access_ttl: u32) -> Fixture {
+    authorization_server_with(redirect_uri, access_ttl, None).await
+}
+
+/// [`authorization_server`], over HTTPS with a certificate of `tls` when given.
+pub async fn authorization_server_with(
+    redirect_uri: &str,
+    access_ttl: u32,
+    tls: Option<&TestCa>,
+) -> Fixture {
     spawn(
         "server.py",
         &[
@@ -61,29 +85,38 @@ pub async fn authorization_server(redirect_uri: &str, access_ttl: u32) -> Fixtur
             "--access-ttl".into(),
             access_ttl.to_string(),
         ],
+        tls,
     )
     .await
 }
 
 /// The protected MCP server: every request's bearer token is introspected at `auth`.
 pub async fn protected_mcp(auth: &Fixture) -> Fixture {
-    spawn(
-        "mcp_resource.py",
-        &[
-            "--introspect".into(),
-            format!("{}/introspect", auth.url),
-            "--client-id".into(),
-            CLIENT_ID.into(),
-            "--client-secret".into(),
-            CLIENT_SECRET.into(),
-        ],
-    )
-    .await
+    protected_mcp_with(auth, None).await
+}
+
+/// [`protected_mcp`] over HTTPS (a certificate of `tls`, which it also trusts for
+/// introspection at an HTTPS `auth`).
+pub async fn protected_mcp_with(auth: &Fixture, tls: Option<&TestCa>) -> Fixture {
+    let mut args = vec![
+        "--introspect".into(),
+        format!("{}/introspect", auth.url),
+        "--client-id".into(),
+        CLIENT_ID.into(),
+        "--client-secret".into(),
+        CLIENT_SECRET.into(),
+    ];
+    if let Some(ca) = tls {
+        args.extend(["--ca-file".into(), ca.ca.display().to_string()]);
+    }
+    spawn("mcp_resource.py", &args, tls).await
 }
 
 impl Fixture {
     pub async fn get(&self, path: &str) -> Value {
-        reqwest::get(format!("{}{path}", self.origin()))
+        self.http
+            .get(format!("{}{path}", self.origin()))
+            .send()
             .await
             .unwrap()
             .json()
@@ -92,7 +125,7 @@ impl Fixture {
     }
 
     pub async fn post(&self, path: &str) -> Value {
-        reqwest::Client::new()
+        self.http
             .post(format!("{}{path}", self.origin()))
             .send()
             .await
@@ -134,7 +167,20 @@ pub struct Landing {
 impl Browser {
     pub fn new() -> Browser {
         Browser {
-            http: reqwest::Client::builder()
+            http: toolbelt_net::http::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    /// A browser that also trusts `ca` (a provider served over HTTPS by the test).
+    pub fn trusting(ca: &TestCa) -> Browser {
+        Browser {
+            http: ca
+                .outbound()
+                .builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
@@ -144,7 +190,16 @@ impl Browser {
 
     /// Logs in to the dashboard (a session cookie).
     pub async fn login(toolbelt: &str, email: &str, password: &str) -> Browser {
-        let mut b = Browser::new();
+        Browser::login_with(Browser::new(), toolbelt, email, password).await
+    }
+
+    /// [`Browser::login`] in a given browser.
+    pub async fn login_with(
+        mut b: Browser,
+        toolbelt: &str,
+        email: &str,
+        password: &str,
+    ) -> Browser {
         let r = b
             .http
             .post(format!("{toolbelt}/api/v1/login"))

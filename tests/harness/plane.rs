@@ -37,7 +37,7 @@ impl Plane {
         o.bootstrap_token = Some(ADMIN.into());
         o.gateway = gateway;
         let app = toolbelt_app::start(o).await.unwrap();
-        let http = reqwest::Client::builder()
+        let http = toolbelt_net::http::builder()
             .tcp_nodelay(true)
             .build()
             .unwrap();

@@ -11,7 +11,7 @@ pub struct Rest {
 
 impl Rest {
     pub fn new(url: &str, token: &str) -> Rest {
-        let http = reqwest::Client::builder()
+        let http = toolbelt_net::http::builder()
             .tcp_nodelay(true)
             .build()
             .unwrap();
@@ -25,7 +25,7 @@ impl Rest {
     /// The same caller on a new connection for every request (behind a round-robin proxy,
     /// consecutive requests then reach different replicas).
     pub fn fresh_connections(mut self) -> Rest {
-        self.http = reqwest::Client::builder()
+        self.http = toolbelt_net::http::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(0)
             .build()

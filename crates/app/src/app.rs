@@ -10,6 +10,7 @@ use axum::Router;
 use std::sync::Arc;
 use toolbelt_control::AppState;
 use toolbelt_control::bootstrap::{BootstrapOptions, BootstrapReport, bootstrap};
+use toolbelt_control::state::ControlConfig;
 use toolbelt_model::signed::ControlKey;
 use toolbelt_store::{Store, StoreOptions};
 
@@ -92,13 +93,24 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
     let seed = key.seed();
     let credentials = credentials::open(&store, &options, public_url).await?;
     let oauth = credentials.oauth.clone();
-    let state = AppState::new(store.clone(), options.control.clone(), key, credentials);
+    let state = AppState::new(
+        store.clone(),
+        ControlConfig {
+            outbound: options.outbound.clone(),
+            ..options.control.clone()
+        },
+        key,
+        credentials,
+    );
     // The gateway calls DTMAs as the control plane: with tokens signed by its key.
     let signer: toolbelt_gateway::upstream::Signer = Arc::new(move |toolbox: &str| {
         ControlKey::from_seed(seed).sign(toolbox, chrono::Utc::now().timestamp(), 3600)
     });
-    let gateway =
-        toolbelt_gateway::start_with(store, signer, options.gateway.clone(), Some(oauth)).await;
+    let gateway_config = toolbelt_gateway::GatewayConfig {
+        outbound: options.outbound.clone(),
+        ..options.gateway.clone()
+    };
+    let gateway = toolbelt_gateway::start_with(store, signer, gateway_config, Some(oauth)).await;
     let parts = Parts {
         state,
         mcp: gateway.router,

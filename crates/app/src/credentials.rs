@@ -38,6 +38,7 @@ pub async fn open(
         .map_err(AppError::Vault)?;
     let config = OAuthConfig {
         public_url,
+        outbound: options.outbound.clone(),
         ..options.oauth.clone()
     };
     let oauth = OAuth::new(store.clone(), vault.clone(), config);

@@ -64,6 +64,13 @@ impl Options {
                 TrustedProxies::parse(&x).map_err(|e| invalid("TOOLBELT_TRUSTED_PROXIES", e))?;
         }
         login(&v, &mut o.control.login)?;
+        if let Some(f) = v.get("TOOLBELT_CA_FILE")? {
+            o.outbound = toolbelt_net::http::Outbound::with_ca_file(f.trim().as_ref())
+                .map_err(|e| invalid("TOOLBELT_CA_FILE", e))?;
+        }
+        o.outbound.allow_plain_http = v
+            .get("TOOLBELT_ALLOW_PLAIN_HTTP")?
+            .is_some_and(|f| truthy(&f));
         o.gateway = gateway(&v)?;
         o.oauth = oauth(&v)?;
         if let Some(d) = v.get("TOOLBELT_METRICS_RETENTION_DAYS")? {

@@ -17,6 +17,7 @@ pub async fn start(
     let dir = options.local_dtma_dir();
     let mut d = toolbelt_dtma::DtmaOptions::new(base_url, dir.clone());
     d.runtime = options.runtime;
+    d.outbound = options.outbound.clone();
     if !dir.join("credential.json").exists() {
         d.join_token = Some(join_token(store).await?);
     }

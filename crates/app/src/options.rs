@@ -38,6 +38,10 @@ pub struct Options {
     pub control: ControlConfig,
     pub gateway: GatewayConfig,
     pub oauth: OAuthConfig,
+    /// Every outbound client's TLS roots (`TOOLBELT_CA_FILE`) and plain-HTTP rule
+    /// (`TOOLBELT_ALLOW_PLAIN_HTTP`); copied into the control, gateway, OAuth and local
+    /// DTMA configurations when the app is assembled.
+    pub outbound: toolbelt_net::http::Outbound,
     /// How long per-minute metrics are kept, how often they are written.
     pub metrics: MetricsOptions,
 }
@@ -74,6 +78,7 @@ impl Options {
             control: ControlConfig::default(),
             gateway: GatewayConfig::default(),
             oauth: OAuthConfig::default(),
+            outbound: Default::default(),
             metrics: MetricsOptions::default(),
         }
     }

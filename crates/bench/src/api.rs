@@ -14,7 +14,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(url: &str) -> Api {
-        let http = reqwest::Client::builder()
+        let http = toolbelt_net::http::builder()
             .tcp_nodelay(true)
             .build()
             .expect("a plain HTTP client builds");

@@ -36,7 +36,7 @@ async fn start_once(data_dir: &std::path::Path) -> Result<(Duration, std::proces
         .stderr(Stdio::null())
         .spawn()?;
     let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = toolbelt_net::http::client();
     loop {
         if let Ok(r) = http.get(format!("{url}/readyz")).send().await
             && r.status().is_success()
@@ -111,7 +111,7 @@ pub async fn run(rounds: usize, requests: usize) -> Result<()> {
         )
         .await;
         fill(&db.url, 10_000).await?;
-        let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
+        let http = toolbelt_net::http::builder().tcp_nodelay(true).build()?;
         let get = |p: String| {
             let http = http.clone();
             let url = format!("{}{p}", server.url);

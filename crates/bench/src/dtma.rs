@@ -154,7 +154,7 @@ pub async fn run(calls: usize) -> Result<()> {
     .await;
     let p = Plane {
         server,
-        http: reqwest::Client::builder().tcp_nodelay(true).build()?,
+        http: toolbelt_net::http::builder().tcp_nodelay(true).build()?,
     };
     let key = p.server.control_key();
     let (tbx, dock) = p.toolbox("dock", "docker", dir.path()).await?;

@@ -131,7 +131,7 @@ pub async fn run(n: usize) -> Result<()> {
     );
 
     // N connections through the whole code flow.
-    let http = reqwest::Client::builder()
+    let http = toolbelt_net::http::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let t = Instant::now();

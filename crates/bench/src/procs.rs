@@ -176,7 +176,7 @@ pub async fn upstream(port: u16, dir: &Path) -> Result<Proc> {
 
 /// Polls `url` every 5 ms until it answers 2xx.
 pub async fn healthy(url: &str, limit: Duration) -> Result<()> {
-    let (http, start) = (reqwest::Client::new(), Instant::now());
+    let (http, start) = (toolbelt_net::http::client(), Instant::now());
     loop {
         if let Ok(r) = http.get(url).send().await
             && r.status().is_success()

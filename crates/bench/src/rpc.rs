@@ -13,7 +13,7 @@ const SESSION: &str = "mcp-session-id";
 
 /// A plain HTTP/1.1 client for one target: no Nagle, enough idle connections for c=32.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    toolbelt_net::http::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(256)
         .timeout(Duration::from_secs(60))

@@ -31,6 +31,8 @@ pub struct ControlConfig {
     pub trusted_proxies: TrustedProxies,
     /// Login throttling, password hashing, and how often anonymous failures are audited.
     pub login: LoginLimits,
+    /// TLS roots and the plain-HTTP rule of the client that calls DTMAs.
+    pub outbound: toolbelt_net::http::Outbound,
 }
 
 impl Default for ControlConfig {
@@ -43,6 +45,7 @@ impl Default for ControlConfig {
             heartbeat_interval: Duration::from_secs(5),
             trusted_proxies: TrustedProxies::default(),
             login: LoginLimits::default(),
+            outbound: Default::default(),
         }
     }
 }
@@ -92,6 +95,7 @@ impl AppState {
         ));
         let metrics = Metrics::new();
         let passwords = Passwords::new(config.login.hashing, metrics.password_hashes.clone());
+        let toolboxes = ToolboxClient::new(&config.outbound);
         AppState(Arc::new(Inner {
             store,
             config,
@@ -99,7 +103,7 @@ impl AppState {
             passwords,
             failures: FailureLedger::new(),
             key,
-            toolboxes: ToolboxClient::new(),
+            toolboxes,
             secrets,
             credentials: Some(credentials),
         }))

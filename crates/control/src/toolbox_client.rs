@@ -20,19 +20,13 @@ pub struct ToolboxClient {
 }
 
 impl ToolboxClient {
-    pub fn new() -> ToolboxClient {
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
+    pub fn new(outbound: &toolbelt_net::http::Outbound) -> ToolboxClient {
+        let http = outbound
+            .builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .expect("a plain HTTP client builds");
+            .expect("an HTTP client builds");
         ToolboxClient { http }
-    }
-}
-
-impl Default for ToolboxClient {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -11,6 +11,7 @@ use toolbelt_model::dtma::{
     HeartbeatReply, HeartbeatReport, JoinRequest, JoinResponse, SecretsRequest, SecretsResponse,
 };
 use toolbelt_model::toolbox::ToolboxKind;
+use toolbelt_net::http::Outbound;
 
 /// What a joined DTMA keeps on disk (mode 0600).
 #[derive(Clone, Serialize, Deserialize)]
@@ -61,12 +62,12 @@ pub enum ChannelError {
     Refused { status: u16, detail: String },
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
+fn client(outbound: &Outbound) -> reqwest::Client {
+    outbound
+        .builder()
         .timeout(Duration::from_secs(30))
         .build()
-        .expect("a plain HTTP client builds")
+        .expect("an HTTP client builds")
 }
 
 async fn send<T: serde::de::DeserializeOwned>(
@@ -75,7 +76,7 @@ async fn send<T: serde::de::DeserializeOwned>(
     let res = req
         .send()
         .await
-        .map_err(|e| ChannelError::Unreachable(e.to_string()))?;
+        .map_err(|e| ChannelError::Unreachable(toolbelt_net::http::describe(&e)))?;
     let status = res.status();
     if !status.is_success() {
         let body: serde_json::Value = res.json().await.unwrap_or_default();
@@ -96,6 +97,7 @@ pub async fn join(
     join_token: &str,
     advertise_url: &str,
     runtime: ToolboxKind,
+    outbound: &Outbound,
 ) -> Result<Credential, ChannelError> {
     let url = format!("{}/api/v1/dtma/join", server_url.trim_end_matches('/'));
     let body = JoinRequest {
@@ -104,7 +106,7 @@ pub async fn join(
         runtime,
         version: env!("CARGO_PKG_VERSION").into(),
     };
-    let r: JoinResponse = send(client().post(url).json(&body)).await?;
+    let r: JoinResponse = send(client(outbound).post(url).json(&body)).await?;
     Ok(Credential {
         server_url: server_url.trim_end_matches('/').to_string(),
         toolbox_id: r.toolbox_id.to_string(),
@@ -123,9 +125,9 @@ pub struct ControlClient {
 }
 
 impl ControlClient {
-    pub fn new(c: &Credential) -> ControlClient {
+    pub fn new(c: &Credential, outbound: &Outbound) -> ControlClient {
         ControlClient {
-            http: client(),
+            http: client(outbound),
             base: c.server_url.clone(),
             credential: c.credential.clone(),
         }

@@ -42,6 +42,8 @@ pub struct DtmaOptions {
     /// The longest a bridged MCP call may wait for its reply.
     pub call_timeout: Duration,
     pub reconcile_interval: Duration,
+    /// TLS roots of the client that calls the control plane (`TOOLBELT_CA_FILE`).
+    pub outbound: toolbelt_net::http::Outbound,
 }
 
 impl DtmaOptions {
@@ -55,6 +57,7 @@ impl DtmaOptions {
             runtime: None,
             call_timeout: Duration::from_secs(300),
             reconcile_interval: Duration::from_secs(1),
+            outbound: Default::default(),
         }
     }
 }
@@ -133,7 +136,8 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
         }
         None => {
             let token = opts.join_token.as_deref().ok_or(DtmaError::NotJoined)?;
-            let c = control::join(&opts.server_url, token, &advertise, kind).await?;
+            let c =
+                control::join(&opts.server_url, token, &advertise, kind, &opts.outbound).await?;
             c.save(&cred_path)?;
             tracing::info!(toolbox = %c.toolbox_name, id = %c.toolbox_id, "joined");
             c
@@ -146,7 +150,7 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
         }
         _ => Arc::new(runtime::process::ProcessRuntime::new()),
     };
-    let channel = ControlClient::new(&cred);
+    let channel = ControlClient::new(&cred, &opts.outbound);
     let bridges = Arc::new(bridge::Bridges::new(opts.call_timeout));
     // Process servers run as users of their own, who must pass through to their files.
     let traversable = kind == ToolboxKind::Process && unsafe { libc::geteuid() } == 0;

@@ -49,6 +49,8 @@ pub struct GatewayConfig {
     pub tool_rate: Option<ratelimit::Rate>,
     /// Addresses remote servers may have although the SSRF guard refuses them by default.
     pub ssrf_allow: ssrf::AllowList,
+    /// TLS roots and the plain-HTTP rule of upstream clients (remote servers, DTMAs).
+    pub outbound: toolbelt_net::http::Outbound,
     /// Host names the endpoint answers to (DNS-rebinding protection); empty: any.
     pub allowed_hosts: Vec<String>,
     pub max_body_bytes: usize,
@@ -72,6 +74,7 @@ impl Default for GatewayConfig {
             agent_rate: None,
             tool_rate: None,
             ssrf_allow: ssrf::AllowList::default(),
+            outbound: Default::default(),
             allowed_hosts: Vec::new(),
             max_body_bytes: 4 * 1024 * 1024,
             discovery_deadline: Duration::from_secs(5),
@@ -122,7 +125,12 @@ pub async fn start_with(
     let guard = Arc::new(ssrf::Guard {
         allow: config.ssrf_allow.clone(),
     });
-    let upstreams = Arc::new(upstream::Upstreams::new(sign, guard, routes));
+    let upstreams = Arc::new(upstream::Upstreams::new(
+        sign,
+        guard,
+        routes,
+        &config.outbound,
+    ));
     let registry = registry::Registry::new(
         store.clone(),
         upstreams,

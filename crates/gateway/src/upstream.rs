@@ -246,19 +246,36 @@ pub async fn ask_agent(
     }
 }
 
-/// An error with its causes ("a: b: c"): the reason (an SSRF refusal, a DNS failure)
-/// is usually a few sources down.
-pub fn chain(e: &dyn std::error::Error) -> String {
+/// An error with its causes ("a: b: c"): the reason (an SSRF refusal, a DNS failure, a
+/// certificate the roots do not vouch for) is usually a few sources down.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
-    let mut cur = e.source();
+    let mut cur = cause(e);
     while let Some(s) = cur {
         let m = s.to_string();
         if !out.contains(&m) {
             out = format!("{out}: {m}");
         }
-        cur = s.source();
+        cur = cause(s);
     }
     out
+}
+
+/// An error's source, also where rmcp displays one without naming it as the source (its
+/// handshake's transport error, its HTTP client's `Client(E)`): without these the chain
+/// ends at "error sending request" and the reason is lost.
+fn cause<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    use rmcp::service::ClientInitializeError;
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    if let Some(ClientInitializeError::TransportError { error, .. }) = e.downcast_ref() {
+        return Some(error);
+    }
+    if let Some(StreamableHttpError::<reqwest::Error>::Client(inner)) = e.downcast_ref() {
+        return Some(inner);
+    }
+    e.source()
 }
 
 pub struct Conn {
@@ -334,6 +351,8 @@ pub enum ConnectError {
     },
     #[error(transparent)]
     Refused(#[from] crate::ssrf::Refused),
+    #[error(transparent)]
+    PlainHttp(#[from] toolbelt_net::http::PlainHttp),
     #[error("the {0} is not a valid header value")]
     BadHeader(&'static str),
     /// The cause chain of the handshake's failure ("a: b: c"), where the reason is.
@@ -361,23 +380,33 @@ pub struct Upstreams {
     sign: Signer,
     /// Checks remote URLs whose host is an IP literal (the guarded resolver never sees those).
     guard: Arc<crate::ssrf::Guard>,
+    outbound: toolbelt_net::http::Outbound,
     pub routes: Arc<Routes>,
 }
 
 impl Upstreams {
-    pub fn new(sign: Signer, guard: Arc<crate::ssrf::Guard>, routes: Arc<Routes>) -> Upstreams {
-        let remote_http = crate::ssrf::client(guard.clone());
-        let dtma_http = reqwest::Client::builder()
-            .tcp_nodelay(true)
+    pub fn new(
+        sign: Signer,
+        guard: Arc<crate::ssrf::Guard>,
+        routes: Arc<Routes>,
+        outbound: &toolbelt_net::http::Outbound,
+    ) -> Upstreams {
+        let remote_http = outbound
+            .guarded(guard.clone())
+            .build()
+            .expect("an HTTP client builds");
+        let dtma_http = outbound
+            .builder()
             .pool_idle_timeout(Duration::from_secs(300))
             .build()
-            .expect("a plain HTTP client builds");
+            .expect("an HTTP client builds");
         Upstreams {
             conns: Default::default(),
             dtma_http,
             remote_http,
             sign,
             guard,
+            outbound: outbound.clone(),
             routes,
         }
     }
@@ -446,6 +475,8 @@ impl Upstreams {
                     url: url.clone(),
                     source,
                 })?;
+                self.outbound
+                    .check_scheme(&parsed, &format!("remote server {server}"))?;
                 self.guard.check_url(&parsed)?;
                 let mut h = HashMap::new();
                 // The user's token, never the agent's: the agent's bearer stops here.

@@ -3,5 +3,8 @@
 //!
 //! - [`ssrf`]: the SSRF guard — which addresses a fetch may reach, checked where the
 //!   address is known (the DNS resolver, IP-literal URLs, every redirect hop).
+//! - [`http`]: every outbound HTTP client — rustls with the platform's roots plus
+//!   `TOOLBELT_CA_FILE`, no plain `http://` off loopback unless allowed.
 
+pub mod http;
 pub mod ssrf;

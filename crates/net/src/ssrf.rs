@@ -146,7 +146,7 @@ impl Guard {
 }
 
 /// Resolves with the system resolver, then drops every refused address.
-struct GuardedResolver(Arc<Guard>);
+pub(crate) struct GuardedResolver(pub(crate) Arc<Guard>);
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
@@ -175,29 +175,6 @@ impl Resolve for GuardedResolver {
             Ok(Box::new(ok.into_iter()) as Addrs)
         })
     }
-}
-
-/// An HTTP client for remote servers: guarded resolver, guarded redirects.
-pub fn client(guard: Arc<Guard>) -> reqwest::Client {
-    let g = guard.clone();
-    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() >= 5 {
-            return attempt.error("too many redirects");
-        }
-        match g.check_url(attempt.url()) {
-            Ok(()) => attempt.follow(),
-            Err(e) => {
-                tracing::warn!(url = %attempt.url(), reason = %e, "redirect refused by the SSRF guard");
-                attempt.error(e)
-            }
-        }
-    });
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .dns_resolver(Arc::new(GuardedResolver(guard)))
-        .redirect(redirects)
-        .build()
-        .expect("a plain HTTP client builds")
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ async fn send(http: reqwest::Client, req: HttpRequest) -> Result<HttpResponse, H
         .body(body)
         .send()
         .await
-        .map_err(|e| HttpError(format!("{url}: {}", chain(&e))))?;
+        .map_err(|e| HttpError(format!("{url}: {}", toolbelt_net::http::describe(&e))))?;
     let status = resp.status();
     if status.is_server_error() {
         return Err(HttpError(format!("{url}: HTTP {}", status.as_u16())));
@@ -44,16 +44,6 @@ async fn send(http: reqwest::Client, req: HttpRequest) -> Result<HttpResponse, H
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     Ok(out)
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s = format!("{s}: {c}");
-        cur = c.source();
-    }
-    s
 }
 
 fn sorted<T>(e: RequestTokenError<HttpError, T>) -> OAuthError
@@ -214,11 +204,9 @@ impl ProviderClient {
                 };
                 req = req.basic_auth(enc(&self.client_id), Some(enc(secret)));
             }
-            let resp = req
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| OAuthError::Unreachable(format!("{url}: {}", chain(&e))))?;
+            let resp = req.body(body).send().await.map_err(|e| {
+                OAuthError::Unreachable(format!("{url}: {}", toolbelt_net::http::describe(&e)))
+            })?;
             let status = resp.status();
             if status.is_server_error() {
                 return Err(OAuthError::Unreachable(format!(

@@ -51,7 +51,7 @@ pub async fn discover(http: &reqwest::Client, issuer: &str) -> Result<Metadata> 
         let resp = match http.get(&url).send().await {
             Ok(r) => r,
             Err(e) => {
-                last = format!("{url}: {e}");
+                last = format!("{url}: {}", toolbelt_net::http::describe(&e));
                 continue;
             }
         };

@@ -73,6 +73,11 @@ fn random_token() -> String {
 impl OAuth {
     /// An `oauth2` client for a provider, with its client secret opened from the vault.
     pub(crate) async fn client_for(&self, p: &Provider, purpose: &str) -> Result<ProviderClient> {
+        // Also for providers configured before the rule (or while plain HTTP was allowed).
+        self.check_scheme("token_endpoint", &p.token_endpoint)?;
+        if let Some(r) = &p.revocation_endpoint {
+            self.check_scheme("revocation_endpoint", r)?;
+        }
         let secret = match &p.client_secret_id {
             Some(id) => {
                 let v = self

@@ -93,6 +93,19 @@ impl OAuthError {
     }
 }
 
+impl OAuth {
+    /// Refuses a provider URL that would carry codes, tokens or secrets in clear (plain
+    /// `http://` off loopback) unless an admin allowed it.
+    pub(crate) fn check_scheme(&self, field: &str, url: &str) -> Result<()> {
+        let u = url::Url::parse(url)
+            .map_err(|e| OAuthError::invalid(field, format!("is not a URL: {e}")))?;
+        self.config
+            .outbound
+            .check_scheme(&u, &format!("the provider's {field}"))
+            .map_err(|e| OAuthError::invalid(field, e.to_string()))
+    }
+}
+
 pub type Result<T, E = OAuthError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone)]
@@ -118,6 +131,8 @@ pub struct OAuthConfig {
     pub concurrency: usize,
     /// Timeout of each request to a provider.
     pub http_timeout: Duration,
+    /// TLS roots (`TOOLBELT_CA_FILE`) and whether plain `http://` providers are allowed.
+    pub outbound: toolbelt_net::http::Outbound,
 }
 
 impl Default for OAuthConfig {
@@ -133,6 +148,7 @@ impl Default for OAuthConfig {
             max_failures: 5,
             concurrency: 16,
             http_timeout: Duration::from_secs(15),
+            outbound: Default::default(),
         }
     }
 }
@@ -164,7 +180,9 @@ impl OAuth {
     pub fn new(store: Store, vault: Vault, config: OAuthConfig) -> OAuth {
         // Provider endpoints never redirect a token request: refusing redirects keeps a
         // code or refresh token from being replayed to another host.
-        let http = reqwest::Client::builder()
+        let http = config
+            .outbound
+            .builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.http_timeout)
             .build()

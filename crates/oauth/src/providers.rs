@@ -144,11 +144,19 @@ impl OAuth {
                 )));
             }
         }
+        if let Some(issuer) = &req.issuer {
+            http_url("issuer", issuer)?;
+            // Refused before discovery connects anywhere.
+            self.check_scheme("issuer", issuer)?;
+        }
         let e = self.endpoints(&req).await?;
         http_url("authorization_endpoint", &e.authorization)?;
         http_url("token_endpoint", &e.token)?;
+        self.check_scheme("authorization_endpoint", &e.authorization)?;
+        self.check_scheme("token_endpoint", &e.token)?;
         if let Some(r) = &e.revocation {
             http_url("revocation_endpoint", r)?;
+            self.check_scheme("revocation_endpoint", r)?;
         }
         let scopes = req.default_scopes.clone().unwrap_or(e.scopes);
         // The secret first (its own audited write); removed again if the row fails.

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import socket
+import ssl
 import sys
 import threading
 import warnings
@@ -59,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--exit-on-stdin-eof", action="store_true",
                    help="exit when stdin closes, so a crashed test leaves no orphan")
     p.add_argument("--quiet", action="store_true", help="no request log on stderr")
+    p.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS (with --tls-key)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    p.add_argument("--ca-file", help="PEM CA the introspection endpoint's certificate is from")
     return p.parse_args(argv)
 
 
@@ -71,10 +75,12 @@ class IntrospectionVerifier:
     refused too, and logged.
     """
 
-    def __init__(self, url: str, client_id: str, client_secret: str, method: str):
+    def __init__(self, url: str, client_id: str, client_secret: str, method: str,
+                 ca_file: str | None = None):
         self.url, self.client_id, self.client_secret, self.method = (
             url, client_id, client_secret, method)
-        self.http = httpx2.AsyncClient(timeout=10)
+        verify = ssl.create_default_context(cafile=ca_file) if ca_file else True
+        self.http = httpx2.AsyncClient(timeout=10, verify=verify)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         form = {"token": token, "token_type_hint": "access_token"}
@@ -124,7 +130,8 @@ def token_info(ctx: Context) -> tuple[str | None, str | None, str | None, str | 
 
 def build_server(a, resource_url: str) -> MCPServer:
     issuer = a.issuer or "{0.scheme}://{0.netloc}".format(urlsplit(a.introspect))
-    verifier = IntrospectionVerifier(a.introspect, a.client_id, a.client_secret, a.client_auth)
+    verifier = IntrospectionVerifier(a.introspect, a.client_id, a.client_secret, a.client_auth,
+                                     a.ca_file)
     mcp = MCPServer(
         name="toolbelt-oauth-mcp-resource",
         version="1",
@@ -195,7 +202,7 @@ def main() -> None:
     sock.listen(128)
     port = sock.getsockname()[1]
     host = f"[{a.host}]" if ":" in a.host else a.host
-    url = f"http://{host}:{port}/mcp"
+    url = f"{'https' if a.tls_cert else 'http'}://{host}:{port}/mcp"
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SDK deprecation notices are not the test's business
@@ -203,7 +210,8 @@ def main() -> None:
     app = mcp.streamable_http_app(json_response=not a.sse, stateless_http=a.stateless,
                                   host=a.host)
     config = uvicorn.Config(app, log_config=None, access_log=not a.quiet,
-                            log_level="warning" if a.quiet else "info", lifespan="on")
+                            log_level="warning" if a.quiet else "info", lifespan="on",
+                            ssl_certfile=a.tls_cert, ssl_keyfile=a.tls_key)
     server = uvicorn.Server(config)
 
     if a.exit_on_stdin_eof:

@@ -54,6 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--exit-on-stdin-eof", action="store_true",
                    help="exit when stdin closes, so a crashed test leaves no orphan")
     p.add_argument("--quiet", action="store_true", help="no request log on stderr")
+    p.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS (with --tls-key)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     return p.parse_args(argv)
 
 
@@ -306,8 +308,10 @@ def main() -> None:
     a = parse_args()
     store = build_store(a)
     app = create_app(store)
-    httpd = make_server(a.host, a.port, app, threaded=True)  # bound and listening on return
-    store.url = f"http://{a.host}:{httpd.server_port}"
+    tls = (a.tls_cert, a.tls_key) if a.tls_cert else None
+    # bound and listening on return
+    httpd = make_server(a.host, a.port, app, threaded=True, ssl_context=tls)
+    store.url = f"{'https' if tls else 'http'}://{a.host}:{httpd.server_port}"
     for oidc, cls in ((False, AuthorizationServerMetadata), (True, OpenIDProviderMetadata)):
         cls(metadata(store, oidc)).validate()  # our discovery documents must be valid
     if a.quiet:

@@ -49,7 +49,7 @@ impl Served {
         o.control = control;
         Served {
             app: toolbelt_app::start(o).await.unwrap(),
-            http: reqwest::Client::new(),
+            http: toolbelt_net::http::client(),
             _data: data,
             _db: db,
         }
@@ -103,7 +103,7 @@ async fn a_flood_from_one_address_is_refused_with_retry_after_and_stops_hashing(
     assert_eq!(statuses, expected);
     assert_eq!(s.hashes() - before, 10, "refused attempts hash nothing");
     // The address is blocked for every kind of login, a right password or a login token.
-    let admin = reqwest::Client::new()
+    let admin = toolbelt_net::http::client()
         .post(format!("{}/api/v1/users", s.app.url()))
         .bearer_auth(ADMIN)
         .json(&json!({ "email": "pat@example.com", "role": "member", "password": "correct horse battery" }))

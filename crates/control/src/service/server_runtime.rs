@@ -50,7 +50,11 @@ async fn dtma_get(st: &AppState, server: &Server, path: &str) -> Result<reqwest:
         .send()
         .await
         .map_err(|e| {
-            ServiceError::unavailable(format!("toolbox {} did not answer: {e}", tb.name))
+            ServiceError::unavailable(format!(
+                "toolbox {} did not answer: {}",
+                tb.name,
+                toolbelt_net::http::describe(&e)
+            ))
         })?;
     if !res.status().is_success() {
         let body: serde_json::Value = res.json().await.unwrap_or_default();

@@ -63,7 +63,9 @@ pub async fn auth_server(access_ttl: u32) -> AuthServer {
 
 impl AuthServer {
     pub async fn events(&self, kind: &str) -> Vec<serde_json::Value> {
-        reqwest::get(format!("{}/_test/events?type={kind}", self.url))
+        toolbelt_net::http::client()
+            .get(format!("{}/_test/events?type={kind}", self.url))
+            .send()
             .await
             .unwrap()
             .json()
@@ -148,7 +150,7 @@ pub async fn connect(oauth: &OAuth, s: &Setup) -> Connection {
         .begin("local", &flow.flow_id, &s.user, "session-1")
         .await
         .unwrap();
-    let http = reqwest::Client::builder()
+    let http = toolbelt_net::http::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -77,10 +77,21 @@ fn problem_of(status: u16, bytes: &[u8]) -> ApiError {
     }
 }
 
+/// The CLI's TLS roots: the platform's, plus `TOOLBELT_CA_FILE` (a control plane or DTMA
+/// behind a private CA).
+pub fn outbound() -> Result<toolbelt_net::http::Outbound> {
+    match std::env::var_os("TOOLBELT_CA_FILE").filter(|f| !f.is_empty()) {
+        Some(f) => {
+            toolbelt_net::http::Outbound::with_ca_file(f.as_ref()).context("TOOLBELT_CA_FILE")
+        }
+        None => Ok(Default::default()),
+    }
+}
+
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Result<Client> {
-        let http = reqwest::Client::builder()
-            .tcp_nodelay(true)
+        let http = outbound()?
+            .builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .context("cannot build the HTTP client")?;

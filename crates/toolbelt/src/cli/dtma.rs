@@ -33,6 +33,7 @@ pub async fn run(a: DtmaArgs) -> Result<()> {
     opts.listen = a.listen;
     opts.advertise_url = a.advertise_url;
     opts.runtime = a.runtime.as_deref().and_then(ToolboxKind::parse);
+    opts.outbound = super::client::outbound()?;
     let dtma = toolbelt_dtma::start(opts)
         .await
         .context("the DTMA did not start")?;

@@ -124,7 +124,7 @@ pub async fn run(url: Option<String>) -> Result<()> {
         .context("set TOOLBELT_AGENT_TOKEN to the agent's token")?;
     let (base, _) = super::config::resolve(url, None)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let http = super::client::outbound()?.builder().build()?;
     let bridge = Arc::new(Bridge {
         http,
         url: format!("{}/mcp", base.trim_end_matches('/')),
@@ -194,7 +194,7 @@ mod tests {
     fn bridge_to(url: String) -> (Bridge, mpsc::UnboundedReceiver<String>) {
         let (out, rx) = mpsc::unbounded_channel();
         let b = Bridge {
-            http: reqwest::Client::new(),
+            http: toolbelt_net::http::client(),
             url,
             token: "tba_x".into(),
             session: Mutex::new(None),
