@@ -1,7 +1,9 @@
 //! The end-to-end harness. Running `toolbelt` as its users do: a server process
 //! ([`Server`]), DTMA processes ([`DtmaProc`]) and CLI invocations ([`Cli`]); an in-process
 //! control plane ([`plane`]); agents as the official Python SDK ([`sdk`]) or a raw
-//! JSON-RPC client that shows the wire ([`mcp`]); the OAuth fixtures ([`oauth`]).
+//! JSON-RPC client that shows the wire ([`mcp`]); the OAuth fixtures ([`oauth`]). Scenarios
+//! speak through domain handles ([`world`]: callers, toolboxes, servers, agents) and wait
+//! with [`eventually::eventually`]; `tests/harness/README.md` says which piece is for what.
 
 #[path = "harness/eventually.rs"]
 pub mod eventually;
@@ -19,12 +21,15 @@ pub mod rest;
 pub mod sdk;
 #[path = "harness/tls.rs"]
 pub mod tls;
+#[path = "harness/world.rs"]
+pub mod world;
 
+use eventually::eventually;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
-use toolbelt_testkit::proc::{free_port, toolbelt_bin, wait_for};
+use toolbelt_testkit::proc::{free_port, toolbelt_bin};
 
 /// A `toolbelt up` (or `serve`) process on a free loopback port.
 pub struct Server {
@@ -88,7 +93,7 @@ impl Server {
     pub async fn wait_ready(&self) {
         let url = format!("{}/readyz", self.url);
         let http = toolbelt_net::http::client();
-        wait_for("toolbelt to be ready", Duration::from_secs(20), || {
+        eventually("toolbelt to be ready", Duration::from_secs(20), || {
             let (http, url) = (http.clone(), url.clone());
             async move {
                 http.get(&url)
@@ -175,7 +180,7 @@ impl DtmaProc {
             log,
         };
         let url = format!("http://{}/healthz", d.addr);
-        wait_for("the DTMA to serve", Duration::from_secs(30), || {
+        eventually("the DTMA to serve", Duration::from_secs(30), || {
             let url = url.clone();
             async move {
                 toolbelt_net::http::client()

@@ -6,12 +6,12 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use toolbelt_dtma::DtmaOptions;
+use toolbelt_e2e::eventually::eventually;
 use toolbelt_e2e::mcp::Mcp;
 use toolbelt_e2e::plane::Plane;
 use toolbelt_e2e::{DtmaProc, containers_of, docker_cleanup, docker_inspect};
 use toolbelt_model::toolbox::ToolboxKind;
 use toolbelt_testkit::fixture::fixture_image;
-use toolbelt_testkit::proc::wait_for;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -329,7 +329,7 @@ async fn a_canary_secret_reaches_the_container_as_a_file_and_nowhere_else() {
     plane
         .ok("DELETE", "/api/v1/servers/keyed?toolbox=sec", json!(null))
         .await;
-    wait_for("the secret files removed", WAIT, || {
+    eventually("the secret files removed", WAIT, || {
         let source = source.clone();
         async move { (!std::path::Path::new(&source).exists()).then_some(()) }
     })

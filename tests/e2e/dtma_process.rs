@@ -495,7 +495,7 @@ async fn removing_a_server_kills_its_whole_process_group() {
     s.plane
         .ok("DELETE", "/api/v1/servers/fx?toolbox=procs", json!(null))
         .await;
-    toolbelt_testkit::proc::wait_for("the server row purged", WAIT, || async {
+    toolbelt_e2e::eventually::eventually("the server row purged", WAIT, || async {
         (s.plane
             .api("GET", "/api/v1/servers/fx?toolbox=procs", None)
             .await
@@ -504,7 +504,7 @@ async fn removing_a_server_kills_its_whole_process_group() {
             .then_some(())
     })
     .await;
-    toolbelt_testkit::proc::wait_for("the process group gone", WAIT, || async {
+    toolbelt_e2e::eventually::eventually("the process group gone", WAIT, || async {
         (group() == 0).then_some(())
     })
     .await;

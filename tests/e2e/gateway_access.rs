@@ -2,9 +2,9 @@
 //! agent sees exactly its tools across toolboxes; what it may not use is invisible and
 //! uncallable; revoking a grant or a token stops the very next call of an open session.
 
-use crate::gw_setup::{World, eventually};
+use crate::gw_setup::{WAIT, World};
 use serde_json::{Value, json};
-use toolbelt_e2e::sdk::Sdk;
+use toolbelt_e2e::eventually::eventually;
 use toolbelt_gateway::GatewayConfig;
 
 async fn grants(w: &World) {
@@ -32,8 +32,8 @@ async fn grants(w: &World) {
 async fn sees_exactly(mode: &str) {
     let w = World::new(GatewayConfig::default()).await;
     grants(&w).await;
-    let mut ann = Sdk::connect(&w.plane.mcp_url(), &w.ann_bot, mode).await;
-    let mut bob = Sdk::connect(&w.plane.mcp_url(), &w.bob_bot, mode).await;
+    let mut ann = w.ann_bot.mcp(mode).await;
+    let mut bob = w.bob_bot.mcp(mode).await;
     let expected_proto = if mode == "legacy" {
         "2025-11-25"
     } else {
@@ -154,7 +154,7 @@ async fn two_members_agents_see_exactly_their_tools_across_two_toolboxes_2026() 
 async fn revocation(mode: &str) {
     let w = World::new(GatewayConfig::default()).await;
     grants(&w).await;
-    let mut ann = Sdk::connect(&w.plane.mcp_url(), &w.ann_bot, mode).await;
+    let mut ann = w.ann_bot.mcp(mode).await;
     assert_eq!(
         ann.call("tools__echo", json!({ "text": "1" })).await["text"],
         "1"
@@ -244,34 +244,15 @@ async fn same_named_servers_get_deterministic_names_and_lists_paginate() {
     })
     .await;
     // A second `mine`, on alpha: Ann's agent now sees two servers named `mine`.
-    w.as_admin(
-        "POST",
-        "/api/v1/servers",
-        json!({ "name": "mine", "catalog": "fixture", "toolbox": "alpha" }),
-    )
-    .await;
-    w.plane
-        .wait_server(
-            "mine",
-            "alpha",
-            "alpha/mine running",
-            crate::gw_setup::WAIT,
-            |v| v["status"] == "running",
-        )
+    w.admin
+        .deploy("mine", "fixture")
+        .on("alpha")
+        .await
+        .running()
         .await;
-    w.as_ann(
-        "POST",
-        "/api/v1/grants",
-        json!({ "agent": "ann-bot", "toolbox": "own" }),
-    )
-    .await;
-    w.as_ann(
-        "POST",
-        "/api/v1/grants",
-        json!({ "agent": "ann-bot", "server": "mine", "toolbox": "alpha" }),
-    )
-    .await;
-    let mut ann = Sdk::connect(&w.plane.mcp_url(), &w.ann_bot, "legacy").await;
+    w.ann.grant("ann-bot").toolbox("own").await;
+    w.ann.grant("ann-bot").server("mine", "alpha").await;
+    let mut ann = w.ann_bot.mcp("legacy").await;
     let listed = ann.send(json!({ "op": "list_tools" })).await;
     let names: Vec<String> = listed["tools"]
         .as_array()
@@ -359,7 +340,7 @@ async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
     assert_eq!(body["error"]["code"], -32010, "unauthorized: {body}");
 
     let init = json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": { "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": { "name": "raw", "version": "1" } } });
-    let res = post(Some(&w.ann_bot), init.to_string(), None)
+    let res = post(Some(&w.ann_bot.token), init.to_string(), None)
         .send()
         .await
         .unwrap();
@@ -374,7 +355,7 @@ async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
         .unwrap()
         .to_string();
     post(
-        Some(&w.ann_bot),
+        Some(&w.ann_bot.token),
         json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }).to_string(),
         Some(&sid),
     )
@@ -382,7 +363,7 @@ async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
     .await
     .unwrap();
     let rpc = |body: String| {
-        let req = post(Some(&w.ann_bot), body, Some(&sid));
+        let req = post(Some(&w.ann_bot.token), body, Some(&sid));
         async move {
             let res = req.send().await.unwrap();
             let status = res.status().as_u16();
@@ -412,7 +393,7 @@ async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
     let big = json!({ "jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": { "name": "tools__echo", "arguments": { "text": "x".repeat(5 * 1024 * 1024) } } }).to_string();
     let status = toolbelt_net::http::client()
         .post(&url)
-        .bearer_auth(&w.ann_bot)
+        .bearer_auth(&w.ann_bot.token)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-session-id", &sid)
@@ -425,7 +406,7 @@ async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
     assert_eq!(status, 413, "bodies over the limit");
     // Another agent presenting Ann's session id finds no such session.
     let stolen = post(
-        Some(&w.bob_bot),
+        Some(&w.bob_bot.token),
         json!({ "jsonrpc": "2.0", "id": 8, "method": "tools/list" }).to_string(),
         Some(&sid),
     )
@@ -437,7 +418,7 @@ async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
     assert_eq!(body["error"]["code"], -32011, "session not found: {body}");
     // So does anyone presenting a session id nobody was given (rmcp's own 404).
     let made_up = post(
-        Some(&w.ann_bot),
+        Some(&w.ann_bot.token),
         json!({ "jsonrpc": "2.0", "id": 8, "method": "tools/list" }).to_string(),
         Some("0123456789abcdef"),
     )
@@ -449,7 +430,7 @@ async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
     assert_eq!(body["error"]["code"], -32011, "session not found: {body}");
     // Stateless 2026-07-28 requests get no session id.
     let meta = json!({ "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}, "io.modelcontextprotocol/clientInfo": { "name": "raw", "version": "1" } });
-    let res = http.post(&url).bearer_auth(&w.bob_bot).header("content-type", "application/json").header("accept", "application/json, text/event-stream")
+    let res = http.post(&url).bearer_auth(&w.bob_bot.token).header("content-type", "application/json").header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28").header("mcp-method", "tools/list")
         .body(json!({ "jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": { "_meta": meta } }).to_string()).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -459,15 +440,19 @@ async fn bad_input_gets_precise_errors_and_sessions_belong_to_their_agent() {
     );
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["result"]["tools"][0]["name"], "tools__echo", "{v}");
-    eventually("the denied and failed calls in the audit log", || async {
-        let a = w
-            .as_admin(
-                "GET",
-                "/api/v1/audit?action=tool.call&outcome=failure",
-                Value::Null,
-            )
-            .await;
-        a["items"].as_array().is_some_and(|i| !i.is_empty())
-    })
+    eventually(
+        "the denied and failed calls in the audit log",
+        WAIT,
+        || async {
+            let a = w
+                .as_admin(
+                    "GET",
+                    "/api/v1/audit?action=tool.call&outcome=failure",
+                    Value::Null,
+                )
+                .await;
+            a["items"].as_array().is_some_and(|i| !i.is_empty())
+        },
+    )
     .await;
 }

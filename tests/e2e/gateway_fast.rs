@@ -68,11 +68,11 @@ async fn answers(fast: bool, bodies: &[String]) -> Vec<(u16, Value)> {
     }
     let url = w.plane.mcp_url();
     let http = toolbelt_net::http::client();
-    let sid = session(&http, &url, &w.ann_bot).await;
+    let sid = session(&http, &url, &w.ann_bot.token).await;
     let mut out = Vec::new();
     for b in bodies {
         let fresh = toolbelt_net::http::client();
-        let (status, mut v, _) = post(&fresh, &url, &w.ann_bot, Some(&sid), b.clone()).await;
+        let (status, mut v, _) = post(&fresh, &url, &w.ann_bot.token, Some(&sid), b.clone()).await;
         // Latency is the one thing allowed to differ.
         if let Some(m) = v.pointer_mut("/result/_meta") {
             m.take();

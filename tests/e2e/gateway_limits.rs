@@ -1,9 +1,10 @@
 //! The gateway under pressure and at its edges: `ask` rules, rate limits, a dead or slow
 //! server, a silent toolbox, remote servers behind the SSRF guard.
 
-use crate::gw_setup::{WAIT, World, eventually};
+use crate::gw_setup::{WAIT, World};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use toolbelt_e2e::eventually::eventually;
 use toolbelt_e2e::mcp::Mcp;
 use toolbelt_e2e::plane::Plane;
 use toolbelt_e2e::sdk::Sdk;
@@ -29,36 +30,33 @@ async fn ask_holds_the_call_until_the_owner_approves_denies_or_time_runs_out() {
     w.as_ann("POST", "/api/v1/grants", json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha", "tool": "add", "rule": "ask" })).await;
     let url = w.plane.mcp_url();
     for (decision, want) in [("approve", None), ("deny", Some(-32003))] {
-        let mut sdk = Sdk::connect(&url, &w.ann_bot, "legacy").await;
+        let mut sdk = Sdk::connect(&url, &w.ann_bot.token, "legacy").await;
         let call = tokio::spawn(async move {
             let r = sdk.call("tools__add", json!({ "a": 40, "b": 2 })).await;
             sdk.quit().await;
             r
         });
-        let mut id = String::new();
-        let start = Instant::now();
-        while id.is_empty() {
-            assert!(start.elapsed() < WAIT, "no approval request appeared");
-            let list = w.as_ann("GET", "/api/v1/approvals", Value::Null).await;
-            if let Some(a) = list.as_array().unwrap().first() {
-                assert_eq!(
-                    (a["tool"].as_str(), a["arguments"]["a"].as_i64()),
-                    (Some("add"), Some(40)),
-                    "the owner sees what is asked: {a}"
-                );
-                id = a["id"].as_str().unwrap().to_string();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        // Bob is not the owner: he cannot even see it.
-        let (status, _) = crate::gw_setup::call(
-            &w.plane,
-            &w.bob,
-            "POST",
-            &format!("/api/v1/approvals/{id}/approve"),
-            json!({}),
-        )
+        let asked = eventually("an approval request", WAIT, async || {
+            let list = w.ann.rest.get("/api/v1/approvals").await;
+            list.as_array().unwrap().first().cloned().ok_or(list)
+        })
         .await;
+        assert_eq!(
+            (asked["tool"].as_str(), asked["arguments"]["a"].as_i64()),
+            (Some("add"), Some(40)),
+            "the owner sees what is asked: {asked}"
+        );
+        let id = asked["id"].as_str().unwrap();
+        // Bob is not the owner: he cannot even see it.
+        let (status, _) = w
+            .bob
+            .rest
+            .send(
+                "POST",
+                &format!("/api/v1/approvals/{id}/approve"),
+                Some(json!({})),
+            )
+            .await;
         assert_eq!(status, 404);
         w.as_ann(
             "POST",
@@ -72,7 +70,7 @@ async fn ask_holds_the_call_until_the_owner_approves_denies_or_time_runs_out() {
             Some(code) => assert_eq!(r["code"], code, "{r}"),
         }
     }
-    let mut sdk = Sdk::connect(&url, &w.ann_bot, "legacy").await;
+    let mut sdk = Sdk::connect(&url, &w.ann_bot.token, "legacy").await;
     let t = Instant::now();
     let r = sdk.call("tools__add", json!({ "a": 1, "b": 1 })).await;
     assert_eq!(r["code"], -32004, "nobody decided: {r}");
@@ -104,7 +102,7 @@ async fn rate_limits_refuse_with_a_time_to_retry() {
         json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
     )
     .await;
-    let mut sdk = Sdk::connect(&w.plane.mcp_url(), &w.ann_bot, "2026-07-28").await;
+    let mut sdk = w.ann_bot.mcp("2026-07-28").await;
     for i in 0..3 {
         assert_eq!(
             sdk.call("tools__echo", json!({ "text": i.to_string() }))
@@ -180,7 +178,7 @@ async fn a_slow_server_never_blocks_the_others_and_a_silent_toolbox_fails_fast()
         json!({ "agent": "ann-bot", "toolbox": "far" }),
     )
     .await;
-    let mut sdk = Sdk::connect(&w.plane.mcp_url(), &w.ann_bot, "legacy").await;
+    let mut sdk = w.ann_bot.mcp("legacy").await;
     let t = Instant::now();
     let names = sdk.tool_names().await;
     assert!(
@@ -194,7 +192,7 @@ async fn a_slow_server_never_blocks_the_others_and_a_silent_toolbox_fails_fast()
         "{names:?}"
     );
     // A slow answer is a timeout, whatever was asked: a tool call or a prompt.
-    let mut raw = Mcp::new(&w.plane.mcp_url(), &w.ann_bot);
+    let mut raw = Mcp::new(&w.plane.mcp_url(), &w.ann_bot.token);
     raw.initialize().await;
     let t = Instant::now();
     let slow_call = raw.tool("tools__sleep", json!({ "ms": 20000 })).await;
@@ -215,7 +213,7 @@ async fn a_slow_server_never_blocks_the_others_and_a_silent_toolbox_fails_fast()
         );
     }
     assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
-    eventually("the failure visible on the server", || async {
+    eventually("the failure visible on the server", WAIT, || async {
         let s = w
             .as_admin("GET", "/api/v1/servers/hole?toolbox=far", Value::Null)
             .await;
@@ -228,7 +226,7 @@ async fn a_slow_server_never_blocks_the_others_and_a_silent_toolbox_fails_fast()
     let alpha = w._dtmas.remove(0);
     alpha.shutdown().await;
     w.plane.wait_toolbox("alpha", "unresponsive", WAIT).await;
-    eventually("the gateway to know", || async {
+    eventually("the gateway to know", WAIT, || async {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         true
     })
@@ -289,7 +287,7 @@ async fn remote_servers_are_reached_directly_behind_the_ssrf_guard() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}/mcp");
-    eventually("the remote fixture listening", || async {
+    eventually("the remote fixture listening", WAIT, || async {
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
@@ -299,7 +297,7 @@ async fn remote_servers_are_reached_directly_behind_the_ssrf_guard() {
     // Without an allow-list, loopback is refused.
     let strict = Plane::start_gateway(Duration::from_millis(300), GatewayConfig::default()).await;
     remote_setup(&strict, &url, "remote-fx", "remote").await;
-    eventually("the refusal recorded", || async {
+    eventually("the refusal recorded", WAIT, || async {
         let (_, s) = strict
             .api("GET", "/api/v1/servers/remote?toolbox=far", None)
             .await;

@@ -241,20 +241,7 @@ pub async fn world_with(ttl: u32, tls: Option<TestCa>) -> World {
     w
 }
 
-pub async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    limit: Duration,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+pub use toolbelt_e2e::eventually::eventually;
 
 /// An audit event's detail (stored as its canonical JSON text, which the hash covers).
 pub fn detail(e: &Value) -> Value {

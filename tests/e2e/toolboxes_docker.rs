@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{UnixListener, UnixStream};
+use toolbelt_e2e::eventually::eventually;
 use toolbelt_e2e::mcp::Mcp;
 use toolbelt_e2e::plane::Plane;
 use toolbelt_e2e::{DtmaProc, Server, docker_cleanup};
 use toolbelt_testkit::fixture::{fixture_bin, fixture_image};
-use toolbelt_testkit::proc::wait_for;
 
 const ADMIN: &str = "tbu_toolboxes-admin-0000000";
 const WAIT: Duration = Duration::from_secs(60);
@@ -294,7 +294,7 @@ async fn the_dtma_outlives_an_engine_outage_and_recovers() {
     let http = toolbelt_net::http::client();
     let status_url = format!("http://{}/v1/status", dtma.addr);
     let token = plane.sign(&tbx);
-    let down = wait_for("the runtime reported unavailable", WAIT, || {
+    let down = eventually("the runtime reported unavailable", WAIT, || {
         let (http, url, token) = (http.clone(), status_url.clone(), token.clone());
         async move {
             let v: Value = http
@@ -320,14 +320,14 @@ async fn the_dtma_outlives_an_engine_outage_and_recovers() {
         200,
         "the DTMA stays up"
     );
-    wait_for("the control plane sees the outage", WAIT, || async {
+    eventually("the control plane sees the outage", WAIT, || async {
         let (_, v) = plane.api("GET", "/api/v1/toolboxes/flaky", None).await;
         (v["report"]["runtime"]["available"] == false).then_some(())
     })
     .await;
 
     let _proxy = EngineProxy::start(sock.clone());
-    wait_for("the control plane sees the engine back", WAIT, || async {
+    eventually("the control plane sees the engine back", WAIT, || async {
         let (_, v) = plane.api("GET", "/api/v1/toolboxes/flaky", None).await;
         (v["report"]["runtime"]["available"] == true).then_some(())
     })

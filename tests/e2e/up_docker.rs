@@ -4,10 +4,10 @@
 
 use serde_json::{Value, json};
 use std::time::Duration;
+use toolbelt_e2e::eventually::eventually;
 use toolbelt_e2e::mcp::Mcp;
 use toolbelt_e2e::{Cli, Server, containers_of, docker_cleanup, docker_inspect};
 use toolbelt_testkit::fixture::fixture_image;
-use toolbelt_testkit::proc::wait_for;
 
 const ADMIN: &str = "tbu_up-docker-admin-0000000";
 
@@ -110,7 +110,7 @@ async fn toolbelt_up_runs_the_fixture_image_on_its_local_docker_toolbox() {
         |v| v["status"] == "stopped",
     );
     let sid = srv["id"].as_str().unwrap().to_string();
-    wait_for("its container removed", Duration::from_secs(30), || {
+    eventually("its container removed", Duration::from_secs(30), || {
         let sid = sid.clone();
         async move { containers_of(&sid).is_empty().then_some(()) }
     })
@@ -126,7 +126,7 @@ async fn toolbelt_up_runs_the_fixture_image_on_its_local_docker_toolbox() {
     // By name it is gone at once (the name is free again); its row goes when the
     // toolbox confirms the container is removed.
     assert_eq!(cli.run(&["server", "get", "fx"]).code, 1);
-    wait_for(
+    eventually(
         "fx's row purged and its container removed",
         Duration::from_secs(30),
         || {

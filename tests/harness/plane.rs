@@ -2,13 +2,15 @@
 //! `toolbelt serve` runs (`toolbelt-app`: vault, OAuth refresher, token rollout, liveness,
 //! gateway), with a known signing key so tests can call DTMAs as the control plane does.
 
-use serde_json::{Value, json};
+use crate::eventually::{eventually, when};
+use crate::rest::Rest;
+use crate::world::{Caller, Toolbox};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 use toolbelt_gateway::GatewayConfig;
 use toolbelt_model::signed::ControlKey;
 use toolbelt_store::Store;
-use toolbelt_testkit::proc::wait_for;
 
 pub const ADMIN: &str = "tbu_e2e-plane-admin-token-000";
 
@@ -17,7 +19,7 @@ pub struct Plane {
     pub store: Store,
     pub heartbeat: Duration,
     seed: [u8; 32],
-    http: reqwest::Client,
+    admin: Caller,
     app: toolbelt_app::Running,
     /// The data dir (database, control key, vault key file); declared last so the app is
     /// dropped before its files.
@@ -37,16 +39,12 @@ impl Plane {
         o.bootstrap_token = Some(ADMIN.into());
         o.gateway = gateway;
         let app = toolbelt_app::start(o).await.unwrap();
-        let http = toolbelt_net::http::builder()
-            .tcp_nodelay(true)
-            .build()
-            .unwrap();
         Plane {
             url: app.url().to_string(),
             store: app.store().clone(),
             heartbeat,
             seed: app.state().key.seed(),
-            http,
+            admin: Caller::new(app.url(), ADMIN),
             app,
             dir,
         }
@@ -67,21 +65,19 @@ impl Plane {
         self.app.app().options().control_key_path()
     }
 
+    /// The bootstrap admin, as a domain handle.
+    pub fn admin(&self) -> &Caller {
+        &self.admin
+    }
+
+    /// A caller with `token` at this plane.
+    pub fn as_token(&self, token: &str) -> Rest {
+        self.admin.rest.as_token(token)
+    }
+
+    /// One request as the admin: its status and body.
     pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.url))
-            .bearer_auth(ADMIN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        self.admin.rest.send(method, path, body).await
     }
 
     /// The gateway's MCP endpoint.
@@ -90,35 +86,18 @@ impl Plane {
     }
 
     pub async fn ok(&self, method: &str, path: &str, body: Value) -> Value {
-        let (s, v) = self.api(method, path, Some(body)).await;
-        assert!((200..300).contains(&s), "{method} {path}: {s} {v}");
-        v
+        self.admin.rest.ok(method, path, body).await
     }
 
-    /// A toolbox and a one-time join token for its DTMA.
+    /// A shared toolbox and a one-time join token for its DTMA: (id, token).
     pub async fn toolbox(&self, name: &str) -> (String, String) {
-        let t = self
-            .ok(
-                "POST",
-                "/api/v1/toolboxes",
-                json!({ "name": name, "shared": true }),
-            )
-            .await;
-        let j = self
-            .ok(
-                "POST",
-                &format!("/api/v1/toolboxes/{name}/join-token"),
-                json!({}),
-            )
-            .await;
-        (
-            t["id"].as_str().unwrap().into(),
-            j["token"].as_str().unwrap().into(),
-        )
+        let t: Toolbox = self.admin.toolbox(name).shared().await;
+        let join = t.join_token().await;
+        (t.id, join)
     }
 
     pub async fn catalog(&self, spec: Value) {
-        self.ok("POST", "/api/v1/catalog", spec).await;
+        self.admin.catalog(spec).await;
     }
 
     /// Waits until the server (on `toolbox`) satisfies `pred`; returns its JSON. On
@@ -132,27 +111,18 @@ impl Plane {
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
         let path = format!("/api/v1/servers/{name}?toolbox={toolbox}");
-        let start = std::time::Instant::now();
-        let mut last = Value::Null;
-        while start.elapsed() < limit {
+        eventually(what, limit, async || {
             let (s, v) = self.api("GET", &path, None).await;
-            if s == 200 && pred(&v) {
-                return v;
-            }
-            last = v;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("timed out after {limit:?} waiting for {what}; last seen: {last:#}");
+            when(v.clone(), s == 200 && pred(&v))
+        })
+        .await
     }
 
     pub async fn wait_toolbox(&self, name: &str, status: &str, limit: Duration) -> Value {
         let path = format!("/api/v1/toolboxes/{name}");
-        wait_for(&format!("toolbox {name} {status}"), limit, || {
-            let path = path.clone();
-            async move {
-                let (s, v) = self.api("GET", &path, None).await;
-                (s == 200 && v["status"] == status).then_some(v)
-            }
+        eventually(&format!("toolbox {name} {status}"), limit, async || {
+            let (s, v) = self.api("GET", &path, None).await;
+            when(v.clone(), s == 200 && v["status"] == status)
         })
         .await
     }

@@ -172,19 +172,23 @@ impl KeyProvider for KeyRing {
     }
 }
 
+/// Why a written KEK is not one.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HexKeyError {
+    #[error("a key-encryption key is {} hex digits (32 bytes); found {found} characters", 2 * KEY_LEN)]
+    Length { found: usize },
+    #[error("a key-encryption key must be hex")]
+    NotHex,
+}
+
 /// Parses a KEK written as 64 hex digits (surrounding whitespace ignored).
-pub(crate) fn parse_hex_key(s: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, String> {
+pub(crate) fn parse_hex_key(s: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, HexKeyError> {
     let s = s.trim();
     let mut k = Zeroizing::new([0u8; KEY_LEN]);
     if s.len() != 2 * KEY_LEN {
-        return Err(format!(
-            "a key-encryption key is {} hex digits (32 bytes); found {} characters",
-            2 * KEY_LEN,
-            s.len()
-        ));
+        return Err(HexKeyError::Length { found: s.len() });
     }
-    hex::decode_to_slice(s, k.as_mut())
-        .map_err(|_| "a key-encryption key must be hex".to_string())?;
+    hex::decode_to_slice(s, k.as_mut()).map_err(|_| HexKeyError::NotHex)?;
     Ok(k)
 }
 
@@ -231,7 +235,17 @@ mod tests {
     #[test]
     fn hex_keys_are_checked() {
         assert!(parse_hex_key(&"ab".repeat(32)).is_ok());
-        assert!(parse_hex_key("abcd").unwrap_err().contains("64 hex digits"));
-        assert!(parse_hex_key(&"zz".repeat(32)).unwrap_err().contains("hex"));
+        assert!(
+            parse_hex_key("abcd")
+                .unwrap_err()
+                .to_string()
+                .contains("64 hex digits")
+        );
+        assert!(
+            parse_hex_key(&"zz".repeat(32))
+                .unwrap_err()
+                .to_string()
+                .contains("hex")
+        );
     }
 }

@@ -7,7 +7,16 @@ use bytes::BytesMut;
 use tokio_util::codec::{Decoder, LinesCodec, LinesCodecError};
 
 /// A line, or why a line could not be read.
-pub type Line = Result<String, String>;
+pub type Line = Result<String, Junk>;
+
+/// A line that was skipped rather than read.
+#[derive(Debug, thiserror::Error)]
+pub enum Junk {
+    #[error("a line over the length limit")]
+    TooLong,
+    #[error("{0}")]
+    Unreadable(std::io::Error),
+}
 
 pub struct TolerantLines(LinesCodec);
 
@@ -22,11 +31,9 @@ impl TolerantLines {
 fn tolerate(r: Result<Option<String>, LinesCodecError>) -> std::io::Result<Option<Line>> {
     match r {
         Ok(l) => Ok(l.map(Ok)),
-        Err(LinesCodecError::MaxLineLengthExceeded) => {
-            Ok(Some(Err("a line over the length limit".into())))
-        }
+        Err(LinesCodecError::MaxLineLengthExceeded) => Ok(Some(Err(Junk::TooLong))),
         Err(LinesCodecError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-            Ok(Some(Err(e.to_string())))
+            Ok(Some(Err(Junk::Unreadable(e))))
         }
         Err(LinesCodecError::Io(e)) => Err(e),
     }
