@@ -5,6 +5,7 @@ mod dtma_docker;
 mod dtma_paths;
 mod dtma_process;
 mod gateway_access;
+mod gateway_audit;
 mod gateway_fast;
 mod gateway_limits;
 mod gateway_pins;

@@ -8,6 +8,7 @@ usage: sdk_driver.py URL TOKEN MODE        (MODE: legacy | 2026-07-28)
 commands: {"op": "list_tools"} {"op": "call", "name": N, "args": {...}, "progress": bool}
           {"op": "list_prompts"} {"op": "get_prompt", "name": N, "args": {...}}
           {"op": "list_resources"} {"op": "read_resource", "uri": U}
+          {"op": "complete", "ref": {"type": "ref/prompt", "name": N}, "argument": {"name": A, "value": V}}
           {"op": "notifications"}  (tool list changes seen so far)  {"op": "quit"}
 """
 import asyncio
@@ -66,6 +67,12 @@ async def run(client: Client, cmd: dict) -> dict:
     if op == "read_resource":
         r = await client.read_resource(cmd["uri"])
         return {"ok": True, "contents": [dump(c) for c in r.contents]}
+    if op == "complete":
+        from mcp_types import PromptReference, ResourceTemplateReference
+        ref = cmd["ref"]
+        kind = PromptReference if ref.get("type") == "ref/prompt" else ResourceTemplateReference
+        r = await client.complete(kind.model_validate(ref), cmd["argument"])
+        return {"ok": True, "completion": dump(r.completion)}
     if op == "notifications":
         return {"ok": True, **seen}
     raise ValueError(f"unknown op {op}")

@@ -45,9 +45,13 @@ pub enum CallError {
     UnknownTool(String),
     #[error("Invalid arguments: {field}: {reason}")]
     InvalidArguments { field: String, reason: String },
-    /// A bad cursor, an unknown prompt, an unsupported completion reference.
+    /// A bad cursor, an unsupported completion reference.
     #[error("{0}")]
     InvalidParams(String),
+    /// A prompt that does not exist or that the agent may not see (`invalid_params`,
+    /// as before: only the audit outcome tells it from a bad parameter).
+    #[error("Unknown prompt: {0}")]
+    UnknownPrompt(String),
     #[error("Unknown resource: {0}")]
     UnknownResource(String),
     #[error(transparent)]
@@ -127,7 +131,9 @@ impl CallError {
             Unauthorized(_) => ErrorKind::Unauthorized,
             SessionNotFound => ErrorKind::SessionNotFound,
             UnknownTool(_) => ErrorKind::UnknownTool,
-            InvalidArguments { .. } | InvalidParams(_) => ErrorKind::InvalidParams,
+            InvalidArguments { .. } | InvalidParams(_) | UnknownPrompt(_) => {
+                ErrorKind::InvalidParams
+            }
             UnknownResource(_) => ErrorKind::ResourceNotFound,
             Unreachable(_) | Connect { .. } => ErrorKind::UpstreamUnreachable,
             Timeout { .. } => ErrorKind::UpstreamTimeout,
@@ -184,7 +190,7 @@ impl From<CallError> for McpError {
     }
 }
 
-/// What a `tools/call` audit event records about how the call ended.
+/// What an agent request's audit event records about how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ending {
     pub outcome: Outcome,
@@ -202,12 +208,24 @@ pub fn ending(res: &Result<CallToolResponse, CallError>) -> Ending {
             error: Some("the tool reported an error".into()),
             kind: None,
         },
+        other => request_ending(other),
+    }
+}
+
+/// The audit outcome of any agent request (a prompt, a resource read, a completion):
+/// something the agent may not see is `denied`, any other error a `failure`.
+pub fn request_ending<T>(res: &Result<T, CallError>) -> Ending {
+    match res {
         Ok(_) => Ending {
             outcome: Outcome::Success,
             error: None,
             kind: None,
         },
-        Err(e @ CallError::UnknownTool(_)) => Ending {
+        Err(
+            e @ (CallError::UnknownTool(_)
+            | CallError::UnknownPrompt(_)
+            | CallError::UnknownResource(_)),
+        ) => Ending {
             outcome: Outcome::Denied,
             error: Some(e.to_string()),
             kind: e.kind().map(ErrorKind::name),

@@ -4,24 +4,29 @@
 
 use crate::error::CallError;
 use crate::policy::AgentIdentity;
+use crate::request_audit::RequestAudit;
 use crate::sessions::Target;
 use crate::{Hub, call};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
     GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, Reference, ResultType, ServerCapabilities,
-    ServerConfig, SubscriptionFilter,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, ServerCapabilities, ServerConfig,
+    SubscriptionFilter,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{ErrorData as McpError, ServerHandler};
+use serde_json::json;
 use std::sync::Arc;
 use toolbelt_model::Page;
+use toolbelt_model::audit::{AuditAction, TargetKind};
 
 #[derive(Clone)]
 pub struct Gateway {
     pub hub: Arc<Hub>,
 }
+
+mod forward;
 
 fn agent_of<R: rmcp::service::ServiceRole>(
     ext: &rmcp::model::Extensions,
@@ -53,9 +58,8 @@ fn page<T: Clone>(items: &[T], cursor: Option<&str>, size: usize) -> Result<Page
     })
 }
 
-/// The calling agent and what it may see right now.
+/// What the calling agent may see right now.
 struct Seen {
-    agent: AgentIdentity,
     view: Arc<crate::view::View>,
 }
 
@@ -85,7 +89,7 @@ impl Gateway {
     async fn view(&self, ctx: &RequestContext<RoleServer>) -> Result<Seen, CallError> {
         let a = agent(ctx)?;
         let view = current_view(&self.hub, &a).await?;
-        Ok(Seen { agent: a, view })
+        Ok(Seen { view })
     }
 }
 
@@ -138,7 +142,7 @@ impl ServerHandler for Gateway {
         req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let Seen { view, .. } = self.view(&ctx).await?;
+        let Seen { view } = self.view(&ctx).await?;
         let cursor = req.as_ref().and_then(|r| r.cursor.as_deref());
         Ok(view
             .list_page(cursor, self.hub.config.page_size)
@@ -159,7 +163,7 @@ impl ServerHandler for Gateway {
         req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let Seen { view, .. } = self.view(&ctx).await?;
+        let Seen { view } = self.view(&ctx).await?;
         let prompts: Vec<_> = view.prompts.iter().map(|p| p.shown.clone()).collect();
         let Page { items, next_cursor } = page(
             &prompts,
@@ -171,38 +175,12 @@ impl ServerHandler for Gateway {
         Ok(r)
     }
 
-    async fn get_prompt(
-        &self,
-        req: GetPromptRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<GetPromptResponse, McpError> {
-        let Seen { agent, view } = self.view(&ctx).await?;
-        let p = view
-            .prompts
-            .iter()
-            .find(|p| p.name == req.name)
-            .ok_or_else(|| CallError::InvalidParams(format!("Unknown prompt: {}", req.name)))?;
-        let peer = self.peer_of(&agent, &p.server).await?;
-        let mut params = req.clone();
-        params.name = p.upstream.clone();
-        match self
-            .bounded(&p.server.name, peer.get_prompt_once(params))
-            .await?
-        {
-            GetPromptResponse::Complete(mut r) => {
-                r.result_type.get_or_insert(ResultType::COMPLETE);
-                Ok(GetPromptResponse::Complete(r))
-            }
-            other => Ok(other),
-        }
-    }
-
     async fn list_resources(
         &self,
         req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let Seen { view, .. } = self.view(&ctx).await?;
+        let Seen { view } = self.view(&ctx).await?;
         let res: Vec<_> = view.resources.iter().map(|(r, _)| r.clone()).collect();
         let Page { items, next_cursor } = page(
             &res,
@@ -219,10 +197,28 @@ impl ServerHandler for Gateway {
         _req: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let Seen { view, .. } = self.view(&ctx).await?;
+        let Seen { view } = self.view(&ctx).await?;
         Ok(ListResourceTemplatesResult::with_all_items(
             view.templates.iter().map(|(t, _)| t.clone()).collect(),
         ))
+    }
+
+    async fn get_prompt(
+        &self,
+        req: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let a = agent(&ctx)?;
+        let asked = json!({ "prompt": req.name });
+        let mut audit = RequestAudit::new(
+            &self.hub,
+            &a,
+            AuditAction::PromptGet,
+            TargetKind::Prompt,
+            asked,
+        );
+        let res = self.get_prompt_for(&a, req, &mut audit).await;
+        audit.finish(res).await
     }
 
     async fn read_resource(
@@ -230,20 +226,17 @@ impl ServerHandler for Gateway {
         req: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let Seen { agent, view } = self.view(&ctx).await?;
-        let server = owner_of_uri(&view, &req.uri)
-            .ok_or_else(|| CallError::UnknownResource(req.uri.clone()))?;
-        let peer = self.peer_of(&agent, &server).await?;
-        match self
-            .bounded(&server.name, peer.read_resource_once(req))
-            .await?
-        {
-            ReadResourceResponse::Complete(mut r) => {
-                r.result_type.get_or_insert(ResultType::COMPLETE);
-                Ok(ReadResourceResponse::Complete(r))
-            }
-            other => Ok(other),
-        }
+        let a = agent(&ctx)?;
+        let asked = json!({ "uri": req.uri });
+        let mut audit = RequestAudit::new(
+            &self.hub,
+            &a,
+            AuditAction::ResourceRead,
+            TargetKind::Resource,
+            asked,
+        );
+        let res = self.read_resource_for(&a, req, &mut audit).await;
+        audit.finish(res).await
     }
 
     async fn complete(
@@ -251,34 +244,16 @@ impl ServerHandler for Gateway {
         req: CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        let Seen { agent, view } = self.view(&ctx).await?;
-        let mut params = req.clone();
-        let server = match &req.r#ref {
-            Reference::Prompt(p) => {
-                let found = view
-                    .prompts
-                    .iter()
-                    .find(|x| x.name == p.name)
-                    .ok_or_else(|| {
-                        CallError::InvalidParams(format!("Unknown prompt: {}", p.name))
-                    })?;
-                if let Reference::Prompt(pp) = &mut params.r#ref {
-                    pp.name = found.upstream.clone();
-                }
-                found.server.clone()
-            }
-            Reference::Resource(r) => owner_of_uri(&view, &r.uri)
-                .ok_or_else(|| CallError::UnknownResource(r.uri.clone()))?,
-            _ => {
-                return Err(
-                    CallError::InvalidParams("Unsupported completion reference".into()).into(),
-                );
-            }
+        let a = agent(&ctx)?;
+        let asked = json!({ "ref": req.r#ref, "argument": req.argument.name });
+        let kind = match &req.r#ref {
+            Reference::Resource(_) => TargetKind::Resource,
+            _ => TargetKind::Prompt,
         };
-        let peer = self.peer_of(&agent, &server).await?;
-        let mut r = self.bounded(&server.name, peer.complete(params)).await?;
-        r.result_type.get_or_insert(ResultType::COMPLETE);
-        Ok(r)
+        let mut audit =
+            RequestAudit::new(&self.hub, &a, AuditAction::CompletionComplete, kind, asked);
+        let res = self.complete_for(&a, req, &mut audit).await;
+        audit.finish(res).await
     }
 
     fn accepted_subscription_filter(
@@ -312,67 +287,5 @@ impl ServerHandler for Gateway {
         ctx.cancelled().await;
         self.hub.sessions.remove(id);
         Ok(())
-    }
-}
-
-/// The server that owns a URI: an exact resource, else the template with the longest
-/// literal prefix matching it.
-fn owner_of_uri(view: &crate::view::View, uri: &str) -> Option<Arc<crate::registry::ServerEntry>> {
-    if let Some((_, s)) = view.resources.iter().find(|(r, _)| r.uri == uri) {
-        return Some(s.clone());
-    }
-    view.templates
-        .iter()
-        .filter_map(|(t, s)| {
-            let prefix = t.uri_template.split('{').next().unwrap_or("");
-            (!prefix.is_empty() && uri.starts_with(prefix)).then_some((prefix.len(), s))
-        })
-        .max_by_key(|(n, _)| *n)
-        .map(|(_, s)| s.clone())
-}
-
-impl Gateway {
-    /// An upstream request other than a tool call, bounded by the same call timeout:
-    /// no request waits on a silent server for ever.
-    async fn bounded<T>(
-        &self,
-        server: &str,
-        request: impl std::future::Future<Output = Result<T, rmcp::service::ServiceError>>,
-    ) -> Result<T, CallError> {
-        let after = self.hub.config.call_timeout;
-        match tokio::time::timeout(after, request).await {
-            Ok(r) => r.map_err(|e| CallError::upstream(server, e)),
-            Err(_) => Err(CallError::Timeout {
-                server: server.to_string(),
-                after,
-            }),
-        }
-    }
-
-    /// The upstream session for this agent's requests to `server` (with the user
-    /// credential the agent was granted for it, if it acts with one).
-    async fn peer_of(
-        &self,
-        agent: &AgentIdentity,
-        server: &crate::registry::ServerEntry,
-    ) -> Result<rmcp::service::Peer<rmcp::service::RoleClient>, CallError> {
-        let ep = server.reachable()?;
-        let cred = call::credential(&self.hub, agent, server, ep).await?;
-        let conn = self
-            .hub
-            .registry
-            .upstreams
-            .get(
-                &server.id,
-                ep,
-                self.hub.config.connect_timeout,
-                cred.as_ref(),
-            )
-            .await
-            .map_err(|source| CallError::Connect {
-                server: server.name.clone(),
-                source,
-            })?;
-        Ok(conn.peer().clone())
     }
 }

@@ -17,6 +17,7 @@ pub mod pinning;
 pub mod policy;
 pub mod ratelimit;
 pub mod registry;
+pub(crate) mod request_audit;
 pub mod scan;
 pub mod session_table;
 pub mod sessions;

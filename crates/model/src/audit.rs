@@ -82,6 +82,12 @@ str_enum!(
         GrantDelete = "grant.delete",
         /// An agent's tool call through the gateway.
         ToolCall = "tool.call",
+        /// An agent's `prompts/get` through the gateway.
+        PromptGet = "prompt.get",
+        /// An agent's `resources/read` through the gateway.
+        ResourceRead = "resource.read",
+        /// An agent's `completion/complete` through the gateway.
+        CompletionComplete = "completion.complete",
         /// A pinned tool's definition changed upstream (the tool is hidden).
         ToolChanged = "tool.changed",
         /// A tool first seen with suspicious flags, held for review.
@@ -125,6 +131,10 @@ str_enum!(
         Grant = "grant",
         /// `<server id>/<tool name>`.
         Tool = "tool",
+        /// `<server id>/<prompt name>` (the server's own name).
+        Prompt = "prompt",
+        /// `<server id>/<uri>`.
+        Resource = "resource",
         Approval = "approval",
         Secret = "secret",
         Vault = "vault",
@@ -136,6 +146,20 @@ str_enum!(
         Route = "route",
     }
 );
+
+impl AuditAction {
+    /// What an agent asked of an upstream through the gateway: many, group-committed,
+    /// and never published one by one as live updates.
+    pub fn is_agent_request(self) -> bool {
+        matches!(
+            self,
+            AuditAction::ToolCall
+                | AuditAction::PromptGet
+                | AuditAction::ResourceRead
+                | AuditAction::CompletionComplete
+        )
+    }
+}
 
 /// An event about to be appended; the store assigns `seq`, `ts` and the hashes.
 #[derive(Debug, Clone)]

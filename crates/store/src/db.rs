@@ -208,7 +208,7 @@ impl Store {
         let notes: Vec<Event> = out
             .iter()
             .zip(kinds)
-            .filter(|(_, (action, _))| *action != AuditAction::ToolCall)
+            .filter(|(_, (action, _))| !action.is_agent_request())
             .map(|(e, (action, kind))| audited(e, action, kind))
             .collect();
         if self.backend == Backend::Postgres {
