@@ -5,7 +5,6 @@
 
 use crate::gw_setup::World;
 use serde_json::{Value, json};
-use toolbelt_e2e::sdk::Sdk;
 use toolbelt_gateway::GatewayConfig;
 
 /// Ann's agent's events of `action`, oldest first, with their detail parsed.
@@ -44,7 +43,7 @@ async fn prompts_resources_and_completions_are_audited_like_tool_calls() {
         json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
     )
     .await;
-    let mut ann = Sdk::connect(&w.plane.mcp_url(), &w.ann_bot, "legacy").await;
+    let mut ann = w.ann_bot.mcp("legacy").await;
     let ok = ann
         .send(json!({ "op": "get_prompt", "name": "tools__greet", "args": { "name": "Ann" } }))
         .await;
