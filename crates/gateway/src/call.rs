@@ -121,7 +121,23 @@ fn validate(hit: &Exposed, args: &Value) -> Result<(), CallError> {
     Ok(())
 }
 
+/// One `tools/call` as the agent sent it: the meta tools of search mode
+/// (`crate::search::meta`) are answered or unwrapped there, everything else goes the
+/// one way, [`call_direct`].
 pub async fn call_tool(
+    hub: &Hub,
+    agent: &AgentIdentity,
+    req: CallToolRequestParams,
+    ctx: &Caller,
+) -> Result<CallToolResponse, McpError> {
+    if let Some(r) = crate::search::meta::intercept(hub, agent, &req, ctx).await {
+        return r;
+    }
+    call_direct(hub, agent, req, ctx).await
+}
+
+/// A call of a named tool, from lookup to its durable audit event.
+pub async fn call_direct(
     hub: &Hub,
     agent: &AgentIdentity,
     req: CallToolRequestParams,
@@ -224,7 +240,9 @@ async fn run(
         }
         view = hub.views.get(&agent.agent_id, &policy, &hub.registry);
     }
-    let Some(hit) = view.lookup(&req.name).cloned() else {
+    // A toolset endpoint calls its own tools only; what it may not call does not exist.
+    let lens = crate::search::lens::of(agent, &policy);
+    let Some(hit) = view.lookup(&req.name).filter(|e| lens.callable(e)).cloned() else {
         return Attempt::missed(CallError::UnknownTool(req.name.to_string()));
     };
     let result = forward(hub, agent, &hit, req, args, ctx, used).await;

@@ -185,15 +185,34 @@ async fn list(
         Err(e) => return json(&ServerJsonRpcMessage::error(e.into(), Some(id))),
     };
     let size = hub.config.page_size;
+    // Search mode and toolsets list from the same view through their lens.
+    let policy = match hub.policies.policy(&agent.agent_id).await {
+        Ok(p) => p,
+        Err(e) => {
+            return json(&ServerJsonRpcMessage::error(
+                CallError::from(e).into(),
+                Some(id),
+            ));
+        }
+    };
+    let lensed = crate::search::lens::list_page(agent, &policy, &view, cursor, size);
     let pages = hub.views.pages(&view, size);
-    let result = match pages.at(cursor) {
-        Some(b) => b.clone(),
-        None => match crate::view::pages::legacy_result(&view, cursor, size) {
-            Some(b) => b,
-            None => {
-                let e = CallError::InvalidParams("Invalid cursor".into());
-                return json(&ServerJsonRpcMessage::error(e.into(), Some(id)));
-            }
+    let result = match lensed {
+        Some(Ok(page)) => {
+            let mut r = ServerResult::ListToolsResult(page);
+            r.strip_result_type_for_legacy_peer();
+            Bytes::from(serde_json::to_vec(&r).expect("a listing serializes"))
+        }
+        Some(Err(e)) => return json(&ServerJsonRpcMessage::error(e.into(), Some(id))),
+        None => match pages.at(cursor) {
+            Some(b) => b.clone(),
+            None => match crate::view::pages::legacy_result(&view, cursor, size) {
+                Some(b) => b,
+                None => {
+                    let e = CallError::InvalidParams("Invalid cursor".into());
+                    return json(&ServerJsonRpcMessage::error(e.into(), Some(id)));
+                }
+            },
         },
     };
     // The cached result bytes spliced into the envelope: no re-serializing a listing.

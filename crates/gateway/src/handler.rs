@@ -143,7 +143,18 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let Seen { view } = self.view(&ctx).await?;
+        let agent = agent(&ctx)?;
         let cursor = req.as_ref().and_then(|r| r.cursor.as_deref());
+        let policy = self
+            .hub
+            .policies
+            .policy(&agent.agent_id)
+            .await
+            .map_err(CallError::from)?;
+        let size = self.hub.config.page_size;
+        if let Some(r) = crate::search::lens::list_page(&agent, &policy, &view, cursor, size) {
+            return Ok(r?);
+        }
         Ok(view
             .list_page(cursor, self.hub.config.page_size)
             .ok_or_else(|| CallError::InvalidParams("Invalid cursor".into()))?)

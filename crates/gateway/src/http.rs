@@ -46,7 +46,7 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
         );
         return res;
     };
-    let agent = match hub.policies.authenticate(&token).await {
+    let mut agent = match hub.policies.authenticate(&token).await {
         Ok(a) => a,
         Err(crate::policy::AuthError::Refused(why)) => return unauthorized(why),
         Err(e) => {
@@ -54,6 +54,12 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
+    if let Some(name) = req.uri().path().rsplit_once("/toolsets/").map(|(_, n)| n) {
+        match crate::search::toolset_of(&hub, &agent, name).await {
+            Ok(t) => agent.toolset = Some(t),
+            Err(res) => return res,
+        }
+    }
     let session = req
         .headers()
         .get(SESSION)
@@ -136,7 +142,7 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
 }
 
 /// An error answered before rmcp sees the request (so with no id to answer to).
-fn rpc_error(status: StatusCode, e: CallError) -> Response {
+pub(crate) fn rpc_error(status: StatusCode, e: CallError) -> Response {
     let body = e.reply(&serde_json::Value::Null);
     (
         status,

@@ -19,6 +19,7 @@ pub mod ratelimit;
 pub mod registry;
 pub(crate) mod request_audit;
 pub mod scan;
+pub mod search;
 pub mod session_table;
 pub mod sessions;
 pub mod upstream;
@@ -93,6 +94,8 @@ pub struct Hub {
     pub policies: policy::Policies,
     pub registry: Arc<registry::Registry>,
     pub views: view::Views,
+    /// The tool search index, one for every agent (`search`).
+    pub index: search::Index,
     pub audit: audit_writer::AuditWriter,
     pub agent_limiter: Option<ratelimit::Limiter>,
     pub tool_limiter: Option<ratelimit::Limiter>,
@@ -147,6 +150,7 @@ pub async fn start_with(
         policies: policy::Policies::new(store.clone()),
         registry: registry.clone(),
         views: view::Views::default(),
+        index: search::Index::default(),
         audit: audit_writer::AuditWriter::start(store.clone()),
         agent_limiter: config.agent_rate.map(ratelimit::Limiter::new),
         tool_limiter: config.tool_rate.map(ratelimit::Limiter::new),
@@ -173,9 +177,15 @@ pub async fn start_with(
         manager,
         cfg,
     );
-    let router = axum::Router::new().route_service("/mcp", service).layer(
-        axum::middleware::from_fn_with_state(hub.clone(), http::layer),
-    );
+    // A toolset is the same MCP service under the same protected resource; the HTTP layer
+    // reads the toolset's name from the path.
+    let router = axum::Router::new()
+        .route_service("/mcp", service.clone())
+        .route_service("/mcp/toolsets/{toolset}", service)
+        .layer(axum::middleware::from_fn_with_state(
+            hub.clone(),
+            http::layer,
+        ));
     Started { router, hub }
 }
 

@@ -19,6 +19,10 @@ pub struct AgentIdentity {
     pub agent_id: AgentId,
     pub owner_id: UserId,
     pub token_id: TokenId,
+    /// The token's own discovery mode (None: the agent's).
+    pub discovery: Option<toolbelt_model::agent::Discovery>,
+    /// The toolset endpoint the request came to (`/mcp/toolsets/NAME`), if any.
+    pub toolset: Option<Arc<str>>,
 }
 
 /// An agent's grants, resolved.
@@ -28,6 +32,8 @@ pub struct AgentPolicy {
     toolboxes: HashSet<ToolboxId>,
     servers: HashSet<ServerId>,
     rules: HashMap<(ServerId, String), ToolRule>,
+    /// Discovery mode, always-visible tools, toolsets.
+    pub discovery: crate::search::lens::Settings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +153,9 @@ impl Policies {
                             agent_id,
                             owner_id,
                             token_id: f.id,
+                            // The token's own mode only: the agent's comes with its policy.
+                            discovery: f.discovery,
+                            toolset: None,
                         })
                     }
                     _ => None,
@@ -185,6 +194,7 @@ impl Policies {
         let mut c = self.store.conn().await?;
         let gs = grants::for_agent(&mut c, agent).await?;
         let owner_id = sqlx_owner(&mut c, agent).await?;
+        let discovery = crate::search::settings::load(&mut c, agent).await?;
         let owner = match owner_id {
             Some(id) => users::get(&mut c, &id).await.ok().map(|u| Scope {
                 user_id: u.id,
@@ -194,6 +204,7 @@ impl Policies {
         };
         let mut p = AgentPolicy {
             owner,
+            discovery,
             ..Default::default()
         };
         for g in gs {

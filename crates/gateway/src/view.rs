@@ -15,7 +15,7 @@ use rmcp::model::{ListToolsResult, Prompt, Resource, ResourceTemplate, Tool};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
-use toolbelt_model::AgentId;
+use toolbelt_model::{AgentId, ServerId};
 
 pub struct ExposedPrompt {
     pub name: String,
@@ -63,11 +63,28 @@ pub struct View {
     /// same bytes.
     key: [u8; 32],
     pages: OnceLock<Arc<pages::Pages>>,
+    /// Positions by (server, the server's own tool name), made on first use (tool search
+    /// and toolsets name tools by identity).
+    by_identity: OnceLock<HashMap<(ServerId, Arc<str>), usize>>,
 }
 
 impl View {
     pub fn lookup(&self, name: &str) -> Option<&Exposed> {
         self.by_name.get(name).map(|&i| &self.tools[i])
+    }
+
+    /// The exposed tool that is `tool` of `server`, if the agent sees it.
+    pub fn by_identity(&self, server: &ServerId, tool: &str) -> Option<&Exposed> {
+        let map = self.by_identity.get_or_init(|| {
+            self.tools
+                .iter()
+                .enumerate()
+                .map(|(i, e)| ((e.server.id.clone(), e.tool().name.as_ref().into()), i))
+                .collect()
+        });
+        // The key borrows nothing: tool names are short, and this runs per search hit.
+        map.get(&(server.clone(), Arc::from(tool)))
+            .map(|&i| &self.tools[i])
     }
 
     /// One page of `tools/list` (offset cursor), as rmcp's handler answers it.

@@ -1,10 +1,10 @@
 //! Agents: owned by one user; visible to that user and to admins.
 
-use crate::rows::{now_ms, text, ts};
+use crate::rows::{now_ms, parsed, text, ts};
 use crate::{Result, StoreError, conflict};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use toolbelt_model::agent::Agent;
+use toolbelt_model::agent::{Agent, Discovery};
 use toolbelt_model::{AgentId, Name, Page, Scope, UserId};
 
 fn agent(r: &AnyRow) -> Result<Agent> {
@@ -13,6 +13,7 @@ fn agent(r: &AnyRow) -> Result<Agent> {
         name: Name::from_db(text(r, "name")?),
         owner_id: UserId::from_db(text(r, "owner_id")?),
         description: text(r, "description")?,
+        discovery: parsed(r, "discovery", Discovery::parse)?,
         created_at: ts(r, "created_at")?,
     })
 }

@@ -11,6 +11,7 @@ pub mod approvals;
 pub mod audit;
 pub mod catalog;
 mod db;
+pub mod discovery;
 pub mod events;
 pub mod grants;
 pub mod history;

@@ -4,7 +4,7 @@ use crate::rows::{ms, now_ms, opt_text, opt_ts, parsed, text, ts};
 use crate::{Result, StoreError};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-use toolbelt_model::agent::TokenInfo;
+use toolbelt_model::agent::{Discovery, TokenInfo};
 use toolbelt_model::token::{TokenDigest, TokenKind};
 use toolbelt_model::{AgentId, Role, Timestamp, TokenId, ToolboxId, UserId};
 
@@ -26,6 +26,8 @@ pub struct Found {
     pub role: Option<Role>,
     /// The agent's owner (agent tokens).
     pub agent_owner: Option<UserId>,
+    /// The discovery mode an agent token overrides its agent's with.
+    pub discovery: Option<Discovery>,
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
@@ -36,6 +38,7 @@ fn info(r: &AnyRow) -> Result<TokenInfo> {
         id: TokenId::from_db(text(r, "id")?),
         kind: parsed(r, "kind", TokenKind::parse)?,
         label: text(r, "label")?,
+        discovery: opt_text(r, "discovery")?.and_then(|d| Discovery::parse(&d)),
         created_at: ts(r, "created_at")?,
         expires_at: opt_ts(r, "expires_at")?,
         revoked_at: opt_ts(r, "revoked_at")?,
@@ -108,6 +111,7 @@ pub async fn find(c: &mut AnyConnection, presented: &TokenDigest) -> Result<Opti
             subject,
             role: opt_text(r, "user_role")?.and_then(|s| Role::parse(&s)),
             agent_owner: opt_text(r, "agent_owner")?.map(UserId::from_db),
+            discovery: opt_text(r, "discovery")?.and_then(|d| Discovery::parse(&d)),
             expires_at: opt_ts(r, "expires_at")?,
             revoked_at: opt_ts(r, "revoked_at")?,
             last_used_at: opt_ts(r, "last_used_at")?,

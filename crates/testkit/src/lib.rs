@@ -6,6 +6,7 @@ pub mod db;
 pub mod fixture;
 pub mod proc;
 pub mod proxy;
+pub mod toolcorpus;
 
 /// Runs each named `async fn name(db: TestDb)` once on SQLite and once on PostgreSQL,
 /// as `sqlite::name` and `postgres::name` (the test script counts them per backend).
