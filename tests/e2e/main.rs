@@ -6,6 +6,7 @@ mod dtma_paths;
 mod dtma_process;
 mod gateway_access;
 mod gateway_audit;
+mod gateway_browser;
 mod gateway_fast;
 mod gateway_limits;
 mod gateway_pins;

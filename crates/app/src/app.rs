@@ -91,7 +91,7 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
     .await?;
     let key = control_key::load_or_create(&options.control_key_path())?;
     let seed = key.seed();
-    let credentials = credentials::open(&store, &options, public_url).await?;
+    let credentials = credentials::open(&store, &options, public_url.clone()).await?;
     let oauth = credentials.oauth.clone();
     let state = AppState::new(
         store.clone(),
@@ -108,6 +108,7 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
     });
     let gateway_config = toolbelt_gateway::GatewayConfig {
         outbound: options.outbound.clone(),
+        public_url: options.gateway.public_url.clone().or(Some(public_url)),
         ..options.gateway.clone()
     };
     let gateway = toolbelt_gateway::start_with(store, signer, gateway_config, Some(oauth)).await;

@@ -155,6 +155,13 @@ fn gateway(v: &Vars<'_>) -> Result<GatewayConfig> {
             .filter(|h| !h.is_empty())
             .collect();
     }
+    if let Some(x) = v.get("TOOLBELT_ALLOWED_ORIGINS")? {
+        c.allowed_origins = x
+            .split(',')
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect();
+    }
     if let Some(d) = v.millis("TOOLBELT_ASK_TIMEOUT_MS")? {
         c.ask_timeout = d;
     }

@@ -40,6 +40,10 @@ pub enum CallError {
     Unauthorized(&'static str),
     #[error("Session not found")]
     SessionNotFound,
+    #[error("Origin not allowed: {0} (allow it with TOOLBELT_ALLOWED_ORIGINS)")]
+    OriginNotAllowed(String),
+    #[error("Host not allowed: {0} (allow it with TOOLBELT_ALLOWED_HOSTS)")]
+    HostNotAllowed(String),
     /// A tool that does not exist or that the agent may not see: the same answer.
     #[error("Unknown tool: {0}")]
     UnknownTool(String),
@@ -130,6 +134,8 @@ impl CallError {
             RequestTooLarge => ErrorKind::RequestTooLarge,
             Unauthorized(_) => ErrorKind::Unauthorized,
             SessionNotFound => ErrorKind::SessionNotFound,
+            OriginNotAllowed(_) => ErrorKind::OriginNotAllowed,
+            HostNotAllowed(_) => ErrorKind::HostNotAllowed,
             UnknownTool(_) => ErrorKind::UnknownTool,
             InvalidArguments { .. } | InvalidParams(_) | UnknownPrompt(_) => {
                 ErrorKind::InvalidParams

@@ -22,7 +22,7 @@ use rmcp::model::{
 use std::sync::Arc;
 
 /// Headers as rmcp requires them, and nothing that needs rmcp's own checks.
-fn plain_headers(hub: &Hub, h: &HeaderMap, method: &str, name: Option<&str>) -> bool {
+fn plain_headers(h: &HeaderMap, method: &str, name: Option<&str>) -> bool {
     let essences = || {
         h.get_all(header::ACCEPT)
             .iter()
@@ -65,21 +65,8 @@ fn plain_headers(hub: &Hub, h: &HeaderMap, method: &str, name: Option<&str>) -> 
         && h.get("mcp-name")
             .is_none_or(|n| name.is_some_and(|name| n.as_bytes() == name.as_bytes()))
         && !h.keys().any(|k| k.as_str().starts_with("mcp-param-"));
-    accepts && json_body && version && sep2243 && host_allowed(hub, h)
-}
-
-/// rmcp's DNS-rebinding check, conservatively: an exact entry, or an entry without a port
-/// that names the host.
-fn host_allowed(hub: &Hub, h: &HeaderMap) -> bool {
-    let allowed = &hub.config.allowed_hosts;
-    if allowed.is_empty() {
-        return true;
-    }
-    let Some(host) = h.get(header::HOST).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let bare = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    allowed.iter().any(|a| a == host || a == bare)
+    // Hosts and origins were checked by the HTTP layer, for every request.
+    accepts && json_body && version && sep2243
 }
 
 /// `_meta` the fast path passes on as it is (no progress to route, no per-request
@@ -94,16 +81,16 @@ fn plain_meta(m: &RequestMetaObject) -> bool {
 }
 
 /// Whether the fast path answers this message exactly as rmcp would.
-pub fn claims(hub: &Hub, headers: &HeaderMap, d: &Decoded) -> bool {
+pub fn claims(headers: &HeaderMap, d: &Decoded) -> bool {
     match d {
         Decoded::Call { params, meta, .. } => {
             params.input_responses.is_none()
                 && params.request_state.is_none()
                 && plain_meta(meta)
-                && plain_headers(hub, headers, "tools/call", Some(&params.name))
+                && plain_headers(headers, "tools/call", Some(&params.name))
         }
         Decoded::List { meta, .. } => {
-            plain_meta(meta) && plain_headers(hub, headers, "tools/list", None)
+            plain_meta(meta) && plain_headers(headers, "tools/list", None)
         }
         _ => false,
     }

@@ -29,6 +29,10 @@ fn unauthorized(why: &'static str) -> Response {
 }
 
 pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) -> Response {
+    // Before anything else: a page in a browser gets nothing from `/mcp`, not even a 401.
+    if let Err(e) = hub.doors.check(req.headers()) {
+        return rpc_error(StatusCode::FORBIDDEN, e);
+    }
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -92,7 +96,7 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
             hub.session_table.cancel(s, request);
         }
         if let Some(s) = session.as_deref().filter(|_| owned && hub.config.fast_path)
-            && crate::fast::claims(&hub, &parts.headers, &decoded)
+            && crate::fast::claims(&parts.headers, &decoded)
             && let Some(live) = hub.session_table.live(s)
             && hub
                 .rmcp_sessions

@@ -6,6 +6,7 @@
 //! See `README.md` in this directory for the design.
 
 pub mod audit_writer;
+pub mod browser;
 pub mod call;
 pub mod decode;
 pub mod error;
@@ -53,8 +54,13 @@ pub struct GatewayConfig {
     pub ssrf_allow: ssrf::AllowList,
     /// TLS roots and the plain-HTTP rule of upstream clients (remote servers, DTMAs).
     pub outbound: toolbelt_net::http::Outbound,
-    /// Host names the endpoint answers to (DNS-rebinding protection); empty: any.
+    /// Host names (or `host:port`) the endpoint answers to (DNS-rebinding protection);
+    /// empty: the public URL's host and loopback; `*`: any.
     pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed on `/mcp` besides the public URL's (`*`: any).
+    pub allowed_origins: Vec<String>,
+    /// Where browsers reach Toolbelt (its origin is allowed, its host answered to).
+    pub public_url: Option<String>,
     pub max_body_bytes: usize,
     pub discovery_deadline: Duration,
     pub refresh_interval: Duration,
@@ -78,6 +84,8 @@ impl Default for GatewayConfig {
             ssrf_allow: ssrf::AllowList::default(),
             outbound: Default::default(),
             allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            public_url: None,
             max_body_bytes: 4 * 1024 * 1024,
             discovery_deadline: Duration::from_secs(5),
             refresh_interval: Duration::from_secs(1),
@@ -106,6 +114,8 @@ pub struct Hub {
     pub rmcp_sessions: Arc<LocalSessionManager>,
     /// Users' OAuth connections, for servers that act with them.
     pub oauth: Option<toolbelt_oauth::OAuth>,
+    /// The browser origins and hosts `/mcp` answers to.
+    pub doors: browser::Doors,
 }
 
 /// A started gateway: its `/mcp` router and the state its background work shares.
@@ -145,6 +155,11 @@ pub async fn start_with(
     let mut manager = LocalSessionManager::default();
     manager.session_config.keep_alive = None;
     let manager = Arc::new(manager);
+    let doors = browser::Doors::new(
+        config.public_url.as_deref(),
+        &config.allowed_hosts,
+        &config.allowed_origins,
+    );
     let hub = Arc::new(Hub {
         store: store.clone(),
         policies: policy::Policies::new(store.clone()),
@@ -158,6 +173,7 @@ pub async fn start_with(
         session_table: session_table::SessionTable::default(),
         rmcp_sessions: manager.clone(),
         oauth,
+        doors: doors.clone(),
         config: config.clone(),
     });
     tokio::spawn(registry.clone().run(config.refresh_interval, changed_rx));
@@ -165,10 +181,13 @@ pub async fn start_with(
     tokio::spawn(close_idle(hub.clone()));
 
     let mut cfg = StreamableHttpServerConfig::default().with_json_response(true);
-    cfg = if config.allowed_hosts.is_empty() {
+    // The HTTP layer checks hosts and origins first (with JSON errors); rmcp's own check
+    // gets the same host list, in case a request ever reaches it another way.
+    let hosts = doors.rmcp_hosts();
+    cfg = if hosts.is_empty() {
         cfg.disable_allowed_hosts()
     } else {
-        cfg.with_allowed_hosts(config.allowed_hosts.clone())
+        cfg.with_allowed_hosts(hosts)
     };
     cfg.max_request_body_bytes = config.max_body_bytes;
     let h = hub.clone();

@@ -67,6 +67,10 @@ rpc_table! {
         "missing, invalid, revoked or expired agent token (HTTP 401)";
     SessionNotFound = -32011, "session_not_found", "Session not found",
         "unknown session id, or another agent's (HTTP 404)";
+    OriginNotAllowed = -32012, "origin_not_allowed", "Origin not allowed",
+        "a browser request whose `Origin` is neither the public URL's nor in `TOOLBELT_ALLOWED_ORIGINS` (HTTP 403)";
+    HostNotAllowed = -32013, "host_not_allowed", "Host not allowed",
+        "a `Host` the gateway does not answer to: not the public URL's, loopback or in `TOOLBELT_ALLOWED_HOSTS` (HTTP 403)";
     UpstreamUnreachable = -32005, "upstream_unreachable", "the server is unreachable",
         "server unreachable: not running, dead or silent toolbox, no connection";
     UpstreamFailed = -32007, "upstream_failed", "the server failed",
