@@ -17,6 +17,7 @@ mod oauth_world;
 mod process_limits;
 mod replicas;
 mod tls_outbound;
+mod tool_search;
 mod toolboxes_docker;
 mod up_docker;
 mod upgrade;

@@ -112,6 +112,9 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
         ..options.gateway.clone()
     };
     let gateway = toolbelt_gateway::start_with(store, signer, gateway_config, Some(oauth)).await;
+    state.set_tool_search(Arc::new(crate::tool_search::GatewaySearch(
+        gateway.hub.clone(),
+    )));
     let parts = Parts {
         state,
         mcp: gateway.router,

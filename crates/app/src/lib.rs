@@ -33,6 +33,7 @@ mod local;
 mod options;
 pub mod routes;
 mod running;
+mod tool_search;
 
 pub use app::{App, build};
 pub use bound::{Bound, bind, start};

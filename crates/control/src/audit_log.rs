@@ -45,6 +45,11 @@ pub fn action_for(method: &Method, route: &str) -> Option<RouteAction> {
         ("POST", "/servers/{server}/restart") => (AuditAction::ServerRestart, TargetKind::Server),
         ("POST", "/agents") => (AuditAction::AgentCreate, TargetKind::Agent),
         ("DELETE", "/agents/{agent}") => (AuditAction::AgentDelete, TargetKind::Agent),
+        ("PATCH", "/agents/{agent}") => (AuditAction::AgentUpdate, TargetKind::Agent),
+        ("POST", "/agents/{agent}/toolsets") => (AuditAction::ToolsetCreate, TargetKind::Agent),
+        ("DELETE", "/agents/{agent}/toolsets/{toolset}") => {
+            (AuditAction::ToolsetDelete, TargetKind::Agent)
+        }
         ("POST", "/agents/{agent}/tokens") => (AuditAction::AgentTokenIssue, TargetKind::Agent),
         ("DELETE", "/agents/{agent}/tokens") => (AuditAction::AgentTokenRevoke, TargetKind::Agent),
         ("DELETE", "/agents/{agent}/tokens/{token_id}") => {

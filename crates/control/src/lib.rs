@@ -20,6 +20,7 @@ pub mod secrets;
 pub mod service;
 pub mod state;
 pub mod token_rollout;
+pub mod tool_search;
 pub mod toolbox_client;
 
 pub use state::{AppState, ControlConfig, Credentials};

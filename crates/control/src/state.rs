@@ -69,6 +69,8 @@ pub struct Inner {
     pub passwords: Passwords,
     /// Anonymous failures of the current window, audited in summaries.
     pub failures: FailureLedger,
+    /// The gateway's answers about agents' tools (set once the gateway is built).
+    pub tool_search: std::sync::OnceLock<Arc<dyn crate::tool_search::ToolSearch>>,
 }
 
 /// The vault, how its keys are held, and OAuth on top of it.
@@ -106,7 +108,19 @@ impl AppState {
             toolboxes,
             secrets,
             credentials: Some(credentials),
+            tool_search: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Connects the gateway's tool search (the app does it once both are built).
+    pub fn set_tool_search(&self, search: Arc<dyn crate::tool_search::ToolSearch>) {
+        let _ = self.tool_search.set(search);
+    }
+
+    pub fn tool_search(&self) -> Result<&Arc<dyn crate::tool_search::ToolSearch>, ServiceError> {
+        self.tool_search
+            .get()
+            .ok_or_else(|| ServiceError::unavailable("this control plane runs no gateway"))
     }
 
     /// The vault and OAuth, or unavailable: they are not configured.

@@ -70,7 +70,15 @@ pub async fn current_view(
     hub: &Hub,
     a: &AgentIdentity,
 ) -> Result<Arc<crate::view::View>, CallError> {
-    let policy = hub.policies.policy(&a.agent_id).await?;
+    view_of(hub, &a.agent_id).await
+}
+
+/// [`current_view`] by agent id (for the control plane's questions about an agent).
+pub async fn view_of(
+    hub: &Hub,
+    agent: &toolbelt_model::AgentId,
+) -> Result<Arc<crate::view::View>, CallError> {
+    let policy = hub.policies.policy(agent).await?;
     hub.registry.refresh_if_changed().await;
     let pending: Vec<_> = hub
         .registry
@@ -82,7 +90,7 @@ pub async fn current_view(
     if !pending.is_empty() {
         hub.registry.ensure_discovered(&pending).await;
     }
-    Ok(hub.views.get(&a.agent_id, &policy, &hub.registry))
+    Ok(hub.views.get(agent, &policy, &hub.registry))
 }
 
 impl Gateway {

@@ -77,6 +77,10 @@ str_enum!(
         AgentDelete = "agent.delete",
         AgentTokenIssue = "agent.token.issue",
         AgentTokenRevoke = "agent.token.revoke",
+        /// An agent's discovery mode or always-visible tools changed.
+        AgentUpdate = "agent.update",
+        ToolsetCreate = "toolset.create",
+        ToolsetDelete = "toolset.delete",
         GrantCreate = "grant.create",
         GrantUpdate = "grant.update",
         GrantDelete = "grant.delete",

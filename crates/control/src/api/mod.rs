@@ -6,6 +6,7 @@ pub mod approvals;
 pub mod audit;
 pub mod catalog;
 pub mod common;
+pub mod discovery;
 pub mod dtma;
 pub mod grants;
 pub mod oauth;
@@ -100,7 +101,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(server_runtime::logs))
         .routes(routes!(server_runtime::stats))
         .routes(routes!(agents::list, agents::create))
-        .routes(routes!(agents::get, agents::delete))
+        .routes(routes!(agents::get, agents::delete, discovery::update))
+        .routes(routes!(discovery::list_toolsets, discovery::create_toolset))
+        .routes(routes!(discovery::delete_toolset))
+        .routes(routes!(discovery::find_tools))
         .routes(routes!(
             agents::list_tokens,
             agents::issue_token,

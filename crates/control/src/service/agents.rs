@@ -126,7 +126,7 @@ pub async fn issue_token(
     let issued = token::issue(TokenKind::Agent);
     let mut tx = st.store.begin_audited().await?;
     let a = refs::agent(&mut tx, &caller.scope, r).await?;
-    let info = tokens::insert(
+    let mut info = tokens::insert(
         &mut tx,
         TokenKind::Agent,
         &issued.digest,
@@ -135,12 +135,16 @@ pub async fn issue_token(
         expires_at,
     )
     .await?;
+    if req.discovery.is_some() {
+        toolbelt_store::discovery::set_token_mode(&mut tx, &info.id, req.discovery).await?;
+        info.discovery = req.discovery;
+    }
     tx.commit(caller.event(
         AuditAction::AgentTokenIssue,
         TargetKind::Agent,
         &a.id,
         Some(&a.owner_id),
-        json!({ "token_id": info.id, "label": req.label }),
+        json!({ "token_id": info.id, "label": req.label, "discovery": req.discovery }),
     ))
     .await?;
     Ok(IssuedToken {

@@ -27,6 +27,7 @@ pub mod approvals;
 pub mod audit;
 pub mod caller;
 pub mod catalog;
+pub mod discovery;
 pub mod dtma;
 mod error;
 pub mod grants;

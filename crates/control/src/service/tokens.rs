@@ -20,6 +20,8 @@ pub struct NewToken {
     pub label: String,
     /// Lifetime in days; omit for a token that lasts until revoked.
     pub expires_in_days: Option<u32>,
+    /// Agent tokens only: the discovery mode this token uses instead of its agent's.
+    pub discovery: Option<toolbelt_model::agent::Discovery>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,6 +61,12 @@ pub async fn list(st: &AppState, caller: &Caller) -> Result<Vec<TokenInfo>> {
 /// Issues an API token for the caller.
 pub async fn issue(st: &AppState, caller: &Caller, req: NewToken) -> Result<IssuedToken> {
     check_label(&req.label)?;
+    if req.discovery.is_some() {
+        return Err(ServiceError::invalid(
+            "discovery",
+            "only agent tokens have a discovery mode",
+        ));
+    }
     let expires_at = expiry(req.expires_in_days)?;
     let issued = token::issue(TokenKind::Api);
     let mut tx = st.store.begin_audited().await?;

@@ -9,6 +9,7 @@
 //! summary of what a tool does), its server's name, title, description, and its
 //! parameters' names and descriptions.
 
+pub mod api;
 pub mod lens;
 pub mod meta;
 pub mod settings;

@@ -12,6 +12,7 @@ const COLS: &[Col] = &[
     ("NAME", "/name"),
     ("OWNER", "/owner_id"),
     ("DESCRIPTION", "/description"),
+    ("DISCOVERY", "/discovery"),
     ("CREATED", "/created_at"),
 ];
 const TOKEN_COLS: &[Col] = &[
@@ -41,6 +42,23 @@ pub enum AgentCmd {
     /// The agent's tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// How tools are listed to the agent: `all`, or `search` (find_tools, call_tool and
+    /// its always-visible tools).
+    Update {
+        agent: String,
+        #[arg(long, value_parser = ["all", "search"])]
+        discovery: Option<String>,
+        /// A tool listed directly in search mode (server__tool); repeat for more.
+        #[arg(long = "always-visible")]
+        always_visible: Vec<String>,
+    },
+    /// Search the agent's tools as find_tools would.
+    FindTools {
+        agent: String,
+        query: String,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
     /// A fresh token and ready-to-paste configuration for a desktop client.
     Connect {
         agent: String,
@@ -58,6 +76,9 @@ pub enum TokenCmd {
         label: String,
         #[arg(long)]
         expires_in_days: Option<u32>,
+        /// This token's discovery mode instead of the agent's.
+        #[arg(long, value_parser = ["all", "search"])]
+        discovery: Option<String>,
     },
     /// Revoke one token (`--id`) or all of them.
     Revoke {
@@ -100,16 +121,27 @@ pub async fn run(cmd: AgentCmd, ctx: &Ctx) -> Result<()> {
                 &format!("Deleted agent {agent} with its tokens and grants"),
             );
         }
+        AgentCmd::Update {
+            agent,
+            discovery,
+            always_visible,
+        } => super::toolsets::update(ctx, &agent, discovery, always_visible).await?,
+        AgentCmd::FindTools {
+            agent,
+            query,
+            limit,
+        } => super::toolsets::find(ctx, &agent, &query, limit).await?,
         AgentCmd::Token(TokenCmd::Issue {
             agent,
             label,
             expires_in_days,
+            discovery,
         }) => {
             let v = ctx
                 .api
                 .post(
                     &format!("/api/v1/agents/{}/tokens", seg(&agent)),
-                    json!({ "label": label, "expires_in_days": expires_in_days }),
+                    json!({ "label": label, "expires_in_days": expires_in_days, "discovery": discovery }),
                 )
                 .await?;
             let cols: &[Col] = &[

@@ -17,6 +17,7 @@ mod secrets;
 mod servers;
 mod stdio;
 mod toolboxes;
+mod toolsets;
 mod users;
 
 use clap::{Parser, Subcommand};
@@ -96,6 +97,9 @@ pub enum Command {
     /// Agents and their tokens.
     #[command(subcommand)]
     Agent(agents::AgentCmd),
+    /// Toolsets: named subsets of an agent's tools, each its own MCP endpoint.
+    #[command(subcommand)]
+    Toolset(toolsets::ToolsetCmd),
     /// What each agent may use.
     #[command(subcommand)]
     Grant(grants::GrantCmd),
@@ -201,6 +205,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 Command::Server(c) => servers::run(c, &ctx).await,
                 Command::Agent(c) => agents::run(c, &ctx).await,
                 Command::Grant(c) => grants::run(c, &ctx).await,
+                Command::Toolset(c) => toolsets::run(c, &ctx).await,
                 Command::Audit(c) => audit::run(c, &ctx).await,
                 Command::Tool(c) => review::tools(c, &ctx).await,
                 Command::Approval(c) => review::approvals(c, &ctx).await,
