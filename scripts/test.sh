@@ -4,6 +4,7 @@
 #   ./scripts/test.sh          every test (the README's test command, and CI):
 #     - a throwaway PostgreSQL (installed from Debian packages when missing),
 #     - the Docker engine (must answer: the Docker tests fail, never skip, without it),
+#     - bubblewrap, the process runtime's sandbox (installed from Debian when missing),
 #     - a Python venv with the official MCP SDK and reference servers from PyPI,
 #     - the fixture MCP server built statically for its FROM-scratch test image,
 #     - formatting and lint checks,
@@ -72,6 +73,15 @@ if ! $fast; then
     docker version --format 'engine {{.Server.Version}} (API {{.Server.APIVersion}})' \
         || { echo "no Docker engine answers; the Docker tests need one" >&2; exit 1; }
 fi
+
+step "bubblewrap (the process runtime's sandbox)"
+# Debian packages the tests need; the process-runtime tests fail, never skip, without them.
+apt_packages=(bubblewrap)
+if ! command -v bwrap >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"
+fi
+bwrap --version
 
 step "Python MCP SDK and reference servers (PyPI)"
 venv=target/venv

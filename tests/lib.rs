@@ -42,12 +42,18 @@ pub struct Server {
 impl Server {
     /// Starts `toolbelt up` with the given data dir and extra environment.
     pub async fn up(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        Self::start("up", data_dir, env).await
+        Self::start("up", data_dir, env, None).await
+    }
+
+    /// `toolbelt up` as the user `uid` (a root test runs it as an unprivileged one; the
+    /// data dir is made that user's).
+    pub async fn up_as(data_dir: &Path, env: &[(&str, &str)], uid: Option<u32>) -> Server {
+        Self::start("up", data_dir, env, uid).await
     }
 
     /// Starts `toolbelt serve` (no local toolbox).
     pub async fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        Self::start("serve", data_dir, env).await
+        Self::start("serve", data_dir, env, None).await
     }
 
     /// The control plane's signing key (tests sign DTMA calls with it).
@@ -60,9 +66,12 @@ impl Server {
         toolbelt_model::signed::ControlKey::from_seed(bytes.try_into().unwrap())
     }
 
-    async fn start(sub: &str, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+    async fn start(sub: &str, data_dir: &Path, env: &[(&str, &str)], uid: Option<u32>) -> Server {
         let port = free_port();
         std::fs::create_dir_all(data_dir).unwrap();
+        if let Some(uid) = uid {
+            std::os::unix::fs::chown(data_dir, Some(uid), Some(uid)).unwrap();
+        }
         let log = data_dir.with_extension(format!("{port}.log"));
         let mut cmd = Command::new(toolbelt_bin());
         cmd.args([sub, "--data-dir"])
@@ -77,6 +86,10 @@ impl Server {
             ));
         for (k, v) in env {
             cmd.env(k, v);
+        }
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(uid);
         }
         let child = cmd.spawn().expect("toolbelt up starts");
         let url = format!("http://127.0.0.1:{port}");

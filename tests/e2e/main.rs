@@ -16,6 +16,7 @@ mod oauth_flow;
 mod oauth_world;
 mod process_limits;
 mod replicas;
+mod sandbox_escape;
 mod tls_outbound;
 mod tool_search;
 mod toolboxes_docker;

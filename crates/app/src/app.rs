@@ -62,8 +62,28 @@ pub async fn build(options: Options) -> Result<App, AppError> {
     assemble(options, public_url).await
 }
 
+/// The data dir (database, keys, the local DTMA's credential), made or kept 0700: other
+/// local users — the process runtime's server users among them — never enter it.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        match std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            Ok(()) => tracing::info!(dir = %dir.display(), "data dir made private (mode 0700)"),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "the data dir is open to other users")
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App, AppError> {
-    std::fs::create_dir_all(&options.data_dir).map_err(|source| AppError::DataDir {
+    private_dir(&options.data_dir).map_err(|source| AppError::DataDir {
         path: options.data_dir.clone(),
         source,
     })?;

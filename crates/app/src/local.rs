@@ -18,6 +18,11 @@ pub async fn start(
     let mut d = toolbelt_dtma::DtmaOptions::new(base_url, dir.clone());
     d.runtime = options.runtime;
     d.outbound = options.outbound.clone();
+    // The control plane's files: no server of the local toolbox may see them.
+    d.protect = std::iter::once(options.data_dir.clone())
+        .chain(std::iter::once(options.control_key_path()))
+        .chain(options.vault_key_path())
+        .collect();
     if !dir.join("credential.json").exists() {
         d.join_token = Some(join_token(store).await?);
     }

@@ -81,6 +81,7 @@ pub fn desired(server: &Server, entry: &CatalogEntry) -> Result<DesiredServer, I
         secrets,
         limits: entry.spec.limits,
         config: server.config.clone(),
+        egress: entry.spec.egress.clone(),
     };
     d.validate()?;
     Ok(d)

@@ -44,6 +44,9 @@ pub struct DtmaOptions {
     pub reconcile_interval: Duration,
     /// TLS roots of the client that calls the control plane (`TOOLBELT_CA_FILE`).
     pub outbound: toolbelt_net::http::Outbound,
+    /// Paths no server may see besides the DTMA's data dir and secret store (`toolbelt
+    /// up` adds its own data dir and key files).
+    pub protect: Vec<PathBuf>,
 }
 
 impl DtmaOptions {
@@ -58,6 +61,7 @@ impl DtmaOptions {
             call_timeout: Duration::from_secs(300),
             reconcile_interval: Duration::from_secs(1),
             outbound: Default::default(),
+            protect: Vec::new(),
         }
     }
 }
@@ -74,6 +78,8 @@ pub enum DtmaError {
     BadKey,
     #[error("runtime: {0}")]
     Runtime(#[from] runtime::RuntimeError),
+    #[error("sandbox: {0}")]
+    Sandbox(#[from] runtime::process::sandbox::SandboxError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -96,6 +102,15 @@ impl Dtma {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
     }
+}
+
+/// `p` made absolute (and free of links where it exists), as sandbox paths are compared.
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    })
 }
 
 async fn choose_runtime(forced: Option<ToolboxKind>) -> ToolboxKind {
@@ -144,17 +159,26 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
         }
     };
     let key = ControlPublicKey::from_b64(&cred.control_public_key).ok_or(DtmaError::BadKey)?;
+    // Process servers run as users of their own, who must pass through to their files.
+    let traversable = kind == ToolboxKind::Process && unsafe { libc::geteuid() } == 0;
+    let store = runtime::secrets::SecretStore::new(&cred.toolbox_id, traversable)?;
     let rt: Arc<dyn Runtime> = match kind {
         ToolboxKind::Docker => {
             Arc::new(runtime::docker::DockerRuntime::connect(&cred.toolbox_id).await?)
         }
-        _ => Arc::new(runtime::process::ProcessRuntime::new()),
+        _ => {
+            let mut protect = vec![absolute(&opts.data_dir), store.root().to_path_buf()];
+            protect.extend(opts.protect.iter().map(|p| absolute(p)));
+            let sb = tokio::task::spawn_blocking(move || {
+                runtime::process::SandboxConfig::from_env(&protect)
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+            Arc::new(runtime::process::ProcessRuntime::new(sb))
+        }
     };
     let channel = ControlClient::new(&cred, &opts.outbound);
     let bridges = Arc::new(bridge::Bridges::new(opts.call_timeout));
-    // Process servers run as users of their own, who must pass through to their files.
-    let traversable = kind == ToolboxKind::Process && unsafe { libc::geteuid() } == 0;
-    let store = runtime::secrets::SecretStore::new(&cred.toolbox_id, traversable)?;
     let sup = Supervisor::new(
         rt,
         bridges.clone(),

@@ -291,10 +291,14 @@ impl Supervisor {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let isolation = self.runtime.isolation();
         RuntimeState {
             kind: self.runtime.kind(),
             available,
             detail,
+            isolation: isolation.map(|(i, _)| i),
+            unsandboxed_allowed: isolation
+                .is_some_and(|(i, allowed)| i == toolbelt_model::dtma::Isolation::None && allowed),
         }
     }
 

@@ -58,6 +58,9 @@ str_enum!(
         /// A toolbox heartbeat again after being silent or new.
         ToolboxActive = "toolbox.active",
         ToolboxUnresponsive = "toolbox.unresponsive",
+        /// A toolbox's DTMA has no sandbox for process servers and an admin let them run
+        /// anyway (`TOOLBELT_ALLOW_UNSANDBOXED`): recorded when it first reports so.
+        ToolboxUnsandboxed = "toolbox.unsandboxed",
         CatalogCreate = "catalog.create",
         CatalogUpdate = "catalog.update",
         CatalogDelete = "catalog.delete",

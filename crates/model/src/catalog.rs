@@ -139,6 +139,11 @@ pub struct CatalogSpec {
     /// Fixed, non-secret environment.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Where the server may connect (`host:port`, or `*` for anywhere); empty: nowhere.
+    /// The process runtime gives a server with any egress the host's network (it cannot
+    /// filter per destination) and none otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<String>,
     #[serde(default = "available")]
     pub status: CatalogStatus,
     /// Honest notes: needs network, needs credentials, image not bundled…
@@ -198,6 +203,30 @@ fn check_args(c: &mut Checker, field: &str, args: &[String]) {
                 "must not contain NUL and be at most 4096 bytes",
             );
         }
+    }
+}
+
+/// One egress destination: `*` (anywhere) or `host:port` (a name or an address, IPv6 in
+/// brackets) with a port 1-65535.
+pub fn validate_egress(field: &str, e: &str) -> Result<(), Invalid> {
+    if e == "*" {
+        return Ok(());
+    }
+    let ok = e.rsplit_once(':').is_some_and(|(host, port)| {
+        let host_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_[]:".contains(&b));
+        host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::field(
+            field,
+            "must be `*` or `host:port` (a port 1-65535)",
+        ))
     }
 }
 
@@ -289,6 +318,9 @@ impl CatalogSpec {
         }
         for k in self.env.keys() {
             c.check(validate_env_name(&format!("env.{k}"), k));
+        }
+        for (i, e) in self.egress.iter().enumerate() {
+            c.check(validate_egress(&format!("egress[{i}]"), e));
         }
         c.finish()
     }

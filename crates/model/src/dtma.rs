@@ -56,6 +56,9 @@ pub struct DesiredServer {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub config: Map<String, Value>,
+    /// The catalog entry's egress (empty: no network for a sandboxed process).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<String>,
 }
 
 impl DesiredServer {
@@ -150,7 +153,29 @@ pub struct RuntimeState {
     /// False while the container engine does not answer; the DTMA keeps running.
     pub available: bool,
     pub detail: Option<String>,
+    /// How the process runtime isolates servers (absent for Docker, and in reports of
+    /// DTMAs older than the sandbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
+    /// Isolation `none`, and an admin let servers run anyway (`TOOLBELT_ALLOW_UNSANDBOXED=1`
+    /// on the DTMA): audited by the control plane when it first sees it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsandboxed_allowed: bool,
 }
+
+str_enum!(
+    /// How the process runtime keeps a server from the host (detected at the DTMA's start).
+    Isolation {
+        /// A bubblewrap sandbox: own mount, PID, IPC and (unless asked) network namespaces,
+        /// a read-only system, private `/tmp` and home, no view of the DTMA's files.
+        Bubblewrap = "bubblewrap",
+        /// No namespaces: a dedicated unprivileged user per server with a scratch working
+        /// directory (the DTMA runs as root without a usable bubblewrap).
+        User = "user",
+        /// Nothing: servers run as the DTMA's own user; refused unless an admin opts in.
+        None = "none",
+    }
+);
 
 /// What the control plane keeps of a toolbox's last heartbeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -45,6 +45,9 @@ pub struct Toolbox {
     pub last_heartbeat_at: Option<DateTime<Utc>>,
     /// Where the control plane reaches its DTMA.
     pub dtma_url: Option<String>,
+    /// How its DTMA isolates process servers (`bubblewrap`, `user`, `none`), from its last
+    /// report; absent for Docker and remote toolboxes.
+    pub isolation: Option<crate::dtma::Isolation>,
     /// The DTMA's last report: version, runtime availability, host metrics.
     pub report: Option<crate::dtma::ToolboxReport>,
 }

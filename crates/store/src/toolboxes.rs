@@ -10,6 +10,8 @@ use toolbelt_model::{Name, Page, Scope, ToolboxId, UserId};
 
 fn toolbox(r: &AnyRow) -> Result<Toolbox> {
     let owner_id = opt_text(r, "owner_id")?.map(UserId::from_db);
+    let report: Option<toolbelt_model::dtma::ToolboxReport> =
+        opt_text(r, "report")?.and_then(|j| serde_json::from_str(&j).ok());
     Ok(Toolbox {
         id: ToolboxId::from_db(text(r, "id")?),
         name: Name::from_db(text(r, "name")?),
@@ -20,7 +22,8 @@ fn toolbox(r: &AnyRow) -> Result<Toolbox> {
         created_at: ts(r, "created_at")?,
         last_heartbeat_at: opt_ts(r, "last_heartbeat_at")?,
         dtma_url: opt_text(r, "dtma_url")?,
-        report: opt_text(r, "report")?.and_then(|j| serde_json::from_str(&j).ok()),
+        report: report.clone(),
+        isolation: report.and_then(|r| r.runtime.isolation),
     })
 }
 

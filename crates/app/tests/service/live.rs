@@ -47,6 +47,8 @@ fn report(s: &Server, status: ServerStatus, stats: Option<ServerStats>) -> Heart
             kind: ToolboxKind::Process,
             available: true,
             detail: None,
+            isolation: None,
+            unsandboxed_allowed: false,
         },
         system: SystemMetrics {
             cpu_percent: 12.5,

@@ -274,7 +274,16 @@ pub async fn heartbeat(
         st.store.bump_epoch();
     }
 
-    if before != ToolboxStatus::Active || !applied.purged.is_empty() || !applied.failing.is_empty()
+    // An admin's opt-in to unsandboxed servers is audited when it first shows.
+    let unsandboxed = report.runtime.unsandboxed_allowed
+        && !was
+            .report
+            .as_ref()
+            .is_some_and(|r| r.runtime.unsandboxed_allowed);
+    if before != ToolboxStatus::Active
+        || !applied.purged.is_empty()
+        || !applied.failing.is_empty()
+        || unsandboxed
     {
         let mut c = st.store.conn().await?;
         let tb = toolboxes::get_internal(&mut c, toolbox).await?;
@@ -287,6 +296,15 @@ pub async fn heartbeat(
                 TargetKind::Toolbox,
                 tb.id.to_string(),
                 json!({ "was": before.as_str() }),
+            ));
+        }
+        if unsandboxed {
+            events.push(by_toolbox(
+                &tb,
+                AuditAction::ToolboxUnsandboxed,
+                TargetKind::Toolbox,
+                tb.id.to_string(),
+                json!({ "isolation": "none" }),
             ));
         }
         for s in &applied.purged {

@@ -100,6 +100,12 @@ pub trait Runtime: Send + Sync + 'static {
         Some(secrets::CONTAINER_UID)
     }
 
+    /// How servers are isolated from the host, and whether isolation `none` was allowed
+    /// (the process runtime; containers answer `None`).
+    fn isolation(&self) -> Option<(toolbelt_model::dtma::Isolation, bool)> {
+        None
+    }
+
     /// Whether a closed stdio means the server is gone: a child's pipes die with it,
     /// while a container's attach stream can drop (the engine restarting) and be re-made.
     fn stdio_closes_with_server(&self) -> bool {

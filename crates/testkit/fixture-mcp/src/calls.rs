@@ -113,6 +113,22 @@ pub async fn run(
                 Err(e) => tool_error(e.to_string()),
             },
         ),
+        "escape" => {
+            let list = |k: &str| -> Vec<String> {
+                args.0
+                    .get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let data = crate::escape::attempt(&list("read"), &list("write"));
+            Ok(structured(data.to_string(), data))
+        }
         "junk" => {
             if crate::stdio_mode() {
                 let lines = usize::try_from(args.count("lines")?).unwrap_or(usize::MAX);

@@ -19,6 +19,7 @@
 
 mod args;
 mod calls;
+mod escape;
 mod handler;
 mod http;
 mod tools;

@@ -205,6 +205,17 @@ fn builtin() -> Vec<Tool> {
             "Writes `lines` non-JSON lines to stdout (stdio mode), then answers",
             json!({ "lines": int(0, 1_000_000) }),
         ),
+        Tool::new(
+            "escape",
+            "A hostile server's attempts: reads the given files, its parent's and PID 1's environment, lists other processes, creates the given files; reports each attempt as JSON",
+            input(
+                json!({
+                    "read": { "type": "array", "items": string() },
+                    "write": { "type": "array", "items": string() },
+                }),
+                &["read", "write"],
+            ),
+        ),
     ]
 }
 

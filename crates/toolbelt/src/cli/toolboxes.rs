@@ -13,6 +13,7 @@ const COLS: &[Col] = &[
     ("SHARED", "/shared"),
     ("KIND", "/kind"),
     ("STATUS", "/status"),
+    ("ISOLATION", "/isolation"),
     ("LAST HEARTBEAT", "/last_heartbeat_at"),
 ];
 

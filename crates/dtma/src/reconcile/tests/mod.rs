@@ -49,6 +49,7 @@ fn spec(name: &str) -> DesiredServer {
         secrets: vec![],
         limits: Default::default(),
         config: Default::default(),
+        egress: vec![],
     }
 }
 

@@ -30,6 +30,7 @@ fn server(transport: Transport, port: Option<u16>) -> DesiredServer {
             pids: 32,
         },
         config: Default::default(),
+        egress: vec![],
     }
 }
 

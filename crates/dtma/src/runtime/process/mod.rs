@@ -1,12 +1,16 @@
 //! The Process runtime: stdio servers as child processes, for hosts without Docker.
 //!
-//! Each child runs in its own process group (killed as a group), with a cleared
-//! environment, rlimits, and `PR_SET_PDEATHSIG` so it dies with the DTMA; after a DTMA
-//! restart it is started again (processes cannot be re-adopted, their pipes are gone).
-//! Its memory limit holds on resident memory where this host gives the DTMA a memory
-//! cgroup ([`cgroup`]); its stderr is read in bounded lines into a bounded log.
+//! Each child runs in a sandbox ([`sandbox`]: bubblewrap, else a user of its own, else
+//! nothing — and then only if an admin allowed it), in its own process group (killed as
+//! a group), with an environment of exactly what its entry declares, rlimits, and
+//! `PR_SET_PDEATHSIG` so it dies with the DTMA; after a DTMA restart it is started again
+//! (processes cannot be re-adopted, their pipes are gone). Its memory limit holds on
+//! resident memory where this host gives the DTMA a memory cgroup ([`cgroup`]); its
+//! stderr is read in bounded lines into a bounded log.
 
 pub mod cgroup;
+pub mod sandbox;
+mod spawn;
 
 use super::{Instance, Launch, Runtime, RuntimeError, Stats, StdioPipes};
 use crate::bridge::lines::TolerantLines;
@@ -16,13 +20,15 @@ use bytes::Bytes;
 use cgroup::{Cgroup, Cgroups};
 use futures::StreamExt;
 use futures::stream::BoxStream;
+pub use sandbox::SandboxConfig;
 use std::collections::HashMap;
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use toolbelt_model::ServerId;
 use toolbelt_model::catalog::CatalogSource;
+use toolbelt_model::dtma::{DesiredServer, Isolation};
 use toolbelt_model::toolbox::ToolboxKind;
 
 struct Entry {
@@ -32,6 +38,8 @@ struct Entry {
     /// Becomes true when the child's stderr reaches EOF (every line is in `logs`).
     stderr_done: tokio::sync::watch::Receiver<bool>,
     cgroup: Option<Cgroup>,
+    /// The working directory of a server run as a user of its own (removed with it).
+    scratch: Option<PathBuf>,
 }
 
 /// The longest stderr line kept; longer ones are dropped with a note (a newline-free
@@ -41,16 +49,25 @@ pub const STDERR_LINE_MAX: usize = 8 * 1024;
 pub struct ProcessRuntime {
     children: Mutex<HashMap<ServerId, Entry>>,
     cgroups: Option<Cgroups>,
-}
-
-impl Default for ProcessRuntime {
-    fn default() -> Self {
-        Self::new()
-    }
+    sandbox: SandboxConfig,
+    /// The uid each server runs as when the DTMA is root (stable for the DTMA's life, so
+    /// a server's secret files and its process agree).
+    uids: Mutex<HashMap<ServerId, u32>>,
 }
 
 impl ProcessRuntime {
-    pub fn new() -> ProcessRuntime {
+    pub fn new(sandbox: SandboxConfig) -> ProcessRuntime {
+        match sandbox.isolation {
+            Isolation::None if sandbox.allow_unsandboxed => tracing::warn!(
+                "process runtime: isolation {}; servers run unsandboxed (TOOLBELT_ALLOW_UNSANDBOXED)",
+                sandbox.detail
+            ),
+            Isolation::None => tracing::warn!(
+                "process runtime: isolation {}; servers are refused until bubblewrap is installed or TOOLBELT_ALLOW_UNSANDBOXED=1",
+                sandbox.detail
+            ),
+            _ => tracing::info!("process runtime: isolation {}", sandbox.detail),
+        }
         let cgroups = Cgroups::detect();
         match &cgroups {
             Some(c) => tracing::info!("process runtime: memory limits by {}", c.describe()),
@@ -61,7 +78,32 @@ impl ProcessRuntime {
         ProcessRuntime {
             children: Mutex::new(HashMap::new()),
             cgroups,
+            sandbox,
+            uids: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The uid a server runs as: its own when the DTMA is root and sandboxes, else none
+    /// (it runs as the DTMA's user, inside bubblewrap or not at all isolated).
+    fn server_uid(&self, id: &ServerId) -> Option<u32> {
+        if !sandbox::is_root() || self.sandbox.isolation == Isolation::None {
+            return None;
+        }
+        let mut uids = self.uids.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(u) = uids.get(id) {
+            return Some(*u);
+        }
+        // FNV-1a of the id, probed past uids other servers hold.
+        let mut h: u32 = 0x811c_9dc5;
+        for b in id.as_str().bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        let mut slot = h % (sandbox::UID_SPAN - 1);
+        while uids.values().any(|u| *u == sandbox::UID_BASE + slot) {
+            slot = (slot + 1) % (sandbox::UID_SPAN - 1);
+        }
+        uids.insert(id.clone(), sandbox::UID_BASE + slot);
+        Some(sandbox::UID_BASE + slot)
     }
 
     /// How memory limits are enforced here.
@@ -79,31 +121,6 @@ impl ProcessRuntime {
             .get(id)
             .map(|e| (e.logs.clone(), e.stderr_done.clone()))
     }
-}
-
-/// Sets limits in the child between fork and exec. Only async-signal-safe calls.
-fn limit(memory_mb: u32, cgroup_procs: Option<&std::ffi::CString>) -> std::io::Result<()> {
-    if let Some(procs) = cgroup_procs {
-        cgroup::join(procs)?;
-    }
-    unsafe {
-        // Die with the DTMA instead of lingering with a dead pipe.
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let set = |res, v: u64| {
-            let r = libc::rlimit {
-                rlim_cur: v,
-                rlim_max: v,
-            };
-            libc::setrlimit(res, &r)
-        };
-        set(libc::RLIMIT_CORE, 0);
-        set(libc::RLIMIT_NOFILE, 4096);
-        // Heap and private writable mappings: what grows when a server leaks memory.
-        set(libc::RLIMIT_DATA, u64::from(memory_mb) * 1024 * 1024);
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -149,31 +166,26 @@ impl Runtime for ProcessRuntime {
                 ));
             }
         };
-        let Some((program, args)) = argv.split_first() else {
+        let Some(program) = argv.first().cloned() else {
             return Err(RuntimeError::Refused(
                 "the catalog entry has an empty command".into(),
             ));
         };
-        // Request fields never reach a shell: the program and its arguments go to execve.
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .env_clear()
-            .env(
-                "PATH",
-                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
-            )
-            .env("HOME", std::env::temp_dir())
-            .env("LANG", "C.UTF-8")
-            .envs(&s.env)
-            .envs(&launch.secret_env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
-        if let Some(dir) = &launch.secrets_dir {
-            cmd.env("TOOLBELT_SECRETS_DIR", dir);
+        if self.sandbox.isolation == Isolation::None && !self.sandbox.allow_unsandboxed {
+            return Err(RuntimeError::Refused(format!(
+                "this toolbox cannot sandbox servers (isolation {}): install bubblewrap \
+                 (Debian package bubblewrap), or let servers run unsandboxed with \
+                 TOOLBELT_ALLOW_UNSANDBOXED=1 on the DTMA",
+                self.sandbox.detail
+            )));
         }
+        let uid = self.server_uid(&s.id);
+        // Request fields never reach a shell: the program and its arguments go to execve.
+        let spawn::Prepared {
+            mut cmd,
+            scratch,
+            setuid,
+        } = spawn::prepare(&self.sandbox, &launch, &argv, uid)?;
         let mem = s.limits.memory_mb;
         let cgroup = match &self.cgroups {
             Some(c) => {
@@ -187,13 +199,16 @@ impl Runtime for ProcessRuntime {
         };
         let procs = cgroup.as_ref().map(Cgroup::procs);
         unsafe {
-            cmd.pre_exec(move || limit(mem, procs.as_ref()));
+            cmd.pre_exec(move || spawn::limit(mem, procs.as_ref(), setuid));
         }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
                 if let Some(cg) = &cgroup {
                     cg.remove();
+                }
+                if let Some(d) = &scratch {
+                    let _ = std::fs::remove_dir_all(d);
                 }
                 return Err(RuntimeError::Refused(format!(
                     "cannot start {program}: {e}"
@@ -251,6 +266,7 @@ impl Runtime for ProcessRuntime {
                 logs,
                 stderr_done,
                 cgroup,
+                scratch,
             },
         );
         Ok((inst, Some(pipes)))
@@ -258,6 +274,14 @@ impl Runtime for ProcessRuntime {
 
     fn stdio_closes_with_server(&self) -> bool {
         true
+    }
+
+    fn isolation(&self) -> Option<(Isolation, bool)> {
+        Some((self.sandbox.isolation, self.sandbox.allow_unsandboxed))
+    }
+
+    fn secrets_owner(&self, server: &DesiredServer) -> Option<u32> {
+        self.server_uid(&server.id)
     }
 
     async fn attach(&self, _inst: &Instance) -> Result<StdioPipes, RuntimeError> {
@@ -294,6 +318,9 @@ impl Runtime for ProcessRuntime {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+        if let Some(d) = e.scratch.take() {
+            let _ = tokio::fs::remove_dir_all(d).await;
+        }
         Ok(())
     }
 
@@ -322,21 +349,58 @@ impl Runtime for ProcessRuntime {
                 cg.and_then(Cgroup::limit_bytes),
             )
         };
-        let status = tokio::fs::read_to_string(format!("/proc/{}/status", inst.handle))
+        let pid: u32 = inst.handle.parse().map_err(|_| RuntimeError::NotFound)?;
+        // The whole tree: under bubblewrap the handle is bwrap, the server its descendant.
+        let (rss_kb, threads) = tokio::task::spawn_blocking(move || tree_usage(pid))
             .await
-            .map_err(|_| RuntimeError::NotFound)?;
-        let field = |k: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(k))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-        };
+            .ok()
+            .flatten()
+            .ok_or(RuntimeError::NotFound)?;
         Ok(Stats {
             cpu_percent: None,
-            memory_bytes: usage.or(field("VmRSS:").map(|kb| kb * 1024)),
+            memory_bytes: usage.or(Some(rss_kb * 1024)),
             memory_limit_bytes: limit,
-            pids: field("Threads:"),
+            pids: Some(threads),
         })
     }
+}
+
+/// Resident kB and threads of `pid` and its descendants (`None`: `pid` is gone).
+fn tree_usage(pid: u32) -> Option<(u64, u64)> {
+    let field = |status: &str, k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (mut rss, mut threads) = (0, 0);
+    let mut todo = vec![pid];
+    let mut seen = 0;
+    while let Some(p) = todo.pop() {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
+            if p == pid {
+                return None;
+            }
+            continue;
+        };
+        rss += field(&status, "VmRSS:");
+        threads += field(&status, "Threads:");
+        seen += 1;
+        if seen > 4096 {
+            break;
+        }
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            todo.extend(
+                kids.split_whitespace()
+                    .filter_map(|k| k.parse::<u32>().ok()),
+            );
+        }
+    }
+    Some((rss, threads))
 }
