@@ -11,6 +11,7 @@ mod gateway_fast;
 mod gateway_limits;
 mod gateway_pins;
 mod gateway_process;
+mod gateway_reply;
 mod gw_setup;
 mod oauth_flow;
 mod oauth_world;

@@ -155,6 +155,9 @@ fn gateway(v: &Vars<'_>) -> Result<GatewayConfig> {
             .filter(|h| !h.is_empty())
             .collect();
     }
+    if let Some(n) = v.number::<usize>("TOOLBELT_MAX_REPLY_BYTES")? {
+        c.max_reply_bytes = n;
+    }
     if let Some(x) = v.get("TOOLBELT_ALLOWED_ORIGINS")? {
         c.allowed_origins = x
             .split(',')

@@ -40,7 +40,7 @@ impl Record<'_> {
             toolbelt_model::canonical::to_string(self.args).as_bytes(),
         ));
         let mut detail = json!({
-            "tool": self.exposed,
+            "tool": crate::error::clip(self.exposed, crate::error::AUDIT_NAME_CHARS),
             "arguments_sha256": args_hash,
             "latency_us": self.started.elapsed().as_micros() as u64,
         });

@@ -196,6 +196,21 @@ impl From<CallError> for McpError {
     }
 }
 
+/// The most characters of error text an audit row keeps (an upstream's error message
+/// can be as large as its reply; the chain is forever).
+pub const AUDIT_ERROR_CHARS: usize = 1024;
+/// The most characters of a name the agent sent (a tool, a prompt, a URI) an audit row
+/// keeps: an unknown tool's name can be as large as the request body.
+pub const AUDIT_NAME_CHARS: usize = 512;
+
+/// `s` cut to `max` characters, marked when cut.
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((at, _)) => format!("{}… ({} bytes in all)", &s[..at], s.len()),
+    }
+}
+
 /// What an agent request's audit event records about how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ending {
@@ -233,12 +248,12 @@ pub fn request_ending<T>(res: &Result<T, CallError>) -> Ending {
             | CallError::UnknownResource(_)),
         ) => Ending {
             outcome: Outcome::Denied,
-            error: Some(e.to_string()),
+            error: Some(clip(&e.to_string(), AUDIT_ERROR_CHARS)),
             kind: e.kind().map(ErrorKind::name),
         },
         Err(e) => Ending {
             outcome: Outcome::Failure,
-            error: Some(format!("{e} ({})", e.code())),
+            error: Some(clip(&format!("{e} ({})", e.code()), AUDIT_ERROR_CHARS)),
             kind: e.kind().map(ErrorKind::name),
         },
     }
@@ -294,6 +309,23 @@ mod tests {
             Some("rate limit of this agent reached; retry after 20 ms (-32029)")
         );
         assert_eq!(limited.kind, Some("rate_limited"));
+    }
+
+    #[test]
+    fn audit_rows_keep_bounded_text() {
+        let huge = McpError::new(ErrorCode(-32000), "é".repeat(1 << 20), None);
+        let e = ending(&Err(CallError::Upstream(huge)));
+        let text = e.error.unwrap();
+        assert!(
+            text.chars().count() < AUDIT_ERROR_CHARS + 40,
+            "{}",
+            text.len()
+        );
+        assert!(text.ends_with("bytes in all)"), "marked as cut");
+        let long_name = "x".repeat(1 << 20);
+        let d = ending(&Err(CallError::UnknownTool(long_name)));
+        assert!(d.error.unwrap().len() < AUDIT_ERROR_CHARS + 40);
+        assert_eq!(clip("short", 10), "short");
     }
 
     #[test]

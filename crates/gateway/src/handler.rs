@@ -2,7 +2,7 @@
 //! sharing the [`Hub`]. The agent comes from the HTTP request (the auth layer put it in
 //! the request's extensions), checked again on every request.
 
-use crate::error::CallError;
+use crate::error::{AUDIT_NAME_CHARS, CallError, clip};
 use crate::policy::AgentIdentity;
 use crate::request_audit::RequestAudit;
 use crate::sessions::Target;
@@ -43,18 +43,14 @@ fn agent(ctx: &RequestContext<RoleServer>) -> Result<AgentIdentity, CallError> {
     agent_of::<RoleServer>(&ctx.extensions, std::marker::PhantomData)
 }
 
-/// Offset pagination over a list that is sorted and stable between calls.
+/// Offset pagination over a list that is sorted and stable between calls (the same
+/// bounds as `tools/list`: any number, however large, is a cursor past the end).
 fn page<T: Clone>(items: &[T], cursor: Option<&str>, size: usize) -> Result<Page<T>, CallError> {
-    let start = match cursor {
-        Some(c) => c
-            .parse::<usize>()
-            .map_err(|_| CallError::InvalidParams("Invalid cursor".into()))?,
-        None => 0,
-    };
-    let end = (start + size).min(items.len());
+    let (start, end, next_cursor) = crate::view::page_bounds(items.len(), cursor, size)
+        .ok_or_else(|| CallError::InvalidParams("Invalid cursor".into()))?;
     Ok(Page {
-        items: items.get(start..end).map(<[T]>::to_vec).unwrap_or_default(),
-        next_cursor: (end < items.len()).then(|| end.to_string()),
+        items: items[start..end].to_vec(),
+        next_cursor,
     })
 }
 
@@ -228,7 +224,7 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let a = agent(&ctx)?;
-        let asked = json!({ "prompt": req.name });
+        let asked = json!({ "prompt": clip(&req.name, AUDIT_NAME_CHARS) });
         let mut audit = RequestAudit::new(
             &self.hub,
             &a,
@@ -246,7 +242,7 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let a = agent(&ctx)?;
-        let asked = json!({ "uri": req.uri });
+        let asked = json!({ "uri": clip(&req.uri, AUDIT_NAME_CHARS) });
         let mut audit = RequestAudit::new(
             &self.hub,
             &a,
@@ -264,7 +260,9 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
         let a = agent(&ctx)?;
-        let asked = json!({ "ref": req.r#ref, "argument": req.argument.name });
+        let shown = serde_json::to_string(&req.r#ref).unwrap_or_default();
+        let asked = json!({ "ref": clip(&shown, AUDIT_NAME_CHARS),
+            "argument": clip(&req.argument.name, AUDIT_NAME_CHARS) });
         let kind = match &req.r#ref {
             Reference::Resource(_) => TargetKind::Resource,
             _ => TargetKind::Prompt,
@@ -306,5 +304,28 @@ impl ServerHandler for Gateway {
         ctx.cancelled().await;
         self.hub.sessions.remove(id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn any_cursor_is_answered_none_panics() {
+        let items = [1, 2, 3];
+        for c in [
+            "18446744073709551615",
+            "99999999999999999999999",
+            "-1",
+            "x",
+            "1e3",
+            "",
+        ] {
+            let _ = super::page(&items, Some(c), 2);
+            let _ = crate::view::page_bounds(3, Some(c), usize::MAX);
+        }
+        let last = super::page(&items, Some(&usize::MAX.to_string()), 2).unwrap();
+        assert!(last.items.is_empty() && last.next_cursor.is_none());
+        assert!(super::page(&items, Some("-1"), 2).is_err());
+        assert_eq!(super::page(&items, Some("2"), 2).unwrap().items, vec![3]);
     }
 }

@@ -18,6 +18,7 @@ pub mod pinning;
 pub mod policy;
 pub mod ratelimit;
 pub mod registry;
+pub mod reply_cap;
 pub(crate) mod request_audit;
 pub mod scan;
 pub mod search;
@@ -62,6 +63,8 @@ pub struct GatewayConfig {
     /// Where browsers reach Toolbelt (its origin is allowed, its host answered to).
     pub public_url: Option<String>,
     pub max_body_bytes: usize,
+    /// The largest reply taken from an upstream (larger: `reply_too_large`).
+    pub max_reply_bytes: usize,
     pub discovery_deadline: Duration,
     pub refresh_interval: Duration,
     /// Serve `tools/call` and `tools/list` of legacy sessions on the request's own task
@@ -87,6 +90,7 @@ impl Default for GatewayConfig {
             allowed_origins: Vec::new(),
             public_url: None,
             max_body_bytes: 4 * 1024 * 1024,
+            max_reply_bytes: reply_cap::DEFAULT_MAX_REPLY_BYTES,
             discovery_deadline: Duration::from_secs(5),
             refresh_interval: Duration::from_secs(1),
             fast_path: true,
@@ -139,12 +143,10 @@ pub async fn start_with(
     let guard = Arc::new(ssrf::Guard {
         allow: config.ssrf_allow.clone(),
     });
-    let upstreams = Arc::new(upstream::Upstreams::new(
-        sign,
-        guard,
-        routes,
-        &config.outbound,
-    ));
+    let upstreams = Arc::new(
+        upstream::Upstreams::new(sign, guard, routes, &config.outbound)
+            .with_max_reply(config.max_reply_bytes),
+    );
     let registry = registry::Registry::new(
         store.clone(),
         upstreams,

@@ -18,6 +18,7 @@ use toolbelt_model::{ServerId, ToolboxId, UserId};
 use toolbelt_store::{Store, catalog, servers, toolboxes};
 
 mod discovery;
+pub mod paging;
 
 pub struct ServerEntry {
     pub id: ServerId,

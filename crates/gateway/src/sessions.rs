@@ -49,6 +49,16 @@ impl Sessions {
             .retain(|r| r.id != id);
     }
 
+    /// Forgets legacy sessions whose transport closed (ended, or closed as idle): a
+    /// session is otherwise only forgotten when a notification to it fails, and views
+    /// that never change would keep every session ever opened.
+    pub fn prune(&self) {
+        self.recs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|r| !matches!(&r.target, Target::Peer(p) if p.is_transport_closed()));
+    }
+
     pub fn count(&self) -> usize {
         self.recs.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
@@ -58,8 +68,11 @@ impl Sessions {
 /// view changed; sessions that cannot be reached any more are dropped.
 pub async fn notifier(hub: std::sync::Arc<Hub>) {
     let (mut version, mut epoch) = (0, 0);
-    loop {
+    for tick in 0u64.. {
         tokio::time::sleep(Duration::from_millis(200)).await;
+        if tick % 25 == 0 {
+            hub.sessions.prune();
+        }
         let (v, e) = (
             hub.registry.version.load(Ordering::Acquire),
             hub.store.epoch(),

@@ -286,6 +286,8 @@ pub struct Conn {
     /// Ids of requests posted outside rmcp: far above rmcp's own counter.
     next_id: std::sync::atomic::AtomicI64,
     endpoint: Endpoint,
+    /// The largest reply taken from this upstream ([`crate::reply_cap`]).
+    pub max_reply: usize,
     renew_at: Instant,
     key: Arc<str>,
     /// The credential's version this session's requests carry (None: no credential).
@@ -382,6 +384,8 @@ pub struct Upstreams {
     guard: Arc<crate::ssrf::Guard>,
     outbound: toolbelt_net::http::Outbound,
     pub routes: Arc<Routes>,
+    /// The largest reply taken from an upstream ([`crate::reply_cap`]).
+    pub max_reply: usize,
 }
 
 impl Upstreams {
@@ -408,7 +412,14 @@ impl Upstreams {
             guard,
             outbound: outbound.clone(),
             routes,
+            max_reply: crate::reply_cap::DEFAULT_MAX_REPLY_BYTES,
         }
+    }
+
+    /// With another limit on an upstream reply's size.
+    pub fn with_max_reply(mut self, bytes: usize) -> Upstreams {
+        self.max_reply = bytes;
+        self
     }
 
     /// The pooled session of a server (for one credential, when given), connecting once
@@ -492,10 +503,12 @@ impl Upstreams {
         };
         let cfg = StreamableHttpClientTransportConfig::with_uri(url.clone())
             .custom_headers(headers)
-            .max_concurrent_requests(256);
+            .max_concurrent_requests(256)
+            .max_sse_event_size(self.max_reply);
         let wire = crate::upstream_client::WireCell::default();
         let transport = StreamableHttpClientTransport::with_client(
             crate::upstream_client::UpstreamClient {
+                max_reply: self.max_reply,
                 http: client.clone(),
                 wire: wire.clone(),
             },
@@ -528,6 +541,7 @@ impl Upstreams {
             next_id: std::sync::atomic::AtomicI64::new(1 << 40),
             endpoint: endpoint.clone(),
             renew_at: Instant::now() + RENEW_AFTER,
+            max_reply: self.max_reply,
             key,
             stamp: cred.map(|c| c.stamp),
         })

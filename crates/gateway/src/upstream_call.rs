@@ -80,7 +80,15 @@ pub async fn call_tool(
         ClientRequest::CallToolRequest(CallToolRequest::new(params)),
         id.clone(),
     );
-    let exchange = exchange(conn, wire, &msg, &id, caller.peer.as_ref(), routes);
+    let exchange = exchange(
+        conn,
+        wire,
+        &msg,
+        &id,
+        caller.peer.as_ref(),
+        routes,
+        conn.max_reply,
+    );
     tokio::select! {
         r = tokio::time::timeout(timeout, exchange) => match r {
             Ok(r) => r,
@@ -113,6 +121,7 @@ async fn exchange(
     id: &RequestId,
     agent: Option<&Peer<RoleServer>>,
     routes: &Arc<Routes>,
+    max_reply: usize,
 ) -> Result<Result<ServerResult, ServiceError>, Expired> {
     let res = match post(conn, wire, msg).send().await {
         Ok(r) => r,
@@ -121,7 +130,7 @@ async fn exchange(
     if res.status() == reqwest::StatusCode::NOT_FOUND && wire.session_id.is_some() {
         return Err(Expired);
     }
-    Ok(read(conn, wire, res, id, agent, routes).await)
+    Ok(read(conn, wire, res, id, agent, routes, max_reply).await)
 }
 
 async fn read(
@@ -131,6 +140,7 @@ async fn read(
     id: &RequestId,
     agent: Option<&Peer<RoleServer>>,
     routes: &Arc<Routes>,
+    max_reply: usize,
 ) -> Result<ServerResult, ServiceError> {
     let status = res.status();
     let sse = res
@@ -142,7 +152,13 @@ async fn read(
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-        let body = res.bytes().await.map_err(failed)?;
+        let body = match crate::reply_cap::body(res, max_reply)
+            .await
+            .map_err(failed)?
+        {
+            Ok(b) => b,
+            Err(too_large) => return Err(ServiceError::McpError(too_large)),
+        };
         if !json {
             return Err(failed(ReplyError::Status(status)));
         }
@@ -155,8 +171,15 @@ async fn read(
             ))),
         };
     }
-    let mut events = sse_stream::SseStream::from_bytes_stream(res.bytes_stream());
+    let tripped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bytes = crate::reply_cap::bounded(res.bytes_stream(), max_reply, tripped.clone());
+    let mut events = sse_stream::SseStream::from_bytes_stream(bytes);
     while let Some(ev) = events.next().await {
+        if tripped.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(ServiceError::McpError(crate::reply_cap::too_large(
+                max_reply,
+            )));
+        }
         let ev = ev.map_err(|e| failed(ReplyError::Unexpected(e.to_string())))?;
         let Some(data) = ev.data.filter(|d| !d.trim().is_empty()) else {
             continue;

@@ -31,6 +31,8 @@ pub type WireCell = Arc<Mutex<Option<Arc<Wire>>>>;
 pub struct UpstreamClient {
     pub http: reqwest::Client,
     pub wire: WireCell,
+    /// Replies larger than this answer their request with `reply_too_large`.
+    pub max_reply: usize,
 }
 
 impl UpstreamClient {
@@ -75,6 +77,22 @@ fn request_id(m: &ClientJsonRpcMessage) -> Option<RequestId> {
     }
 }
 
+/// A JSON reply to a request over the limit becomes that request's `reply_too_large`
+/// (rmcp read it within its own 16 MiB bound; the gateway keeps less when told to).
+fn capped(r: PostResult, id: Option<RequestId>, limit: usize) -> PostResult {
+    match (r, id) {
+        (Ok(StreamableHttpPostResponse::Json(m, sid)), Some(id))
+            if crate::reply_cap::json_len(&m) > limit =>
+        {
+            Ok(StreamableHttpPostResponse::Json(
+                ServerJsonRpcMessage::error(crate::reply_cap::too_large(limit), Some(id)),
+                sid,
+            ))
+        }
+        (r, _) => r,
+    }
+}
+
 /// An id-less error in a JSON reply to a request is that request's error.
 pub(crate) fn matched(r: PostResult, id: Option<RequestId>) -> PostResult {
     match (r, id) {
@@ -108,7 +126,7 @@ impl StreamableHttpClient for UpstreamClient {
             .http
             .post_message(uri, message, session_id, auth_header, custom_headers)
             .await;
-        matched(r, id)
+        capped(matched(r, id.clone()), id, self.max_reply)
     }
 
     async fn post_message_with_max_sse_event_size(
@@ -133,7 +151,7 @@ impl StreamableHttpClient for UpstreamClient {
                 max_sse_event_size,
             )
             .await;
-        matched(r, id)
+        capped(matched(r, id.clone()), id, self.max_reply)
     }
 
     async fn delete_session(

@@ -109,7 +109,7 @@ pub fn page_bounds(
         None => 0,
     };
     let start = start.min(len);
-    let end = (start + size).min(len);
+    let end = start.saturating_add(size).min(len);
     let next = (end < len).then(|| end.to_string());
     Some((start, end, next))
 }

@@ -75,6 +75,8 @@ rpc_table! {
         "server unreachable: not running, dead or silent toolbox, no connection";
     UpstreamFailed = -32007, "upstream_failed", "the server failed",
         "the server's connection broke mid-call, or it answered with something else";
+    ReplyTooLarge = -32008, "reply_too_large", "the server's reply is too large",
+        "the server's reply is over the gateway's limit (`TOOLBELT_MAX_REPLY_BYTES`, `data.limit_bytes`)";
     UpstreamTimeout = -32001, "upstream_timeout", "the server did not answer in time",
         "upstream timeout: the server did not answer within the call timeout";
     Cancelled = -32800, "cancelled", "cancelled", "cancelled (by the agent, or while waiting)";

@@ -1,9 +1,19 @@
 //! Discovery: contacting servers (in parallel, each under its own deadline), pinning and
 //! scanning what they serve, and installing the result in the registry.
 
+use super::paging::{self, ListError};
 use super::*;
 use crate::upstream::ConnectError;
 use rmcp::service::ServiceError;
+
+impl From<ListError> for DiscoveryError {
+    fn from(e: ListError) -> Self {
+        match e {
+            ListError::Paging(p) => DiscoveryError::Paging(p),
+            ListError::Service(s) => DiscoveryError::List(s),
+        }
+    }
+}
 
 /// Why a server's tools could not be listed (recorded on the server, retried).
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +30,8 @@ pub enum DiscoveryError {
     Connect(#[from] ConnectError),
     #[error(transparent)]
     List(#[from] ServiceError),
+    #[error(transparent)]
+    Paging(#[from] paging::PagingError),
     #[error("discovery timed out after {:.1} s", .0.as_secs_f64())]
     Timeout(Duration),
 }
@@ -185,20 +197,20 @@ impl Registry {
             .map(|i| i.capabilities.clone())
             .unwrap_or_default();
         let tools = if caps.tools.is_some() {
-            peer.list_all_tools().await?
+            paging::tools(peer).await?
         } else {
             vec![]
         };
         let (resources, templates) = if caps.resources.is_some() {
             (
-                peer.list_all_resources().await?,
-                peer.list_all_resource_templates().await.unwrap_or_default(),
+                paging::resources(peer).await?,
+                paging::templates(peer).await.unwrap_or_default(),
             )
         } else {
             (vec![], vec![])
         };
         let prompts = if caps.prompts.is_some() {
-            peer.list_all_prompts().await?
+            paging::prompts(peer).await?
         } else {
             vec![]
         };
