@@ -44,11 +44,13 @@ dtma) target/release/toolbelt-bench dtma ;;
 gateway) target/release/toolbelt-bench gateway ;;
 gateway-instructions) target/release/toolbelt-bench gateway-instructions --calls "${2:-500}" ;;
 oauth) target/release/toolbelt-bench oauth ;;
+search) target/release/toolbelt-bench search ;;
 all)
     target/release/toolbelt-bench control; echo
     target/release/toolbelt-bench dtma; echo
     target/release/toolbelt-bench gateway; echo
-    target/release/toolbelt-bench oauth
+    target/release/toolbelt-bench oauth; echo
+    target/release/toolbelt-bench search
     ;;
-*) echo "usage: $0 [control|dtma|gateway|gateway-instructions [CALLS]|oauth|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [control|dtma|gateway|gateway-instructions [CALLS]|oauth|search|all]" >&2; exit 2 ;;
 esac

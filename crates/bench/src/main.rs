@@ -11,6 +11,7 @@ mod loadgen;
 mod oauth;
 mod procs;
 mod rpc;
+mod search;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +53,12 @@ enum What {
         #[arg(long, default_value_t = 500)]
         calls: usize,
     },
+    /// Tool search over 1,000 tools: find_tools latency, index memory, the search-mode
+    /// listing, and the listing's size in `all` vs `search` mode.
+    Search {
+        #[arg(long, default_value_t = 2000)]
+        queries: usize,
+    },
     /// Vault and OAuth: seal/open per secret, connecting and refreshing N connections
     /// against the local authorization server, header injection per call.
     Oauth {
@@ -68,5 +75,6 @@ async fn main() -> anyhow::Result<()> {
         What::Gateway { calls, lists } => gateway::run(calls, lists).await,
         What::GatewayInstructions { calls } => callgrind::run(calls).await,
         What::Oauth { connections } => oauth::run(connections).await,
+        What::Search { queries } => search::run(queries),
     }
 }
