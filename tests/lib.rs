@@ -333,6 +333,19 @@ impl Cli<'_> {
         }
     }
 
+    /// Runs `args` (a `-o json` command) until it succeeds with JSON satisfying `pred`;
+    /// that JSON. On timeout the panic shows the last output.
+    pub async fn until(&self, args: &[&str], what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        eventually(what, eventually::WAIT, async || {
+            let r = self.run(args);
+            match serde_json::from_str::<Value>(&r.stdout) {
+                Ok(v) if r.code == 0 && pred(&v) => Ok(v),
+                _ => Err(format!("exit {}: {}{}", r.code, r.stdout, r.stderr)),
+            }
+        })
+        .await
+    }
+
     /// Runs and insists on exit code 0.
     pub fn ok(&self, args: &[&str]) -> Ran {
         let r = self.run(args);

@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use toolbelt_e2e::eventually::{WAIT, eventually, when};
 use toolbelt_e2e::sdk::Sdk;
 use toolbelt_e2e::{Cli, Server};
 use toolbelt_testkit::fixture::fixture_bin;
@@ -43,32 +44,28 @@ async fn up_with_fixture(data: &std::path::Path) -> (Server, String) {
         .unwrap()
         .to_string();
     cli.ok(&["grant", "create", "--agent", "bot", "--server", "fx"]);
-    wait_running(&cli, &server);
+    wait_running(&cli, &server).await;
     (server, token)
 }
 
-fn wait_running(cli: &Cli<'_>, server: &Server) {
-    let start = std::time::Instant::now();
-    loop {
+/// Waits until `fx` runs healthy; on timeout shows the server's log (newest first).
+async fn wait_running(cli: &Cli<'_>, server: &Server) {
+    eventually("fx running", WAIT, async || {
         let r = cli.run(&["server", "get", "fx", "-o", "json"]);
-        if r.code == 0
+        let ok = r.code == 0
             && serde_json::from_str::<Value>(&r.stdout)
-                .is_ok_and(|v| v["status"] == "running" && v["health"] == "ok")
-        {
-            return;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let log = server.log_text();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            panic!(
-                "fx never ran: {}{}\nserver log (newest first):\n{}",
-                r.stdout,
-                r.stderr,
-                tail.join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+                .is_ok_and(|v| v["status"] == "running" && v["health"] == "ok");
+        let log = server.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        let seen = format!(
+            "{}{}\nserver log (newest first):\n{}",
+            r.stdout,
+            r.stderr,
+            tail.join("\n")
+        );
+        when(seen, ok)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -224,7 +221,7 @@ async fn every_result_a_client_saw_has_its_audit_event_across_sigkills() {
             token: Some(ADMIN),
             config: dir.path().join("cli.json"),
         };
-        wait_running(&cli, &server);
+        wait_running(&cli, &server).await;
     }
     let cli = Cli {
         url: &server.url,

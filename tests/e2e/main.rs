@@ -18,6 +18,7 @@ mod oauth_world;
 mod process_limits;
 mod replicas;
 mod sandbox_escape;
+mod signals;
 mod tls_outbound;
 mod tool_search;
 mod toolboxes_docker;

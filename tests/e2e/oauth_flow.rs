@@ -7,7 +7,7 @@
 
 use crate::oauth_world::*;
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use toolbelt_e2e::oauth::{Browser, CLIENT_ID, CLIENT_SECRET};
 use toolbelt_e2e::sdk::Sdk;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -436,16 +436,13 @@ async fn a_server_serving_one_user_gets_its_token_at_deploy_and_rolls_on_refresh
     .await;
     alice.ok(&["grant", "create", "--agent", "bot", "--server", "nb"]);
     let mut sdk = Sdk::connect(&format!("{}/mcp", w.server.url), &w.agent_token, "legacy").await;
-    let start = Instant::now();
-    let seen = loop {
+    let seen = eventually("the token delivered", WAIT, async || {
         let r = sdk
             .call("nb__secret", json!({ "name": "OAUTH_ACCESS_TOKEN" }))
             .await;
-        if r["ok"] == true || start.elapsed() > Duration::from_secs(20) {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+        when(r.clone(), r["ok"] == true)
+    })
+    .await;
     assert_eq!(
         seen["structured"],
         json!({ "set": true, "len": 43, "prefix": "at_" }),

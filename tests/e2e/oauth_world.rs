@@ -2,7 +2,6 @@
 //! MCP server, the users, the agent, and the small helpers the OAuth tests share.
 
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
 use toolbelt_e2e::oauth::{self, Browser, CLIENT_ID, CLIENT_SECRET, Fixture};
 use toolbelt_e2e::sdk::Sdk;
 use toolbelt_e2e::tls::TestCa;
@@ -122,18 +121,11 @@ impl World {
             "legacy",
         )
         .await;
-        let start = Instant::now();
-        while !sdk
-            .tool_names()
-            .await
-            .contains(&"notes__whoami".to_string())
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "notes__whoami never listed"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        eventually("notes__whoami listed", WAIT, async || {
+            let names = sdk.tool_names().await;
+            when(names.clone(), names.contains(&"notes__whoami".to_string()))
+        })
+        .await;
         sdk
     }
 }
@@ -241,7 +233,7 @@ pub async fn world_with(ttl: u32, tls: Option<TestCa>) -> World {
     w
 }
 
-pub use toolbelt_e2e::eventually::eventually;
+pub use toolbelt_e2e::eventually::{WAIT, eventually, when};
 
 /// An audit event's detail (stored as its canonical JSON text, which the hash covers).
 pub fn detail(e: &Value) -> Value {

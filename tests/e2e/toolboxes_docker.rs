@@ -11,56 +11,12 @@ use tokio::net::{UnixListener, UnixStream};
 use toolbelt_e2e::eventually::eventually;
 use toolbelt_e2e::mcp::Mcp;
 use toolbelt_e2e::plane::Plane;
+use toolbelt_e2e::world::Caller;
 use toolbelt_e2e::{DtmaProc, Server, docker_cleanup};
 use toolbelt_testkit::fixture::{fixture_bin, fixture_image};
 
 const ADMIN: &str = "tbu_toolboxes-admin-0000000";
 const WAIT: Duration = Duration::from_secs(60);
-
-struct Api {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.url))
-            .bearer_auth(ADMIN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let v: Value = res.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{method} {path}: {status} {v}");
-        v
-    }
-
-    async fn wait(&self, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let start = std::time::Instant::now();
-        let mut last = Value::Null;
-        while start.elapsed() < WAIT {
-            let v: Value = self
-                .http
-                .get(format!("{}{path}", self.url))
-                .bearer_auth(ADMIN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if pred(&v) {
-                return v;
-            }
-            last = v;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("timed out waiting for {what}; last: {last:#}");
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_silent_toolbox_goes_unresponsive_and_comes_back_with_its_servers() {
@@ -74,126 +30,77 @@ async fn a_silent_toolbox_goes_unresponsive_and_comes_back_with_its_servers() {
         ],
     )
     .await;
-    let api = Api {
-        http: toolbelt_net::http::client(),
-        url: cp.url.clone(),
-    };
-    let mut joins = Vec::new();
-    for name in ["alpha", "beta"] {
-        api.call(
-            "POST",
-            "/api/v1/toolboxes",
-            Some(json!({ "name": name, "shared": true })),
-        )
-        .await;
-        joins.push(
-            api.call(
-                "POST",
-                &format!("/api/v1/toolboxes/{name}/join-token"),
-                Some(json!({})),
-            )
-            .await["token"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
-    }
-    let alpha_id = api.call("GET", "/api/v1/toolboxes/alpha", None).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let admin = Caller::new(&cp.url, ADMIN);
+    let alpha = admin.toolbox("alpha").shared().await;
+    let beta = admin.toolbox("beta").shared().await;
     struct Clean(String);
     impl Drop for Clean {
         fn drop(&mut self) {
             docker_cleanup(&self.0);
         }
     }
-    let _c = Clean(alpha_id.clone());
+    let _c = Clean(alpha.id.clone());
     let alpha_dir: PathBuf = dir.path().join("alpha");
-    let a = DtmaProc::start(&cp.url, Some(&joins[0]), &alpha_dir, "docker", &[]).await;
+    let a = DtmaProc::start(
+        &cp.url,
+        Some(&alpha.join_token().await),
+        &alpha_dir,
+        "docker",
+        &[],
+    )
+    .await;
+    let beta_dir = dir.path().join("beta");
     let _b = DtmaProc::start(
         &cp.url,
-        Some(&joins[1]),
-        &dir.path().join("beta"),
+        Some(&beta.join_token().await),
+        &beta_dir,
         "process",
         &[],
     )
     .await;
-    api.call("POST", "/api/v1/catalog", Some(json!({ "slug": "fx-img", "source": { "type": "image", "image": image }, "transport": "stdio" }))).await;
-    api.call("POST", "/api/v1/catalog", Some(json!({ "slug": "fx-proc", "source": { "type": "package", "manager": "binary", "package": "fixture-mcp",
-        "command": [fixture_bin().display().to_string()] }, "transport": "stdio" }))).await;
+    admin.catalog(json!({ "slug": "fx-img", "source": { "type": "image", "image": image }, "transport": "stdio" })).await;
+    admin.catalog(json!({ "slug": "fx-proc", "source": { "type": "package", "manager": "binary", "package": "fixture-mcp",
+        "command": [fixture_bin().display().to_string()] }, "transport": "stdio" })).await;
     // The same server name on both toolboxes: names are unique per toolbox only.
-    api.call(
-        "POST",
-        "/api/v1/servers",
-        Some(json!({ "name": "tools", "catalog": "fx-img", "toolbox": "alpha" })),
-    )
-    .await;
-    api.call(
-        "POST",
-        "/api/v1/servers",
-        Some(json!({ "name": "tools", "catalog": "fx-proc", "toolbox": "beta" })),
-    )
-    .await;
-    let s1 = api
-        .wait(
-            "/api/v1/servers/tools?toolbox=alpha",
-            "alpha/tools running",
-            |v| v["status"] == "running",
-        )
-        .await;
-    api.wait(
-        "/api/v1/servers/tools?toolbox=beta",
-        "beta/tools running",
-        |v| v["status"] == "running",
-    )
-    .await;
-    let alpha = api.call("GET", "/api/v1/toolboxes/alpha", None).await;
+    let on_alpha = admin.deploy("tools", "fx-img").on("alpha").await;
+    let on_beta = admin.deploy("tools", "fx-proc").on("beta").await;
+    let s1 = on_alpha.running().await;
+    on_beta.running().await;
+    let seen = admin.rest.get("/api/v1/toolboxes/alpha").await;
     assert_eq!(
         (
-            alpha["kind"].as_str(),
-            alpha["report"]["runtime"]["available"].as_bool()
+            seen["kind"].as_str(),
+            seen["report"]["runtime"]["available"].as_bool()
         ),
         (Some("docker"), Some(true))
     );
     assert!(
-        alpha["report"]["system"]["mem_total_bytes"]
+        seen["report"]["system"]["mem_total_bytes"]
             .as_u64()
             .unwrap()
             > 0
     );
 
     a.kill9();
-    api.wait("/api/v1/toolboxes/alpha", "alpha unresponsive", |v| {
-        v["status"] == "unresponsive"
-    })
-    .await;
-    api.wait(
-        "/api/v1/servers/tools?toolbox=alpha",
-        "alpha/tools unresponsive",
-        |v| v["status"] == "unresponsive",
-    )
-    .await;
-    let beta = api.call("GET", "/api/v1/toolboxes/beta", None).await;
-    assert_eq!(beta["status"], "active", "the other toolbox is unaffected");
+    alpha.until("unresponsive").await;
+    on_alpha
+        .until("unresponsive", |v| v["status"] == "unresponsive")
+        .await;
+    let seen = admin.rest.get("/api/v1/toolboxes/beta").await;
+    assert_eq!(seen["status"], "active", "the other toolbox is unaffected");
 
     let a = DtmaProc::start(&cp.url, None, &alpha_dir, "docker", &[]).await;
-    api.wait("/api/v1/toolboxes/alpha", "alpha active again", |v| {
-        v["status"] == "active"
-    })
-    .await;
-    let back = api
-        .wait(
-            "/api/v1/servers/tools?toolbox=alpha",
-            "alpha/tools running again",
-            |v| v["status"] == "running" && v["health"] == "ok",
-        )
+    alpha.until("active").await;
+    let back = on_alpha
+        .until("running again", |v| {
+            v["status"] == "running" && v["health"] == "ok"
+        })
         .await;
     assert_eq!(
         back["instance"]["container_id"], s1["instance"]["container_id"],
         "the container survived its DTMA"
     );
-    let events = api.call("GET", "/api/v1/audit?action=toolbox", None).await;
+    let events = admin.rest.get("/api/v1/audit?action=toolbox").await;
     let actions: Vec<&str> = events["items"]
         .as_array()
         .unwrap()

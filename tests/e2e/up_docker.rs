@@ -2,7 +2,7 @@
 //! the Docker runtime; the fixture image is deployed with nothing but the CLI and answers
 //! MCP at the DTMA's `/mcp/{server}`.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 use toolbelt_e2e::eventually::eventually;
 use toolbelt_e2e::mcp::Mcp;
@@ -10,23 +10,6 @@ use toolbelt_e2e::{Cli, Server, containers_of, docker_cleanup, docker_inspect};
 use toolbelt_testkit::fixture::fixture_image;
 
 const ADMIN: &str = "tbu_up-docker-admin-0000000";
-
-fn wait_json(cli: &Cli<'_>, args: &[&str], what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let start = std::time::Instant::now();
-    let mut last = String::new();
-    while start.elapsed() < Duration::from_secs(60) {
-        let r = cli.run(args);
-        if r.code == 0
-            && let Ok(v) = serde_json::from_str::<Value>(&r.stdout)
-            && pred(&v)
-        {
-            return v;
-        }
-        last = format!("{}{}", r.stdout, r.stderr);
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}; last: {last}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn toolbelt_up_runs_the_fixture_image_on_its_local_docker_toolbox() {
@@ -45,12 +28,13 @@ async fn toolbelt_up_runs_the_fixture_image_on_its_local_docker_toolbox() {
         token: Some(ADMIN),
         config: dir.path().join("cli.json"),
     };
-    let local = wait_json(
-        &cli,
-        &["toolbox", "get", "local", "-o", "json"],
-        "the local toolbox active",
-        |v| v["status"] == "active",
-    );
+    let local = cli
+        .until(
+            &["toolbox", "get", "local", "-o", "json"],
+            "the local toolbox active",
+            |v| v["status"] == "active",
+        )
+        .await;
     let tbx = local["id"].as_str().unwrap().to_string();
     struct Clean(String);
     impl Drop for Clean {
@@ -74,12 +58,11 @@ async fn toolbelt_up_runs_the_fixture_image_on_its_local_docker_toolbox() {
         "stdio",
     ]);
     cli.ok(&["server", "create", "fx", "--catalog", "fx"]);
-    let srv = wait_json(
-        &cli,
-        &["server", "get", "fx", "-o", "json"],
-        "fx running",
-        |v| v["status"] == "running" && v["health"] == "ok",
-    );
+    let srv = cli
+        .until(&["server", "get", "fx", "-o", "json"], "fx running", |v| {
+            v["status"] == "running" && v["health"] == "ok"
+        })
+        .await;
     let cid = srv["instance"]["container_id"]
         .as_str()
         .unwrap()
@@ -103,12 +86,10 @@ async fn toolbelt_up_runs_the_fixture_image_on_its_local_docker_toolbox() {
     assert!(stats["memory_limit_bytes"].as_u64().unwrap() <= 256 * 1024 * 1024);
 
     cli.ok(&["server", "stop", "fx"]);
-    wait_json(
-        &cli,
-        &["server", "get", "fx", "-o", "json"],
-        "fx stopped",
-        |v| v["status"] == "stopped",
-    );
+    cli.until(&["server", "get", "fx", "-o", "json"], "fx stopped", |v| {
+        v["status"] == "stopped"
+    })
+    .await;
     let sid = srv["id"].as_str().unwrap().to_string();
     eventually("its container removed", Duration::from_secs(30), || {
         let sid = sid.clone();
@@ -116,12 +97,12 @@ async fn toolbelt_up_runs_the_fixture_image_on_its_local_docker_toolbox() {
     })
     .await;
     cli.ok(&["server", "start", "fx"]);
-    wait_json(
-        &cli,
+    cli.until(
         &["server", "get", "fx", "-o", "json"],
         "fx running again",
         |v| v["status"] == "running",
-    );
+    )
+    .await;
     cli.ok(&["server", "delete", "fx"]);
     // By name it is gone at once (the name is free again); its row goes when the
     // toolbox confirms the container is removed.

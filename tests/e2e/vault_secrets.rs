@@ -4,32 +4,23 @@
 //! the old key deleted, and the server redeployed with its secret under the new key.
 
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use toolbelt_e2e::eventually::{WAIT, eventually, when};
 use toolbelt_e2e::sdk::Sdk;
 use toolbelt_e2e::{Cli, Server};
 use toolbelt_testkit::fixture::fixture_bin;
 
 const ADMIN: &str = "tbu_vault-secrets-admin-tok-0";
 
-fn wait_running(cli: &Cli<'_>, name: &str, min_generation: i64) -> Value {
-    let start = Instant::now();
-    loop {
-        let r = cli.run(&["server", "get", name, "-o", "json"]);
-        if let Ok(v) = serde_json::from_str::<Value>(&r.stdout)
-            && v["status"] == "running"
+/// Waits until `name` runs healthy at `min_generation` or later; its JSON.
+async fn wait_running(cli: &Cli<'_>, name: &str, min_generation: i64) -> Value {
+    let what = format!("{name} running at generation {min_generation}");
+    cli.until(&["server", "get", name, "-o", "json"], &what, |v| {
+        v["status"] == "running"
             && v["health"] == "ok"
             && v["generation"].as_i64() >= Some(min_generation)
-        {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{name} never ran: {}{}",
-            r.stdout,
-            r.stderr
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -176,7 +167,7 @@ async fn secrets_are_sealed_referenced_delivered_and_survive_key_rotation() {
         "--secret",
         "API_KEY=shared-key",
     ]);
-    let v = wait_running(&admin, "svc", 0);
+    let v = wait_running(&admin, "svc", 0).await;
     let agent = admin.ok(&["agent", "create", "probe", "-o", "json"]).json()["token"]["token"]
         .as_str()
         .unwrap()
@@ -213,11 +204,10 @@ async fn secrets_are_sealed_referenced_delivered_and_survive_key_rotation() {
         "the old key is gone from the key file"
     );
     admin.ok(&["server", "restart", "svc"]);
-    wait_running(&admin, "svc", v["generation"].as_i64().unwrap() + 1);
+    wait_running(&admin, "svc", v["generation"].as_i64().unwrap() + 1).await;
     // A call racing the swap of instances may see the old one exit; the next one reaches
     // the new instance.
-    let start = Instant::now();
-    let seen = loop {
+    let seen = eventually("the secret under the new key", WAIT, async || {
         // Never a hang: a call the swap strands must still be answered (and if not, the
         // server's log says where it stuck).
         let r = match tokio::time::timeout(
@@ -234,11 +224,9 @@ async fn secrets_are_sealed_referenced_delivered_and_survive_key_rotation() {
                 panic!("a call hung across the restart; log:\n{}", tail.join("\n"));
             }
         };
-        if r["ok"] == true || start.elapsed() > Duration::from_secs(10) {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        when(r.clone(), r["ok"] == true)
+    })
+    .await;
     assert_eq!(
         seen["structured"],
         json!({ "set": true, "len": value.len() }),

@@ -2,7 +2,6 @@
 //! `toolbelt serve` runs (`toolbelt-app`: vault, OAuth refresher, token rollout, liveness,
 //! gateway), with a known signing key so tests can call DTMAs as the control plane does.
 
-use crate::eventually::{eventually, when};
 use crate::rest::Rest;
 use crate::world::{Caller, Toolbox};
 use serde_json::Value;
@@ -111,19 +110,15 @@ impl Plane {
         pred: impl Fn(&Value) -> bool,
     ) -> Value {
         let path = format!("/api/v1/servers/{name}?toolbox={toolbox}");
-        eventually(what, limit, async || {
-            let (s, v) = self.api("GET", &path, None).await;
-            when(v.clone(), s == 200 && pred(&v))
-        })
-        .await
+        self.admin.rest.until(&path, what, limit, pred).await
     }
 
     pub async fn wait_toolbox(&self, name: &str, status: &str, limit: Duration) -> Value {
         let path = format!("/api/v1/toolboxes/{name}");
-        eventually(&format!("toolbox {name} {status}"), limit, async || {
-            let (s, v) = self.api("GET", &path, None).await;
-            when(v.clone(), s == 200 && v["status"] == status)
-        })
-        .await
+        let what = format!("toolbox {name} {status}");
+        self.admin
+            .rest
+            .until(&path, &what, limit, |v| v["status"] == status)
+            .await
     }
 }

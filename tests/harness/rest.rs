@@ -74,6 +74,22 @@ impl Rest {
         v
     }
 
+    /// GETs `path` until it answers 200 with JSON satisfying `pred` (within `limit`);
+    /// that JSON. On timeout the panic shows the last answer.
+    pub async fn until(
+        &self,
+        path: &str,
+        what: &str,
+        limit: std::time::Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        crate::eventually::eventually(what, limit, async || {
+            let (s, v) = self.send("GET", path, None).await;
+            crate::eventually::when(v.clone(), s == 200 && pred(&v))
+        })
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> Value {
         self.ok("GET", path, Value::Null).await
     }

@@ -10,7 +10,7 @@
 //! let mut mcp = bot.mcp("legacy").await;
 //! ```
 
-use crate::eventually::{WAIT, eventually, when};
+use crate::eventually::WAIT;
 use crate::rest::Rest;
 use crate::sdk::Sdk;
 use serde_json::{Value, json};
@@ -162,11 +162,9 @@ impl Toolbox {
     pub async fn until(&self, status: &str) -> Value {
         let path = format!("/api/v1/toolboxes/{}", self.name);
         let what = format!("toolbox {} {status}", self.name);
-        eventually(&what, WAIT, async || {
-            let (s, v) = self.rest.send("GET", &path, None).await;
-            when(v.clone(), s == 200 && v["status"] == status)
-        })
-        .await
+        self.rest
+            .until(&path, &what, WAIT, |v| v["status"] == status)
+            .await
     }
 }
 
@@ -223,11 +221,7 @@ impl ServerRef {
     /// Waits until the server's JSON satisfies `pred`; on timeout shows the last seen.
     pub async fn until(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let what = format!("{}/{}: {what}", self.toolbox, self.name);
-        eventually(&what, WAIT, async || {
-            let (s, v) = self.rest.send("GET", &self.path(), None).await;
-            when(v.clone(), s == 200 && pred(&v))
-        })
-        .await
+        self.rest.until(&self.path(), &what, WAIT, pred).await
     }
 
     pub async fn running(&self) -> Value {

@@ -5,7 +5,12 @@ use toolbelt_app::Options;
 
 pub async fn serve(options: Options) -> Result<()> {
     init_logging();
-    let bound = toolbelt_app::bind(options).await?;
+    let mut shutdown = Box::pin(shutdown_signal()?);
+    // A signal during start-up (a slow database, long migrations) stops it cleanly.
+    let bound = tokio::select! {
+        bound = toolbelt_app::bind(options) => bound?,
+        () = &mut shutdown => return Ok(()),
+    };
     // Printed before the first connection is answered: whoever sees /readyz answer can
     // read these lines.
     let base = bound.url();
@@ -21,27 +26,25 @@ pub async fn serve(options: Options) -> Result<()> {
             report.admin_email.as_deref().unwrap_or("admin")
         );
     }
-    bound.serve().await?.run_until(shutdown_signal()).await?;
+    bound.serve().await?.run_until(shutdown).await?;
     Ok(())
 }
 
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled: callers call it before they bind, so a signal that arrives
+/// just after the first request was answered is a clean shutdown, not the default
+/// action's death by signal.
+pub fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
         }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
 
 pub fn init_logging() {

@@ -28,20 +28,23 @@ pub struct DtmaArgs {
 
 pub async fn run(a: DtmaArgs) -> Result<()> {
     crate::run::init_logging();
+    let mut shutdown = Box::pin(crate::run::shutdown_signal()?);
     let mut opts = toolbelt_dtma::DtmaOptions::new(&a.server, a.data_dir);
     opts.join_token = a.join_token;
     opts.listen = a.listen;
     opts.advertise_url = a.advertise_url;
     opts.runtime = a.runtime.as_deref().and_then(ToolboxKind::parse);
     opts.outbound = super::client::outbound()?;
-    let dtma = toolbelt_dtma::start(opts)
-        .await
-        .context("the DTMA did not start")?;
+    // A signal while it joins or starts (a control plane that does not answer) stops it.
+    let dtma = tokio::select! {
+        dtma = toolbelt_dtma::start(opts) => dtma.context("the DTMA did not start")?,
+        () = &mut shutdown => return Ok(()),
+    };
     println!(
         "DTMA of toolbox {} serving at http://{}",
         dtma.toolbox_id, dtma.addr
     );
-    crate::run::shutdown_signal().await;
+    shutdown.await;
     dtma.shutdown().await;
     Ok(())
 }
