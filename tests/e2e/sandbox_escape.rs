@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toolbelt_e2e::Server;
+use toolbelt_e2e::eventually::eventually;
 use toolbelt_e2e::mcp::Mcp;
 use toolbelt_e2e::rest::Rest;
 use toolbelt_testkit::fixture::fixture_bin;
-use toolbelt_testkit::proc::wait_for;
 
 const ADMIN: &str = "tbu_sandbox-escape-admin-tok0";
 /// In `toolbelt up`'s environment: no environment a server can read may contain it.
@@ -94,19 +94,13 @@ impl World {
     }
 
     async fn wait(&self, name: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let start = std::time::Instant::now();
-        loop {
+        let what = format!("{name} {what}");
+        eventually(&what, WAIT, async || {
             let last = self.server(name).await;
-            if ok(&last) {
-                return last;
-            }
-            assert!(
-                start.elapsed() < WAIT,
-                "{name} never {what}: {last:#}\n{}",
-                self.server.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            let seen = format!("{last:#}\n{}", self.server.log_text());
+            if ok(&last) { Ok(last) } else { Err(seen) }
+        })
+        .await
     }
 
     async fn toolbox(&self) -> Value {
@@ -313,7 +307,7 @@ async fn with_no_sandbox_servers_are_refused_unless_an_admin_allows_it_which_is_
         tb["report"]["runtime"]["unsandboxed_allowed"], true,
         "{tb:#}"
     );
-    wait_for("the opt-in audited", WAIT, || async {
+    eventually("the opt-in audited", WAIT, || async {
         let audit = w.api.get("/api/v1/audit?action=toolbox.unsandboxed").await;
         (audit["items"].as_array().unwrap().len() == 1).then_some(())
     })
