@@ -92,20 +92,33 @@ impl Server {
             cmd.uid(uid).gid(uid);
         }
         let child = cmd.spawn().expect("toolbelt up starts");
-        let url = format!("http://127.0.0.1:{port}");
+        let tls = env.iter().any(|(k, _)| *k == "TOOLBELT_TLS_CERT");
+        let url = format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" });
+        // Readiness over HTTPS trusts the CA the server is given.
+        let http = match env.iter().find(|(k, _)| *k == "TOOLBELT_CA_FILE") {
+            Some((_, f)) => toolbelt_net::http::Outbound::with_ca_file(f.as_ref())
+                .unwrap()
+                .builder()
+                .build()
+                .unwrap(),
+            None => toolbelt_net::http::client(),
+        };
         let s = Server {
             child,
             url,
             data_dir: data_dir.to_path_buf(),
             log,
         };
-        s.wait_ready().await;
+        s.wait_ready_with(http).await;
         s
     }
 
     pub async fn wait_ready(&self) {
+        self.wait_ready_with(toolbelt_net::http::client()).await
+    }
+
+    async fn wait_ready_with(&self, http: reqwest::Client) {
         let url = format!("{}/readyz", self.url);
-        let http = toolbelt_net::http::client();
         eventually("toolbelt to be ready", Duration::from_secs(20), || {
             let (http, url) = (http.clone(), url.clone());
             async move {

@@ -19,6 +19,7 @@ mod process_limits;
 mod replicas;
 mod sandbox_escape;
 mod signals;
+mod tls_inbound;
 mod tls_outbound;
 mod tool_search;
 mod toolboxes_docker;

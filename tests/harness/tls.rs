@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 pub struct TestCa {
     _dir: tempfile::TempDir,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
     /// The CA certificate (what `TOOLBELT_CA_FILE` names).
     pub ca: PathBuf,
     /// The server's certificate and its key.
@@ -24,22 +25,35 @@ impl TestCa {
             .push(DnType::CommonName, format!("{name} test CA"));
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = |f: &str| dir.path().join(f);
         std::fs::write(path("ca.pem"), ca_cert.pem()).unwrap();
-        std::fs::write(path("cert.pem"), leaf.pem()).unwrap();
-        std::fs::write(path("key.pem"), leaf_key.serialize_pem()).unwrap();
-        TestCa {
+        let ca = TestCa {
             ca: path("ca.pem"),
             cert: path("cert.pem"),
             key: path("key.pem"),
+            issuer,
             _dir: dir,
+        };
+        ca.reissue();
+        ca
+    }
+
+    /// A new server certificate (and key) in place of the old, each file replaced by a
+    /// rename as rotation tools do; returns its DER.
+    pub fn reissue(&self) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .unwrap()
+                .signed_by(&key, &self.issuer)
+                .unwrap();
+        for (path, text) in [(&self.key, key.serialize_pem()), (&self.cert, leaf.pem())] {
+            let tmp = path.with_extension("new");
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, path).unwrap();
         }
+        leaf.der().to_vec()
     }
 
     /// Outbound TLS trusting this CA (besides the platform's roots).

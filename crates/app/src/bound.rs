@@ -16,12 +16,23 @@ pub struct Bound {
     pub(crate) addr: SocketAddr,
     pub(crate) url: String,
     pub(crate) ready_in: Duration,
+    pub(crate) tls: Option<toolbelt_net::tls::Acceptor>,
 }
 
 /// Binds `options.listen` and builds the app; OAuth callbacks point at the bound address
 /// unless a public URL is given. [`Bound::serve`] then starts it.
-pub async fn bind(options: Options) -> Result<Bound, AppError> {
+pub async fn bind(mut options: Options) -> Result<Bound, AppError> {
     let started = Instant::now();
+    // Loaded before anything listens: a bad pair stops the start with its reason.
+    let tls = options
+        .tls
+        .as_ref()
+        .map(toolbelt_net::tls::Acceptor::load)
+        .transpose()
+        .map_err(AppError::Tls)?;
+    if tls.is_some() {
+        options.control.secure_cookies = true;
+    }
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
         .map_err(|source| AppError::Listen {
@@ -29,7 +40,7 @@ pub async fn bind(options: Options) -> Result<Bound, AppError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(AppError::Serve)?;
-    let url = format!("http://{addr}");
+    let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
     let public_url = options.public_url.clone().unwrap_or_else(|| url.clone());
     let app = assemble(options, public_url).await?;
     Ok(Bound {
@@ -38,6 +49,7 @@ pub async fn bind(options: Options) -> Result<Bound, AppError> {
         addr,
         url,
         ready_in: started.elapsed(),
+        tls,
     })
 }
 

@@ -41,6 +41,8 @@ pub enum AppError {
     },
     #[error("the vault does not open")]
     Vault(#[source] toolbelt_vault::VaultError),
+    #[error("TLS: {0}")]
+    Tls(#[source] toolbelt_net::tls::TlsError),
     #[error("cannot listen on {addr}")]
     Listen {
         addr: SocketAddr,

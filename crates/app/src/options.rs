@@ -42,6 +42,11 @@ pub struct Options {
     /// (`TOOLBELT_ALLOW_PLAIN_HTTP`); copied into the control, gateway, OAuth and local
     /// DTMA configurations when the app is assembled.
     pub outbound: toolbelt_net::http::Outbound,
+    /// Serve HTTPS with this certificate and key (`--tls-cert`, `--tls-key`): cookies get
+    /// `Secure`, responses HSTS; the files are re-read when they change.
+    pub tls: Option<toolbelt_net::tls::TlsFiles>,
+    /// How often the TLS files are checked for a change.
+    pub tls_reload: std::time::Duration,
     /// How long per-minute metrics are kept, how often they are written.
     pub metrics: MetricsOptions,
 }
@@ -79,6 +84,8 @@ impl Options {
             gateway: GatewayConfig::default(),
             oauth: OAuthConfig::default(),
             outbound: Default::default(),
+            tls: None,
+            tls_reload: std::time::Duration::from_secs(1),
             metrics: MetricsOptions::default(),
         }
     }

@@ -30,6 +30,24 @@ pub struct Running {
     dtma: Option<toolbelt_dtma::Dtma>,
 }
 
+/// Serves a router on a listener until `stopping` turns true, with each connection's peer
+/// address (login throttling keys on it). A macro: the listener types differ (plain, TLS).
+macro_rules! spawn_server {
+    ($listener:expr, $router:expr, $stopping:expr) => {{
+        let mut stopping = $stopping;
+        tokio::spawn(
+            axum::serve(
+                $listener,
+                $router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            })
+            .into_future(),
+        )
+    }};
+}
+
 impl Bound {
     /// Serves the app, starts its background work and, for `toolbelt up`, the local
     /// toolbox's DTMA.
@@ -40,6 +58,7 @@ impl Bound {
             addr,
             url,
             ready_in,
+            tls,
         } = self;
         let state = app.state().clone();
         let credentials = state.credentials.clone();
@@ -66,23 +85,33 @@ impl Bound {
         tracing::info!(%addr, backend = store.backend().as_str(), seeded = app.first_start().seeded_entries, "serving");
 
         use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            // Replies written in pieces stall ~40 ms behind Nagle + delayed ACK otherwise.
-            let _ = tcp.set_nodelay(true);
-        });
-        let (stop, mut stopping) = tokio::sync::watch::channel(false);
-        // With each connection's peer address: login throttling keys on it.
-        let server = tokio::spawn(
-            axum::serve(
-                listener,
-                app.router()
-                    .into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stopping.wait_for(|s| *s).await;
-            })
-            .into_future(),
-        );
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let server = match tls {
+            None => {
+                let listener = listener.tap_io(|tcp| {
+                    // Replies written in pieces stall ~40 ms behind Nagle + delayed ACK otherwise.
+                    let _ = tcp.set_nodelay(true);
+                });
+                spawn_server!(listener, app.router(), stopping)
+            }
+            Some(acceptor) => {
+                let reload = app.options().tls_reload;
+                let listener = toolbelt_net::tls::TlsListener::new(listener, acceptor, reload)
+                    .map_err(AppError::Serve)?
+                    // (TapIo gives the peer address as connect info.)
+                    .tap_io(|_| {});
+                let router = app.router().layer(axum::middleware::map_response(
+                    |mut r: axum::response::Response| async move {
+                        r.headers_mut().insert(
+                            axum::http::header::STRICT_TRANSPORT_SECURITY,
+                            axum::http::HeaderValue::from_static(toolbelt_net::tls::HSTS),
+                        );
+                        r
+                    },
+                ));
+                spawn_server!(listener, router, stopping)
+            }
+        };
         let mut running = Running {
             app,
             addr,

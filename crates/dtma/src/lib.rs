@@ -47,6 +47,8 @@ pub struct DtmaOptions {
     /// Paths no server may see besides the DTMA's data dir and secret store (`toolbelt
     /// up` adds its own data dir and key files).
     pub protect: Vec<PathBuf>,
+    /// Serve HTTPS with this certificate and key, re-read when they change.
+    pub tls: Option<toolbelt_net::tls::TlsFiles>,
 }
 
 impl DtmaOptions {
@@ -62,6 +64,7 @@ impl DtmaOptions {
             reconcile_interval: Duration::from_secs(1),
             outbound: Default::default(),
             protect: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -74,6 +77,8 @@ pub enum DtmaError {
     NotJoined,
     #[error("joining failed: {0}")]
     Join(#[from] control::ChannelError),
+    #[error("TLS: {0}")]
+    Tls(#[from] toolbelt_net::tls::TlsError),
     #[error("the control plane's public key is unreadable")]
     BadKey,
     #[error("runtime: {0}")]
@@ -130,12 +135,18 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
         .recursive(true)
         .mode(0o700)
         .create(&opts.data_dir)?;
+    let tls = opts
+        .tls
+        .as_ref()
+        .map(toolbelt_net::tls::Acceptor::load)
+        .transpose()?;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let advertise = opts
         .advertise_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let kind = choose_runtime(opts.runtime).await;
     let cred_path = opts.data_dir.join("credential.json");
     let cred = match Credential::load(&cred_path) {
@@ -227,15 +238,31 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
     let mut tasks = Vec::new();
     {
         use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
         let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-        }));
+        match tls {
+            None => {
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                tasks.push(tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await;
+                }));
+            }
+            Some(acceptor) => {
+                let listener = toolbelt_net::tls::TlsListener::new(
+                    listener,
+                    acceptor,
+                    Duration::from_secs(1),
+                )?;
+                tasks.push(tokio::spawn(async move {
+                    let _ = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await;
+                }));
+            }
+        }
     }
     tasks.push(tokio::spawn(
         sup.clone().run(opts.reconcile_interval, stop.clone()),

@@ -170,7 +170,7 @@ fn is_loopback(url: &url::Url) -> bool {
 /// rustls needs one process-wide crypto provider before any client is built; `ring`
 /// (reqwest's own default, aws-lc-rs, would need a large C build). Idempotent; a provider
 /// installed earlier by someone else is kept.
-fn install_provider() {
+pub(crate) fn install_provider() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();

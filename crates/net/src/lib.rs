@@ -5,6 +5,8 @@
 //!   address is known (the DNS resolver, IP-literal URLs, every redirect hop).
 //! - [`http`]: every outbound HTTP client — rustls with the platform's roots plus
 //!   `TOOLBELT_CA_FILE`, no plain `http://` off loopback unless allowed.
+//! - [`tls`]: inbound TLS from PEM files, reloaded when they change.
 
 pub mod http;
 pub mod ssrf;
+pub mod tls;

@@ -24,6 +24,8 @@ pub struct DtmaArgs {
     advertise_url: Option<String>,
     #[arg(long, value_parser = ["docker", "process"])]
     runtime: Option<String>,
+    #[command(flatten)]
+    tls: super::TlsArgs,
 }
 
 pub async fn run(a: DtmaArgs) -> Result<()> {
@@ -35,13 +37,19 @@ pub async fn run(a: DtmaArgs) -> Result<()> {
     opts.advertise_url = a.advertise_url;
     opts.runtime = a.runtime.as_deref().and_then(ToolboxKind::parse);
     opts.outbound = super::client::outbound()?;
+    let scheme = if a.tls.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    opts.tls = a.tls.files();
     // A signal while it joins or starts (a control plane that does not answer) stops it.
     let dtma = tokio::select! {
         dtma = toolbelt_dtma::start(opts) => dtma.context("the DTMA did not start")?,
         () = &mut shutdown => return Ok(()),
     };
     println!(
-        "DTMA of toolbox {} serving at http://{}",
+        "DTMA of toolbox {} serving at {scheme}://{}",
         dtma.toolbox_id, dtma.addr
     );
     shutdown.await;

@@ -52,6 +52,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Serve HTTPS (`up`, `serve`, `dtma`): the files are re-read when they change.
+#[derive(Debug, clap::Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain (the server's first).
+    #[arg(long, env = "TOOLBELT_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "TOOLBELT_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    pub fn files(self) -> Option<toolbelt_net::tls::TlsFiles> {
+        Some(toolbelt_net::tls::TlsFiles {
+            cert: self.tls_cert?,
+            key: self.tls_key?,
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Everything in one process on the embedded default: SQLite, a `local` toolbox.
@@ -66,6 +86,8 @@ pub enum Command {
         /// fsync every commit (survives power loss, not only process crashes).
         #[arg(long, env = "TOOLBELT_FSYNC")]
         fsync: bool,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// The control plane without a local toolbox (production; Postgres for replicas).
     Serve {
@@ -77,6 +99,8 @@ pub enum Command {
         database_url: Option<String>,
         #[arg(long, env = "TOOLBELT_FSYNC")]
         fsync: bool,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// The toolbox agent on this host: joins with a one-time token, runs servers.
     Dtma(dtma::DtmaArgs),
@@ -166,6 +190,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             listen,
             runtime,
             fsync,
+            tls,
         } => {
             let mut o = toolbelt_app::Options::from_env()?;
             o.data_dir = data_dir;
@@ -173,6 +198,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             o.local_toolbox = true;
             o.runtime = runtime.as_deref().and_then(ToolboxKind::parse);
             o.fsync_every_commit = fsync;
+            o.tls = tls.files();
             crate::run::serve(o).await
         }
         Command::Dtma(args) => dtma::run(args).await,
@@ -181,6 +207,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             listen,
             database_url,
             fsync,
+            tls,
         } => {
             let mut o = toolbelt_app::Options::from_env()?;
             o.data_dir = data_dir;
@@ -188,6 +215,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             o.database_url = database_url.filter(|u| !u.is_empty());
             o.runtime = None;
             o.fsync_every_commit = fsync;
+            o.tls = tls.files();
             crate::run::serve(o).await
         }
         Command::Login(args) => login::run(args, cli.url, out).await,
