@@ -80,9 +80,8 @@ async fn containers_carry_every_hardening_default_and_answer_through_the_bridge(
     assert_eq!(h["NanoCpus"], 500_000_000);
     assert_eq!(h["Privileged"], false);
     assert_eq!(
-        h["NetworkMode"],
-        format!("toolbelt-{tbx}"),
-        "the toolbox's private network, not host"
+        h["NetworkMode"], "none",
+        "a stdio server without egress has no network at all"
     );
     assert!(
         h["PortBindings"].as_object().is_none_or(|p| p.is_empty()),
@@ -121,11 +120,29 @@ async fn containers_carry_every_hardening_default_and_answer_through_the_bridge(
     assert_eq!(labels["toolbelt.server"], srv["id"]);
     let net = docker_inspect(&format!("toolbelt-{tbx}"));
     assert_eq!(net["Driver"], "bridge");
+    // From inside, nothing answers: not a listener on the host behind the toolbox
+    // network's gateway (reachable from a container on that network), not the metadata
+    // address.
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let gateway = net["IPAM"]["Config"][0]["Gateway"].as_str().unwrap();
+    let host = format!("{gateway}:{}", listener.local_addr().unwrap().port());
 
     let mut m = Mcp::new(&format!("http://{}/mcp/fx", dtma.addr), &plane.sign(&tbx));
     m.initialize().await;
     let who = m.tool("whoami", json!({})).await;
     assert_eq!(who["result"]["structuredContent"]["uid"], 65534, "{who}");
+    let tried = m
+        .tool(
+            "escape",
+            json!({ "read": [], "write": [], "connect": [host, "169.254.169.254:80"] }),
+        )
+        .await;
+    let tried = &tried["result"]["structuredContent"]["connect"];
+    assert_eq!(tried.as_array().map(Vec::len), Some(2), "{tried}");
+    for t in tried.as_array().unwrap() {
+        assert_eq!(t["ok"], false, "reached from a network-less container: {t}");
+    }
+    drop(listener);
     let ro = m
         .tool("write_file", json!({ "path": "/etc/owned", "text": "x" }))
         .await;

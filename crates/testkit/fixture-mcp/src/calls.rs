@@ -126,7 +126,7 @@ pub async fn run(
                     })
                     .unwrap_or_default()
             };
-            let data = crate::escape::attempt(&list("read"), &list("write"));
+            let data = crate::escape::attempt(&list("read"), &list("write"), &list("connect"));
             Ok(structured(data.to_string(), data))
         }
         "junk" => {

@@ -56,7 +56,24 @@ fn processes() -> Vec<Value> {
         .collect()
 }
 
-pub fn attempt(reads: &[String], writes: &[String]) -> Value {
+/// A TCP connection to `addr` (`host:port`), given two seconds.
+fn connect(addr: &str) -> Value {
+    use std::net::ToSocketAddrs;
+    let tried = addr
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())
+        .and_then(|mut a| a.next().ok_or_else(|| "no address".to_string()))
+        .and_then(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2))
+                .map_err(|e| e.to_string())
+        });
+    match tried {
+        Ok(_) => json!({ "addr": addr, "ok": true }),
+        Err(e) => json!({ "addr": addr, "ok": false, "error": e }),
+    }
+}
+
+pub fn attempt(reads: &[String], writes: &[String], connects: &[String]) -> Value {
     // SAFETY: getppid and getuid cannot fail and touch no memory.
     let (ppid, uid) = unsafe { (libc::getppid(), libc::getuid()) };
     json!({
@@ -70,5 +87,6 @@ pub fn attempt(reads: &[String], writes: &[String]) -> Value {
         ],
         "processes": processes(),
         "write": writes.iter().map(|p| create(p)).collect::<Vec<_>>(),
+        "connect": connects.iter().map(|a| connect(a)).collect::<Vec<_>>(),
     })
 }

@@ -207,13 +207,14 @@ fn builtin() -> Vec<Tool> {
         ),
         Tool::new(
             "escape",
-            "A hostile server's attempts: reads the given files, its parent's and PID 1's environment, lists other processes, creates the given files; reports each attempt as JSON",
+            "A hostile server's attempts: reads the given files, its parent's and PID 1's environment, lists other processes, creates the given files, opens TCP connections to the given host:port addresses; reports each attempt as JSON",
             input(
                 json!({
                     "read": { "type": "array", "items": string() },
                     "write": { "type": "array", "items": string() },
+                    "connect": { "type": "array", "items": string() },
                 }),
-                &["read", "write"],
+                &["read", "write", "connect"],
             ),
         ),
     ]

@@ -33,6 +33,9 @@ pub struct ContainerSpec {
     pub body: ContainerCreateBody,
 }
 
+/// Docker's network mode of a container with a loopback interface only.
+pub const NO_NETWORK: &str = "none";
+
 /// The hardened container for `launch` on the toolbox's private `network`. Only image
 /// sources run here; everything else is refused with the reason.
 pub fn container_spec(
@@ -55,6 +58,13 @@ pub fn container_spec(
         }
     };
     let stdio = s.transport == Transport::Stdio;
+    // A stdio server speaks through the engine's attach stream, so it needs no network:
+    // none at all (not even the toolbox's) unless its entry asks for egress.
+    let network = if stdio && s.egress.is_empty() {
+        NO_NETWORK
+    } else {
+        network
+    };
     let mut labels = HashMap::from([
         (LABEL_MANAGED.to_string(), "true".to_string()),
         (LABEL_TOOLBOX.to_string(), toolbox_id.to_string()),
@@ -124,7 +134,7 @@ pub fn container_spec(
         stdin_once: Some(false),
         tty: Some(false),
         host_config: Some(host),
-        networking_config: Some(NetworkingConfig {
+        networking_config: (network != NO_NETWORK).then(|| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
                 network.to_string(),
                 EndpointSettings {

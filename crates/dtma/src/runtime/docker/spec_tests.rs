@@ -89,13 +89,10 @@ fn a_stdio_container_is_exactly_the_hardened_spec() {
                 "Target": "/run/secrets",
                 "ReadOnly": true
             }],
-            "NetworkMode": NETWORK,
+            "NetworkMode": "none",
             "Privileged": false,
             "PublishAllPorts": false,
             "LogConfig": { "Type": "json-file", "Config": { "max-size": "10m", "max-file": "3" } }
-        },
-        "NetworkingConfig": {
-            "EndpointsConfig": { NETWORK: { "Aliases": ["fx"] } }
         }
     });
     assert_eq!(
@@ -128,9 +125,10 @@ fn each_hardening_default_holds() {
     assert_eq!(h["NanoCpus"], 500_000_000);
     assert_eq!(h["Privileged"], false);
     assert_eq!(
-        h["NetworkMode"], NETWORK,
-        "the toolbox's network, never host"
+        h["NetworkMode"], "none",
+        "a stdio server without egress has no network at all"
     );
+    assert!(c.get("NetworkingConfig").is_none(), "{c}");
     assert_eq!(h["PublishAllPorts"], false);
     assert_eq!(
         h["LogConfig"],
@@ -164,6 +162,20 @@ fn each_hardening_default_holds() {
         (&json!(true), &json!(false), &json!(false)),
         "stdin stays open across attaches"
     );
+}
+
+#[test]
+fn egress_or_http_puts_the_container_on_the_toolbox_network_only() {
+    let mut egress = server(Transport::Stdio, None);
+    egress.egress = vec!["api.example.com:443".into()];
+    for s in [egress, server(Transport::StreamableHttp, Some(8080))] {
+        let c = wire(&s, None);
+        assert_eq!(c["HostConfig"]["NetworkMode"], NETWORK, "never host: {c}");
+        assert_eq!(
+            c["NetworkingConfig"],
+            json!({ "EndpointsConfig": { NETWORK: { "Aliases": ["fx"] } } })
+        );
+    }
 }
 
 #[test]
