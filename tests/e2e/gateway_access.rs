@@ -8,12 +8,7 @@ use toolbelt_e2e::eventually::eventually;
 use toolbelt_gateway::GatewayConfig;
 
 async fn grants(w: &World) {
-    w.as_ann(
-        "POST",
-        "/api/v1/grants",
-        json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
-    )
-    .await;
+    w.ann.grant("ann-bot").server("tools", "alpha").await;
     w.as_ann(
         "POST",
         "/api/v1/grants",

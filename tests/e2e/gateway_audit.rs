@@ -37,12 +37,7 @@ fn ends(e: &Value, outcome: &str, server: Option<&str>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn prompts_resources_and_completions_are_audited_like_tool_calls() {
     let w = World::new(GatewayConfig::default()).await;
-    w.as_ann(
-        "POST",
-        "/api/v1/grants",
-        json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
-    )
-    .await;
+    w.ann.grant("ann-bot").server("tools", "alpha").await;
     let mut ann = w.ann_bot.mcp("legacy").await;
     let ok = ann
         .send(json!({ "op": "get_prompt", "name": "tools__greet", "args": { "name": "Ann" } }))

@@ -21,12 +21,7 @@ async fn ask_holds_the_call_until_the_owner_approves_denies_or_time_runs_out() {
         ..Default::default()
     })
     .await;
-    w.as_ann(
-        "POST",
-        "/api/v1/grants",
-        json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
-    )
-    .await;
+    w.ann.grant("ann-bot").server("tools", "alpha").await;
     w.as_ann("POST", "/api/v1/grants", json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha", "tool": "add", "rule": "ask" })).await;
     let url = w.plane.mcp_url();
     for (decision, want) in [("approve", None), ("deny", Some(-32003))] {
@@ -94,12 +89,7 @@ async fn rate_limits_refuse_with_a_time_to_retry() {
         ..Default::default()
     })
     .await;
-    w.as_ann(
-        "POST",
-        "/api/v1/grants",
-        json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
-    )
-    .await;
+    w.ann.grant("ann-bot").server("tools", "alpha").await;
     let mut sdk = w.ann_bot.mcp("2026-07-28").await;
     for i in 0..3 {
         assert_eq!(

@@ -37,12 +37,7 @@ async fn until_listed(sdk: &mut Sdk, tool: &str, listed: bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_changed_tool_definition_disappears_until_an_admin_approves_it() {
     let w = World::new(GatewayConfig::default()).await;
-    w.as_ann(
-        "POST",
-        "/api/v1/grants",
-        json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
-    )
-    .await;
+    w.ann.grant("ann-bot").server("tools", "alpha").await;
     let mut ann = w.ann_bot.mcp("legacy").await;
     assert!(ann.tool_names().await.contains(&"tools__echo".to_string()));
     // Each part of the definition, changed in turn by the server itself mid-session.

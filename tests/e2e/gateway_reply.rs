@@ -13,12 +13,7 @@ async fn refuses_big_replies(direct_upstream: bool) {
         ..GatewayConfig::default()
     })
     .await;
-    w.as_ann(
-        "POST",
-        "/api/v1/grants",
-        json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
-    )
-    .await;
+    w.ann.grant("ann-bot").server("tools", "alpha").await;
     let mut ann = w.ann_bot.mcp("legacy").await;
     let small = ann
         .call("tools__echo", json!({ "text": "x".repeat(1000) }))

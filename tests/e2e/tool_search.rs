@@ -27,12 +27,7 @@ async fn search_mode(era: &str, fast_path: bool) {
         ..Default::default()
     })
     .await;
-    w.as_ann(
-        "POST",
-        "/api/v1/grants",
-        json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
-    )
-    .await;
+    w.ann.grant("ann-bot").server("tools", "alpha").await;
     w.as_ann("POST", "/api/v1/grants", json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha", "tool": "crash", "rule": "deny" })).await;
     w.as_ann("POST", "/api/v1/grants", json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha", "tool": "add", "rule": "ask" })).await;
     // A token issued before the change keeps following the agent; one with its own mode
@@ -220,12 +215,7 @@ async fn search_mode_stateless() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_toolset_endpoint_lists_exactly_its_tools() {
     let w = World::new(GatewayConfig::default()).await;
-    w.as_ann(
-        "POST",
-        "/api/v1/grants",
-        json!({ "agent": "ann-bot", "server": "tools", "toolbox": "alpha" }),
-    )
-    .await;
+    w.ann.grant("ann-bot").server("tools", "alpha").await;
     let set = w
         .as_ann(
             "POST",
