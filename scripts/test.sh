@@ -5,7 +5,8 @@
 #     - a throwaway PostgreSQL (installed from Debian packages when missing),
 #     - the Docker engine (must answer: the Docker tests fail, never skip, without it),
 #     - bubblewrap, the process runtime's sandbox (installed from Debian when missing),
-#     - a Python venv with the official MCP SDK and reference servers from PyPI,
+#     - a Python venv with the official MCP SDK, reference servers and the openai and
+#       anthropic SDKs (the scripted LLM's self-test) from PyPI,
 #     - the fixture MCP server built statically for its FROM-scratch test image,
 #     - formatting and lint checks,
 #     - the whole workspace suite (SQLite and PostgreSQL halves, end-to-end tests),
@@ -83,12 +84,12 @@ if ! command -v bwrap >/dev/null; then
 fi
 bwrap --version
 
-step "Python MCP SDK and reference servers (PyPI)"
+step "Python MCP SDK, reference servers and LLM SDKs (PyPI)"
 venv=target/venv
-if ! "$venv/bin/python" -c 'import mcp, mcp_server_time, mcp_server_git, authlib, flask' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import mcp, mcp_server_time, mcp_server_git, authlib, flask, openai, anthropic' 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check 'mcp==2.3.0' mcp-server-time mcp-server-git \
-        -r tests/python/oauth/requirements.txt
+        -r tests/python/oauth/requirements.txt -r tests/python/llm/requirements.txt
 fi
 TOOLBELT_TEST_PYTHON=$(pwd)/$venv/bin/python
 export TOOLBELT_TEST_PYTHON

@@ -1,12 +1,17 @@
 //! The end-to-end harness. Running `toolbelt` as its users do: a server process
 //! ([`Server`]), DTMA processes ([`DtmaProc`]) and CLI invocations ([`Cli`]); an in-process
 //! control plane ([`plane`]); agents as the official Python SDK ([`sdk`]) or a raw
-//! JSON-RPC client that shows the wire ([`mcp`]); the OAuth fixtures ([`oauth`]). Scenarios
+//! JSON-RPC client that shows the wire ([`mcp`]); the OAuth fixtures ([`oauth`]); the
+//! scripted LLM the chat tests drive ([`llm`]) and chat over REST ([`chat`]). Scenarios
 //! speak through domain handles ([`world`]: callers, toolboxes, servers, agents) and wait
 //! with [`eventually::eventually`]; `tests/harness/README.md` says which piece is for what.
 
+#[path = "harness/chat.rs"]
+pub mod chat;
 #[path = "harness/eventually.rs"]
 pub mod eventually;
+#[path = "harness/llm.rs"]
+pub mod llm;
 #[path = "harness/mcp.rs"]
 pub mod mcp;
 #[path = "harness/oauth.rs"]

@@ -1,5 +1,6 @@
 //! End-to-end: the real binary, as a user drives it.
 
+mod chat_llm_fixture;
 mod cli_walkthrough;
 mod dtma_docker;
 mod dtma_paths;
