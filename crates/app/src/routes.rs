@@ -20,4 +20,6 @@ pub fn routes(p: &Parts) -> Router {
         .merge(toolbelt_control::router(p.state.clone()))
         // /mcp
         .merge(p.mcp.clone())
+        // /, /login, /servers, … (the browser UI; /assets, /events)
+        .merge(toolbelt_dashboard::router(p.state.clone()))
 }

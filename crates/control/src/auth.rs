@@ -16,6 +16,27 @@ use toolbelt_store::{Store, tokens};
 
 pub const SESSION_COOKIE: &str = "toolbelt_session";
 
+/// The `Set-Cookie` value that ends a session in the browser.
+pub const CLEAR_SESSION_COOKIE: &str =
+    "toolbelt_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0";
+
+/// The `Set-Cookie` value of a new dashboard session. `SameSite=Lax`, not `Strict`: a
+/// Strict cookie is not sent on the OAuth provider's redirect back to
+/// `/oauth/{provider}/callback` (a cross-site navigation), so connecting an account would
+/// fail in every browser. Lax still keeps it off cross-site POSTs and subrequests; the
+/// Origin check ([`crate::middleware`]) and the dashboard's CSRF tokens are the other locks.
+pub fn session_cookie(config: &crate::ControlConfig, secret: &str) -> String {
+    let secure = if config.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        config.session_ttl.as_secs()
+    )
+}
+
 /// Who a request's credential names.
 #[derive(Debug, Clone)]
 pub enum Principal {

@@ -85,17 +85,19 @@ pub async fn api_layer(State(st): State<AppState>, req: Request, next: Next) -> 
 }
 
 /// Browsers send `Origin` on cross-site writes; it must name this host. (The session
-/// cookie is also `SameSite=Strict`; this is the second lock.)
+/// cookie is also `SameSite=Lax`, which keeps it off cross-site subrequests and POSTs;
+/// the dashboard's forms add a CSRF token.)
 fn same_origin(req: &Request) -> bool {
-    let Some(origin) = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-    else {
+    same_origin_headers(req.headers())
+}
+
+/// The Origin check of [`api_layer`], for the other browser-facing routers (the
+/// dashboard): true without an `Origin`, else when it names the `Host`.
+pub fn same_origin_headers(headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return true;
     };
-    let host = req
-        .headers()
+    let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");

@@ -4,6 +4,7 @@
 mod audit;
 mod bad_input;
 mod credentials_matrix;
+mod dashboard;
 mod login_abuse;
 mod matrix;
 mod openapi;

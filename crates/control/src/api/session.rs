@@ -3,7 +3,7 @@
 //! [`service::tokens`].
 
 use super::common::{CommonErrors, LoginErrors, WriteErrors};
-use crate::auth::{SESSION_COOKIE, SignedIn};
+use crate::auth::SignedIn;
 use crate::client_ip::ClientIp;
 use crate::extract::Body;
 use crate::problem::ApiResult;
@@ -47,16 +47,7 @@ pub async fn login(
     };
     let mut res = Json(body).into_response();
     if session {
-        let secure = if st.config.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        };
-        let cookie = format!(
-            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-            l.secret,
-            st.config.session_ttl.as_secs()
-        );
+        let cookie = crate::auth::session_cookie(&st.config, &l.secret);
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             res.headers_mut().insert(header::SET_COOKIE, v);
         }
@@ -72,7 +63,7 @@ pub async fn logout(State(st): State<AppState>, SignedIn(caller): SignedIn) -> A
     let mut res = StatusCode::NO_CONTENT.into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("toolbelt_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        HeaderValue::from_static(crate::auth::CLEAR_SESSION_COOKIE),
     );
     Ok(res)
 }

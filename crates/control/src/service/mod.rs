@@ -22,6 +22,7 @@
 //!
 //! See `README.md` beside this file for how to add a resource.
 
+pub mod activity;
 pub mod agents;
 pub mod approvals;
 pub mod audit;

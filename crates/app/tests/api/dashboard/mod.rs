@@ -1,0 +1,7 @@
+//! The dashboard (`crates/dashboard`) driven in-process like a browser without JavaScript:
+//! a cookie jar, form posts with the page's CSRF token. The real-browser scenarios are
+//! the `browser` test group's.
+
+mod browser;
+mod pages;
+mod tenancy;

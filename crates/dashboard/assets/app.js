@@ -1,0 +1,79 @@
+// Toolbelt dashboard: what JavaScript adds to pages that work without it.
+// - live updates: one EventSource on /events; a server status event updates its badges at
+//   once, and any event re-reads the page's live regions ([data-region] elements, by id)
+//   from the same URL, so the page shows the new state without a reload;
+// - copy buttons ([data-copy="element id"]);
+// - confirmations ([data-confirm] on a submit button).
+"use strict";
+(function () {
+  function copy(btn) {
+    var el = document.getElementById(btn.getAttribute("data-copy"));
+    if (!el) return;
+    var text = el.value !== undefined && el.tagName !== "CODE" && el.tagName !== "PRE" ? el.value : el.textContent;
+    var done = function () { var t = btn.textContent; btn.textContent = "Copied"; setTimeout(function () { btn.textContent = t; }, 1500); };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { select(el); });
+    } else { select(el); try { document.execCommand("copy"); done(); } catch (e) { /* selected: the user copies */ } }
+  }
+  function select(el) {
+    var r = document.createRange(); r.selectNodeContents(el);
+    var s = window.getSelection(); s.removeAllRanges(); s.addRange(r);
+  }
+
+  document.addEventListener("click", function (e) {
+    var b = e.target.closest && e.target.closest("[data-copy]");
+    if (b) { e.preventDefault(); copy(b); return; }
+    var c = e.target.closest && e.target.closest("[data-confirm]");
+    if (c && !window.confirm(c.getAttribute("data-confirm"))) e.preventDefault();
+  });
+
+  document.querySelectorAll("[data-copy]").forEach(function (b) { b.hidden = false; });
+
+  var live = document.body.getAttribute("data-live");
+  if (!live || !window.EventSource) return;
+
+  var state = document.getElementById("live-state");
+  function show(text) { if (state) { state.hidden = false; state.textContent = text; } }
+
+  var timer = null, busy = false, again = false;
+  function refresh() {
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll("[data-region]").forEach(function (old) {
+          var fresh = doc.getElementById(old.id);
+          if (fresh && fresh.innerHTML !== old.innerHTML) old.innerHTML = fresh.innerHTML;
+        });
+      })
+      .catch(function () { show("Could not refresh; reload the page."); })
+      .then(function () { busy = false; if (again) { again = false; soon(); } });
+  }
+  function soon() { clearTimeout(timer); timer = setTimeout(refresh, 150); }
+
+  function statusEvent(ev) {
+    document.querySelectorAll('[data-server-id="' + ev.server + '"]').forEach(function (el) {
+      el.textContent = ev.status;
+      el.className = "status " + tone(ev.status);
+    });
+  }
+  function tone(s) {
+    if (s === "running") return "good";
+    if (s === "error_runtime" || s === "unresponsive") return "bad";
+    if (s === "stopped") return "off";
+    return "wait";
+  }
+
+  var es = new EventSource("/events");
+  es.onopen = function () { show("Live"); };
+  es.onerror = function () { show("Reconnecting…"); };
+  es.onmessage = function (m) {
+    var ev;
+    try { ev = JSON.parse(m.data); } catch (e) { return; }
+    if (ev.kind === "server_status") statusEvent(ev);
+    if (ev.kind === "metrics" && live !== "overview" && live !== "server") return;
+    soon();
+  };
+})();

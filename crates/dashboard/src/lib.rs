@@ -1,0 +1,50 @@
+//! Toolbelt's dashboard: the browser UI at `/`, rendered on the server from askama
+//! templates (`templates/`), with our own CSS and a small JavaScript file embedded in the
+//! binary (`assets/`).
+//!
+//! Every page reads and every action works without JavaScript: links and form posts that
+//! end in a redirect (post/redirect/get). JavaScript only adds live updates (an
+//! `EventSource` on [`live`]'s `/events`), copy buttons and confirmations.
+//!
+//! Handlers here are a boundary like the REST API's: they extract the signed-in caller
+//! ([`session::Dash`]) and a form, call one function of `toolbelt_control::service`, and
+//! render. Tenancy, validation, audit and roles are the services' — never decided here;
+//! a service's `NotFound` (which also means "not yours") is a 404 page.
+
+mod assets;
+mod error;
+mod form;
+mod live;
+mod pages;
+mod session;
+mod view;
+
+use axum::Router;
+use axum::routing::{get, post};
+use toolbelt_control::AppState;
+
+pub use session::{CSRF_FIELD, csrf_token};
+
+/// The dashboard's routes (no fallback: the control plane's answers unknown routes).
+pub fn router(state: AppState) -> Router {
+    use pages::*;
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/login", get(login::page).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/servers", get(servers::list))
+        .route("/servers/{id}", get(servers::detail))
+        // A static segment wins over `{action}` for every method, so delete's GET (the
+        // question) and POST (the answer) live on their own route.
+        .route(
+            "/servers/{id}/delete",
+            get(servers::confirm_delete).post(servers::delete),
+        )
+        .route("/servers/{id}/{action}", post(servers::act))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}/{decision}", post(approvals::decide))
+        .route("/events", get(live::events))
+        .route("/assets/{file}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
+        .with_state(state)
+}
