@@ -2,6 +2,7 @@
 
 mod chat_llm_fixture;
 mod cli_walkthrough;
+mod dtma_address;
 mod dtma_docker;
 mod dtma_paths;
 mod dtma_process;

@@ -32,11 +32,19 @@ impl Plane {
 
     /// With the gateway configured as given (rate limits, timeouts, SSRF allow-list…).
     pub async fn start_gateway(heartbeat: Duration, gateway: GatewayConfig) -> Plane {
+        Self::start_with(heartbeat, |o| o.gateway = gateway).await
+    }
+
+    /// With any of the app's options changed (the DTMA allow-list, TLS roots…).
+    pub async fn start_with(
+        heartbeat: Duration,
+        change: impl FnOnce(&mut toolbelt_app::Options),
+    ) -> Plane {
         let dir = tempfile::tempdir().unwrap();
         let mut o = toolbelt_app::Options::new(dir.path()).heartbeat(heartbeat);
         o.listen = "127.0.0.1:0".parse().unwrap();
         o.bootstrap_token = Some(ADMIN.into());
-        o.gateway = gateway;
+        change(&mut o);
         let app = toolbelt_app::start(o).await.unwrap();
         Plane {
             url: app.url().to_string(),

@@ -71,6 +71,10 @@ impl Options {
         o.outbound.allow_plain_http = v
             .get("TOOLBELT_ALLOW_PLAIN_HTTP")?
             .is_some_and(|f| truthy(&f));
+        if let Some(x) = v.get("TOOLBELT_DTMA_ALLOW")? {
+            let allow = AllowList::parse(&x).map_err(|e| invalid("TOOLBELT_DTMA_ALLOW", e))?;
+            o.outbound.dtma = toolbelt_net::dtma_address::DtmaAddresses::allowing(allow);
+        }
         o.gateway = gateway(&v)?;
         o.oauth = oauth(&v)?;
         if let Some(d) = v.get("TOOLBELT_METRICS_RETENTION_DAYS")? {
@@ -336,6 +340,7 @@ mod tests {
             ("TOOLBELT_RUNTIME", "remote"),
             ("TOOLBELT_RATE_LIMIT_TOOL", "fast"),
             ("TOOLBELT_SSRF_ALLOW", "10.0.0.x/8"),
+            ("TOOLBELT_DTMA_ALLOW", "10.0.0.0/33"),
             ("TOOLBELT_OAUTH_MAX_FAILURES", "many"),
             ("TOOLBELT_METRICS_RETENTION_DAYS", "0"),
             ("TOOLBELT_METRICS_FLUSH_MS", "10s"),

@@ -21,8 +21,10 @@ pub struct ToolboxClient {
 
 impl ToolboxClient {
     pub fn new(outbound: &toolbelt_net::http::Outbound) -> ToolboxClient {
+        // Behind the DTMA guard: a DTMA's name must not resolve to metadata or private
+        // addresses its operator may not reach through us.
         let http = outbound
-            .builder()
+            .dtma_builder()
             .timeout(Duration::from_secs(30))
             .build()
             .expect("an HTTP client builds");
@@ -112,6 +114,8 @@ enum PushError {
     Invalid(#[from] Invalid),
     #[error("the DTMA answered {0}")]
     Refused(reqwest::StatusCode),
+    #[error("the toolbox's DTMA address {0}")]
+    Address(#[from] toolbelt_net::dtma_address::BadAdvertiseUrl),
 }
 
 async fn push_now(st: &AppState, server: &Server) -> Result<(), PushError> {
@@ -120,6 +124,7 @@ async fn push_now(st: &AppState, server: &Server) -> Result<(), PushError> {
     let Some(url) = tb.dtma_url.clone() else {
         return Ok(());
     };
+    st.config.outbound.dtma.check(&url)?;
     let token = token_for(st, &tb);
     let base = url.trim_end_matches('/');
     let res = if server.desired == DesiredState::Deleted {

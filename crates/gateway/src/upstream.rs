@@ -355,6 +355,9 @@ pub enum ConnectError {
     Refused(#[from] crate::ssrf::Refused),
     #[error(transparent)]
     PlainHttp(#[from] toolbelt_net::http::PlainHttp),
+    /// A toolbox address stored before the DTMA guard existed, or by hand.
+    #[error("the toolbox's DTMA address {0}")]
+    DtmaAddress(#[from] toolbelt_net::dtma_address::BadAdvertiseUrl),
     #[error("the {0} is not a valid header value")]
     BadHeader(&'static str),
     /// The cause chain of the handshake's failure ("a: b: c"), where the reason is.
@@ -400,7 +403,7 @@ impl Upstreams {
             .build()
             .expect("an HTTP client builds");
         let dtma_http = outbound
-            .builder()
+            .dtma_builder()
             .pool_idle_timeout(Duration::from_secs(300))
             .build()
             .expect("an HTTP client builds");
@@ -479,6 +482,7 @@ impl Upstreams {
                     http::HeaderValue::from_str(&format!("Bearer {token}"))
                         .map_err(|_| ConnectError::BadHeader("signed toolbox token"))?,
                 );
+                self.outbound.dtma.check(url)?;
                 (url.clone(), self.dtma_http.clone(), h)
             }
             Endpoint::Remote { url } => {

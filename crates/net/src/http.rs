@@ -12,6 +12,7 @@
 //! Building a reqwest client anywhere else is refused by clippy (`clippy.toml`): a client
 //! built before the crypto provider is installed would panic.
 
+use crate::dtma_address::DtmaAddresses;
 use crate::ssrf::Guard;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
@@ -24,6 +25,9 @@ pub struct Outbound {
     ca_file: Option<PathBuf>,
     /// `http://` to non-loopback hosts allowed (`TOOLBELT_ALLOW_PLAIN_HTTP`).
     pub allow_plain_http: bool,
+    /// Where DTMAs may be (`TOOLBELT_DTMA_ALLOW`): checked when a DTMA reports its
+    /// address and on every connection to it ([`Outbound::dtma_builder`]).
+    pub dtma: DtmaAddresses,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -32,6 +36,7 @@ impl std::fmt::Debug for Outbound {
             .field("ca_file", &self.ca_file)
             .field("extra_roots", &self.extra_roots.len())
             .field("allow_plain_http", &self.allow_plain_http)
+            .field("dtma", &self.dtma)
             .finish()
     }
 }
@@ -128,6 +133,12 @@ impl Outbound {
         self.builder()
             .dns_resolver(Arc::new(crate::ssrf::GuardedResolver(guard)))
             .redirect(redirects)
+    }
+
+    /// A builder for clients that call DTMAs: [`Outbound::guarded`] with the DTMA guard, so
+    /// a DTMA's name cannot resolve to an address its reported URL would have been refused for.
+    pub fn dtma_builder(&self) -> reqwest::ClientBuilder {
+        self.guarded(self.dtma.guard())
     }
 
     /// Refuses `http://` to a host that is not loopback, unless allowed. `what` names the

@@ -5,8 +5,11 @@
 //!   address is known (the DNS resolver, IP-literal URLs, every redirect hop).
 //! - [`http`]: every outbound HTTP client — rustls with the platform's roots plus
 //!   `TOOLBELT_CA_FILE`, no plain `http://` off loopback unless allowed.
+//! - [`dtma_address`]: where a DTMA may say it is (`advertise_url`), and the guard every
+//!   call to a DTMA goes through.
 //! - [`tls`]: inbound TLS from PEM files, reloaded when they change.
 
+pub mod dtma_address;
 pub mod http;
 pub mod ssrf;
 pub mod tls;

@@ -42,6 +42,10 @@ impl AllowList {
             let ip: IpAddr = ip
                 .parse()
                 .map_err(|_| AllowListError::Address(part.to_string()))?;
+            // `10.0.0.0/33` would match nothing (or panic in a shift): an admin's typo.
+            if len > if ip.is_ipv4() { 32 } else { 128 } {
+                return Err(AllowListError::PrefixLength(part.to_string()));
+            }
             v.push((ip, len));
         }
         Ok(AllowList(v))
@@ -78,10 +82,7 @@ fn in_net(ip: IpAddr, net: IpAddr, len: u8) -> bool {
 pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => forbidden_v4(v4),
-            None => forbidden_v6(v6),
-        },
+        IpAddr::V6(v6) => forbidden_v6(v6),
     }
 }
 
@@ -116,6 +117,19 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("a link-local address")
     } else if ip.is_unspecified() || ip.is_multicast() {
         Some("not a unicast host address")
+    } else if ip.to_ipv4_mapped().is_some() {
+        // ::ffff:a.b.c.d reaches the IPv4 host; spelled this way only to slip past a check.
+        Some("an IPv4-mapped address")
+    } else if s[..6] == [0; 6] {
+        Some("an IPv4-compatible address")
+    } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1)
+    {
+        // NAT64 (RFC 6052 / 8215): the translator forwards to the embedded IPv4 address.
+        Some("a NAT64 address")
+    } else if s[0] == 0x2002 {
+        Some("a 6to4 address")
+    } else if s[0] == 0x2001 && s[1] == 0 {
+        Some("a Teredo address")
     } else {
         None
     }
@@ -181,6 +195,34 @@ impl Resolve for GuardedResolver {
 mod tests {
     use super::*;
 
+    /// Every spelling of the metadata address a URL parser accepts, and the IPv6 forms
+    /// that tunnel to an IPv4 host, are refused even where the plain form would pass.
+    #[test]
+    fn odd_spellings_and_tunnelled_forms_are_refused() {
+        let g = Guard {
+            allow: AllowList::default(),
+        };
+        for url in [
+            "http://2852039166/",          // decimal
+            "http://0xa9fea9fe/",          // hex
+            "http://0251.0376.0251.0376/", // octal
+            "http://169.254.43518/",       // a.b.c with a 16-bit last part
+            "http://0xa9.254.0xa9.0376/",  // mixed
+            "http://[::ffff:169.254.169.254]/",
+            "http://[::ffff:8.8.8.8]/", // mapped: refused whatever it embeds
+            "http://[::a9fe:a9fe]/",    // IPv4-compatible
+            "http://[64:ff9b::a9fe:a9fe]/", // NAT64
+            "http://[64:ff9b:1::808:808]/", // local-use NAT64
+            "http://[2002:a9fe:a9fe::1]/", // 6to4
+            "http://[2001:0:4136:e378::1]/", // Teredo
+        ] {
+            let u = reqwest::Url::parse(url).unwrap();
+            assert!(g.check_url(&u).is_err(), "{url} was let through");
+        }
+        let ok = reqwest::Url::parse("http://[2606:4700::1111]/").unwrap();
+        assert!(g.check_url(&ok).is_ok());
+    }
+
     #[test]
     fn the_usual_suspects_are_refused_unless_allow_listed() {
         let g = Guard {
@@ -213,6 +255,11 @@ mod tests {
         assert!(g.check("10.9.9.9".parse().unwrap()).is_ok());
         assert!(g.check("127.0.0.2".parse().unwrap()).is_err());
         assert!(g.check("169.254.169.254".parse().unwrap()).is_err());
+        assert_eq!(
+            AllowList::parse("10.0.0.0/33").unwrap_err(),
+            AllowListError::PrefixLength("10.0.0.0/33".into())
+        );
+        assert!(AllowList::parse("::/129").is_err());
         assert_eq!(
             AllowList::parse("nonsense").unwrap_err(),
             AllowListError::Address("nonsense".into())

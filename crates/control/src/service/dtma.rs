@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use toolbelt_model::ToolboxId;
 use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
-use toolbelt_model::catalog::validate_http_url;
 use toolbelt_model::dtma::{
     HeartbeatReply, HeartbeatReport, JoinRequest, JoinResponse, ObservedServer, SecretsRequest,
     SecretsResponse, ToolboxReport,
@@ -40,6 +39,15 @@ fn by_toolbox(
     }
 }
 
+/// A DTMA's own address, checked at join and on every heartbeat: the control plane and
+/// the gateway call it and relay what it answers ([`toolbelt_net::dtma_address`]).
+fn check_advertise_url(st: &AppState, url: &str) -> Result<()> {
+    match st.config.outbound.dtma.check(url) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ServiceError::invalid("advertise_url", e.to_string())),
+    }
+}
+
 fn bad_join_token() -> ServiceError {
     ServiceError::Unauthenticated("invalid, used or expired join token".into())
 }
@@ -47,7 +55,7 @@ fn bad_join_token() -> ServiceError {
 /// Exchanges a one-time join token for the toolbox's DTMA credential; a new join replaces
 /// the previous DTMA's credential.
 pub async fn join(st: &AppState, req: JoinRequest) -> Result<JoinResponse> {
-    validate_http_url("advertise_url", &req.advertise_url)?;
+    check_advertise_url(st, &req.advertise_url)?;
     if req.runtime == ToolboxKind::Remote {
         return Err(ServiceError::invalid(
             "runtime",
@@ -232,7 +240,7 @@ pub async fn heartbeat(
     toolbox: &ToolboxId,
     report: HeartbeatReport,
 ) -> Result<HeartbeatReply> {
-    validate_http_url("advertise_url", &report.advertise_url)?;
+    check_advertise_url(st, &report.advertise_url)?;
     let summary = ToolboxReport {
         version: report.version.clone(),
         runtime: report.runtime.clone(),

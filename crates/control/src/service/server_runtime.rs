@@ -41,6 +41,13 @@ async fn dtma_get(st: &AppState, server: &Server, path: &str) -> Result<reqwest:
             tb.name
         )));
     }
+    // Rows written before the guard existed are checked here too; new ones at join.
+    if let Err(e) = st.config.outbound.dtma.check(&url) {
+        return Err(ServiceError::unavailable(format!(
+            "toolbox {} is not called: its DTMA address {e}",
+            tb.name
+        )));
+    }
     let res = st
         .toolboxes
         .http
