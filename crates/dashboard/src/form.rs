@@ -32,7 +32,6 @@ impl Form {
         self.get(name).unwrap_or("").trim().to_string()
     }
 
-    #[allow(dead_code)] // the grants editor's and deploy form's (next slice)
     /// A checkbox: posted (with any value) or not.
     pub fn checked(&self, name: &str) -> bool {
         self.get(name).is_some()

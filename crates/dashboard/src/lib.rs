@@ -43,6 +43,18 @@ pub fn router(state: AppState) -> Router {
         .route("/servers/{id}/{action}", post(servers::act))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}/{decision}", post(approvals::decide))
+        .route("/agents", get(agents::list).post(agents::create))
+        .route("/agents/{id}", get(agents::detail))
+        .route("/agents/{id}/toolbelt", post(agents::save_toolbelt))
+        .route("/agents/{id}/tokens", post(agents::issue_token))
+        .route(
+            "/agents/{id}/tokens/{token}/revoke",
+            post(agents::revoke_token),
+        )
+        .route(
+            "/agents/{id}/delete",
+            get(agents::confirm_delete).post(agents::delete),
+        )
         .route("/events", get(live::events))
         .route("/assets/{file}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))

@@ -43,23 +43,17 @@ impl Chrome {
 /// Field errors of a rejected form, looked up by the form's field names (the service's
 /// `errors[].field`: `name`, `config.port`, `secrets.API_KEY`).
 #[derive(Default)]
-#[allow(dead_code)] // the agent and deploy forms' (next slice)
 pub struct Errors {
     pub fields: Vec<FieldError>,
     /// The refusal when it names no field (a conflict, a forbidden role).
     pub general: Option<String>,
 }
 
-#[allow(dead_code)]
 impl Errors {
     pub fn from_service(e: &toolbelt_control::service::ServiceError) -> Errors {
         let fields = e.fields().to_vec();
         let general = fields.is_empty().then(|| e.to_string());
         Errors { fields, general }
-    }
-
-    pub fn any(&self) -> bool {
-        !self.fields.is_empty() || self.general.is_some()
     }
 
     /// The message for `field`, if it is at fault.
@@ -68,14 +62,6 @@ impl Errors {
             .iter()
             .find(|e| e.field == field)
             .map(|e| e.message.as_str())
-    }
-
-    /// Errors naming fields the form has no input for (shown at the top).
-    pub fn others(&self, known: &[&str]) -> Vec<&FieldError> {
-        self.fields
-            .iter()
-            .filter(|e| !known.contains(&e.field.as_str()))
-            .collect()
     }
 }
 

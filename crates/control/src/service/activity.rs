@@ -53,3 +53,109 @@ pub async fn server(
         calls,
     })
 }
+
+/// A toolbox with the servers on it the caller can see, each with its pinned tools.
+pub struct ToolboxTools {
+    pub toolbox: toolbelt_model::toolbox::Toolbox,
+    pub servers: Vec<(Server, Vec<Pin>)>,
+}
+
+/// Every toolbox, server and pinned tool the caller can see, for a toolbelt editor
+/// (Toolbox → Server → Tool). Servers being deleted are left out.
+pub async fn tool_tree(st: &AppState, caller: &Caller) -> Result<Vec<ToolboxTools>> {
+    let mut c = st.store.conn().await?;
+    let scope = &caller.scope;
+    let mut out = Vec::new();
+    let mut tb_cursor: Option<String> = None;
+    loop {
+        let p = toolbelt_store::toolboxes::list(&mut c, scope, 1000, tb_cursor.as_deref()).await?;
+        for t in p.items {
+            out.push(ToolboxTools {
+                toolbox: t,
+                servers: Vec::new(),
+            });
+        }
+        match p.next_cursor {
+            Some(n) => tb_cursor = Some(n),
+            None => break,
+        }
+    }
+    let mut cursor: Option<String> = None;
+    loop {
+        let p = toolbelt_store::servers::list(&mut c, scope, None, 1000, cursor.as_deref()).await?;
+        for s in p.items {
+            if s.desired == toolbelt_model::server::DesiredState::Deleted {
+                continue;
+            }
+            let mut tools = pins::for_server(&mut c, &s.id).await?;
+            tools.sort_by(|a, b| a.tool.cmp(&b.tool));
+            if let Some(t) = out.iter_mut().find(|t| t.toolbox.id == s.toolbox_id) {
+                t.servers.push((s, tools));
+            }
+        }
+        match p.next_cursor {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// A tool an agent sees now, under the name it calls it by.
+pub struct SeenTool {
+    pub name: String,
+    pub server: String,
+    pub toolbox: String,
+    pub tool: String,
+}
+
+/// What an agent of the caller's (admins: anyone's) sees now: its effective tools exactly
+/// as the gateway computes them (grants, rules, held definitions), among the tools in
+/// `tree` (from [`tool_tree`]).
+pub async fn agent_sees(
+    st: &AppState,
+    caller: &Caller,
+    agent: &str,
+    tree: &[ToolboxTools],
+) -> Result<Vec<SeenTool>> {
+    let mut c = st.store.conn().await?;
+    let agent = refs::agent(&mut c, &caller.scope, agent).await?;
+    drop(c);
+    let mut refs_ = Vec::new();
+    let mut labels = Vec::new();
+    for t in tree {
+        for (s, tools) in &t.servers {
+            for p in tools {
+                refs_.push(toolbelt_store::discovery::ToolRef {
+                    toolbox_id: t.toolbox.id.clone(),
+                    server_id: s.id.clone(),
+                    tool: p.tool.clone(),
+                });
+                labels.push((
+                    s.name.to_string(),
+                    t.toolbox.name.to_string(),
+                    p.tool.clone(),
+                ));
+            }
+        }
+    }
+    let names = st
+        .tool_search()?
+        .names(&agent.id, &refs_)
+        .await
+        .map_err(super::ServiceError::unavailable)?;
+    let mut seen: Vec<SeenTool> = names
+        .into_iter()
+        .zip(labels)
+        .filter_map(|(n, (server, toolbox, tool))| {
+            n.map(|name| SeenTool {
+                name,
+                server,
+                toolbox,
+                tool,
+            })
+        })
+        .collect();
+    seen.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(seen)
+}

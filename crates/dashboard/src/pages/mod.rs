@@ -1,10 +1,12 @@
 //! One module per page (or group of pages): handlers that extract, call one service
 //! function and render.
 
+pub mod agents;
 pub mod approvals;
 pub mod login;
 pub mod overview;
 pub mod servers;
+pub mod toolbelt;
 
 use crate::error::Page;
 use askama::Template;

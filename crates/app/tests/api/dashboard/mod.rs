@@ -2,6 +2,7 @@
 //! a cookie jar, form posts with the page's CSRF token. The real-browser scenarios are
 //! the `browser` test group's.
 
+mod agents;
 mod browser;
 mod pages;
 mod tenancy;
