@@ -5,6 +5,9 @@
 #     - a throwaway PostgreSQL (installed from Debian packages when missing),
 #     - the Docker engine (must answer: the Docker tests fail, never skip, without it),
 #     - bubblewrap, the process runtime's sandbox (installed from Debian when missing),
+#     - Chromium and chromedriver for the dashboard's browser tests (Debian's chromium and
+#       chromium-driver, installed when missing; the browser tests fail, never skip,
+#       without them),
 #     - a Python venv with the official MCP SDK, reference servers and the openai and
 #       anthropic SDKs (the scripted LLM's self-test) from PyPI,
 #     - the fixture MCP server built statically for its FROM-scratch test image,
@@ -83,6 +86,17 @@ if ! command -v bwrap >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"
 fi
 bwrap --version
+
+if ! $fast; then
+    step "Chromium and chromedriver (the browser tests)"
+    if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+    fi
+    TOOLBELT_TEST_CHROMIUM=/usr/bin/chromium TOOLBELT_TEST_CHROMEDRIVER=/usr/bin/chromedriver
+    export TOOLBELT_TEST_CHROMIUM TOOLBELT_TEST_CHROMEDRIVER
+    "$TOOLBELT_TEST_CHROMEDRIVER" --version
+fi
 
 step "Python MCP SDK, reference servers and LLM SDKs (PyPI)"
 venv=target/venv

@@ -6,6 +6,8 @@
 //! speak through domain handles ([`world`]: callers, toolboxes, servers, agents) and wait
 //! with [`eventually::eventually`]; `tests/harness/README.md` says which piece is for what.
 
+#[path = "harness/browser.rs"]
+pub mod browser;
 #[path = "harness/chat.rs"]
 pub mod chat;
 #[path = "harness/eventually.rs"]

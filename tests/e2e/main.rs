@@ -1,5 +1,6 @@
 //! End-to-end: the real binary, as a user drives it.
 
+mod browser_harness;
 mod chat_llm_fixture;
 mod cli_walkthrough;
 mod dtma_address;

@@ -36,6 +36,12 @@ impl Caller {
         &self.rest.token
     }
 
+    /// This caller's email (their account, as `/api/v1/me` says).
+    pub async fn email(&self) -> String {
+        let me = self.rest.get("/api/v1/me").await;
+        me["email"].as_str().unwrap().into()
+    }
+
     /// The gateway's MCP endpoint at this caller's URL.
     pub fn mcp_url(&self) -> String {
         format!("{}/mcp", self.rest.url)

@@ -1,0 +1,553 @@
+//! A real browser for the dashboard's tests: headless Chromium driven over WebDriver
+//! (fantoccini) through a chromedriver of the test's own, on a free port, with a fresh
+//! profile. A scenario reads as what a person does:
+//!
+//! ```ignore
+//! let b = Browser::open(&plane.url).await;
+//! b.sign_in(plane.admin()).await.goto("/servers").await.until_text("#server-status-tools", "running").await;
+//! b.close().await;                                    // the last page's console is checked
+//! ```
+//!
+//! Chromium missing is a failure, never a skip (`scripts/test.sh` installs Debian's
+//! `chromium` and `chromium-driver`). Every page the browser leaves or lands on has its
+//! console checked: an error logged there (a script error, a failed request, a missing
+//! favicon) fails the test with the page's URL. `TOOLBELT_TEST_CHROMIUM` and
+//! `TOOLBELT_TEST_CHROMEDRIVER` name other binaries.
+
+use crate::eventually::{WAIT, eventually};
+use crate::world::Caller;
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Mutex;
+use toolbelt_testkit::proc::free_port;
+
+/// The password `sign_in` gives an account (set through the account's own API token).
+pub const PASSWORD: &str = "browser-test-password-1";
+
+/// How the browser is started: JavaScript on (the default) or off.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub no_javascript: bool,
+}
+
+/// One headless Chromium session at one Toolbelt URL.
+pub struct Browser {
+    client: Client,
+    base: String,
+    /// Console lines read so far that the test said to expect (e.g. its own 404).
+    allowed: Mutex<Vec<String>>,
+    closed: bool,
+    _driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+fn binary(var: &str, default: &str) -> PathBuf {
+    let path = std::env::var(var).unwrap_or_else(|_| default.into());
+    let path = PathBuf::from(path);
+    assert!(
+        path.exists(),
+        "{} not found (set {var}): the browser tests need Debian's chromium and \
+         chromium-driver, which ./scripts/test.sh installs",
+        path.display()
+    );
+    path
+}
+
+/// Where screenshots go: the repository's `docs/screenshots/`.
+pub fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+}
+
+impl Browser {
+    /// A browser with JavaScript on, at `base` (the Toolbelt URL paths are relative to).
+    pub async fn open(base: &str) -> Browser {
+        Self::with(base, Options::default()).await
+    }
+
+    pub async fn with(base: &str, options: Options) -> Browser {
+        let chromium = binary("TOOLBELT_TEST_CHROMIUM", "/usr/bin/chromium");
+        let chromedriver = binary("TOOLBELT_TEST_CHROMEDRIVER", "/usr/bin/chromedriver");
+        let port = free_port();
+        let driver = tokio::process::Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let driver_url = format!("http://127.0.0.1:{port}/");
+        let status = format!("{driver_url}status");
+        eventually("chromedriver to answer", WAIT, async || {
+            let r = toolbelt_net::http::client().get(&status).send().await;
+            match r {
+                Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["value"]["ready"] == true),
+                Err(_) => false,
+            }
+        })
+        .await;
+        let profile = tempfile::tempdir().unwrap();
+        let mut prefs = json!({});
+        if options.no_javascript {
+            prefs["profile.managed_default_content_settings.javascript"] = json!(2);
+        }
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1280,900", "--no-first-run", "--no-default-browser-check",
+                    "--disable-extensions", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+                "prefs": prefs,
+            },
+            "goog:loggingPrefs": { "browser": "ALL" },
+        });
+        let caps = caps.as_object().unwrap().clone().into_iter().collect();
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver_url)
+            .await
+            .unwrap_or_else(|e| panic!("a Chromium session through chromedriver: {e}"));
+        Browser {
+            client,
+            base: base.trim_end_matches('/').into(),
+            allowed: Mutex::new(Vec::new()),
+            closed: false,
+            _driver: driver,
+            _profile: profile,
+        }
+    }
+
+    /// The WebDriver client, for what this handle does not name.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn url_of(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.into()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// The page's URL now.
+    pub async fn url(&self) -> String {
+        self.client.current_url().await.unwrap().to_string()
+    }
+
+    /// The page's path (and query) now.
+    pub async fn path(&self) -> String {
+        let u = self.client.current_url().await.unwrap();
+        match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().into(),
+        }
+    }
+
+    /// Opens `path` (relative to the Toolbelt URL, or absolute), after checking the console
+    /// of the page it leaves; checks the new page's console once it has loaded.
+    pub async fn goto(&self, path: &str) -> &Self {
+        self.console_clean("before leaving it").await;
+        let url = self.url_of(path);
+        self.client
+            .goto(&url)
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+        self.loaded().await;
+        self.console_clean("after it loaded").await;
+        self
+    }
+
+    /// Opens `path` and expects it to answer `status` (a 404 page, a 403 refusal): the
+    /// console line Chromium logs for that status is expected, not an error.
+    pub async fn goto_status(&self, path: &str, status: u16) -> &Self {
+        self.console_clean("before leaving it").await;
+        let url = self.url_of(path);
+        self.client.goto(&url).await.unwrap();
+        self.loaded().await;
+        self.expect_status(status).await
+    }
+
+    /// The current document answered `status`; its console line for that is expected.
+    pub async fn expect_status(&self, status: u16) -> &Self {
+        let got = self.status().await;
+        assert_eq!(got, status, "status of {}", self.url().await);
+        self.allowed
+            .lock()
+            .unwrap()
+            .push(format!("status of {status}"));
+        self.console_clean("after it loaded").await;
+        self
+    }
+
+    /// The HTTP status the current document was served with (Navigation Timing).
+    pub async fn status(&self) -> u16 {
+        let v = self
+            .js("const n = performance.getEntriesByType('navigation')[0]; return n ? n.responseStatus : 0;")
+            .await;
+        v.as_u64().unwrap_or(0) as u16
+    }
+
+    /// Waits until the document has loaded.
+    async fn loaded(&self) {
+        eventually("the page to load", WAIT, async || {
+            self.client
+                .execute("return document.readyState", vec![])
+                .await
+                .is_ok_and(|v| v == "complete")
+        })
+        .await;
+    }
+
+    /// Runs `script` in the page (a function body: `return …` gives a value).
+    pub async fn js(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// The element matching `css`, waiting for it to appear.
+    pub async fn find(&self, css: &str) -> Element {
+        let what = format!("an element {css} on the page");
+        eventually(&what, WAIT, async || {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(e) => Ok(e),
+                Err(_) => Err(self.page_text().await),
+            }
+        })
+        .await
+    }
+
+    /// Whether an element matching `css` is on the page now (no wait).
+    pub async fn has(&self, css: &str) -> bool {
+        self.client.find(Locator::Css(css)).await.is_ok()
+    }
+
+    /// The visible text of `css` (waiting for it to appear).
+    pub async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.unwrap()
+    }
+
+    /// The page's visible text (what a timed-out wait shows).
+    pub async fn page_text(&self) -> String {
+        let url = self.url().await;
+        let body = match self.client.find(Locator::Css("body")).await {
+            Ok(b) => b.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        format!("{url}\n{body}")
+    }
+
+    /// Waits until the text of `css` contains `needle` — the page changing by itself
+    /// (live updates) or after a navigation; the text.
+    pub async fn until_text(&self, css: &str, needle: &str) -> String {
+        let what = format!("{css} to show {needle:?}");
+        eventually(&what, WAIT, async || {
+            let t = match self.client.find(Locator::Css(css)).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => return Err(format!("(no {css})\n{}", self.page_text().await)),
+            };
+            if t.contains(needle) { Ok(t) } else { Err(t) }
+        })
+        .await
+    }
+
+    /// Waits until an element matching `css` is on the page.
+    pub async fn until(&self, css: &str) -> &Self {
+        self.find(css).await;
+        self
+    }
+
+    /// Types `value` into the field `css` (cleared first).
+    pub async fn fill(&self, css: &str, value: &str) -> &Self {
+        let e = self.find(css).await;
+        e.clear().await.unwrap();
+        e.send_keys(value).await.unwrap();
+        self
+    }
+
+    /// Clicks `css`; when that navigates, waits for the new page and checks its console.
+    pub async fn click(&self, css: &str) -> &Self {
+        self.console_clean("before the click").await;
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.loaded().await;
+        self.console_clean("after the click").await;
+        self
+    }
+
+    /// Sets a marker on `window`: a reload or navigation drops it.
+    pub async fn mark(&self) -> &Self {
+        self.js("window.__marker = 1; return null;").await;
+        self
+    }
+
+    /// The marker set by [`mark`](Self::mark) is still there: the page was not reloaded.
+    pub async fn still_marked(&self) -> &Self {
+        let m = self.js("return window.__marker === 1;").await;
+        assert_eq!(m, true, "the page was reloaded (window.__marker is gone)");
+        self
+    }
+
+    /// Saves the page as `docs/screenshots/NAME.png`.
+    pub async fn screenshot(&self, name: &str) -> &Self {
+        let png = self.client.screenshot().await.unwrap();
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+        self
+    }
+
+    /// Signs in through the sign-in form as `who` (their password set to [`PASSWORD`]
+    /// through their own API token first).
+    pub async fn sign_in(&self, who: &Caller) -> &Self {
+        let email = who.email().await;
+        who.rest
+            .ok(
+                "PUT",
+                "/api/v1/me/password",
+                json!({ "current_password": PASSWORD, "new_password": PASSWORD }),
+            )
+            .await;
+        self.sign_in_with(&email, PASSWORD).await
+    }
+
+    /// Fills the sign-in form and submits it; waits for a signed-in page.
+    pub async fn sign_in_with(&self, email: &str, password: &str) -> &Self {
+        self.goto(SIGN_IN).await;
+        self.fill("#email", email).await;
+        self.fill("#password", password).await;
+        self.click("#sign-in").await;
+        self.until(SIGNED_IN).await
+    }
+
+    /// Signs in with a one-time login token (what `toolbelt up` prints).
+    pub async fn sign_in_token(&self, token: &str) -> &Self {
+        self.goto(SIGN_IN).await;
+        self.fill("#login_token", token).await;
+        self.click("#sign-in-token").await;
+        self.until(SIGNED_IN).await
+    }
+
+    /// Signs out with the sign-out button; waits for the sign-in form.
+    pub async fn sign_out(&self) -> &Self {
+        self.click("#sign-out").await;
+        self.until("#login-password").await
+    }
+
+    /// Chromium's console since the last read, less the lines the test expected.
+    pub async fn console(&self) -> Vec<String> {
+        let v = self
+            .client
+            .issue_cmd(BrowserLog)
+            .await
+            .unwrap_or_else(|e| panic!("reading the browser's console: {e}"));
+        let allowed = self.allowed.lock().unwrap().clone();
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| format!("{} {}", e["level"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")))
+            .filter(|m| !allowed.iter().any(|a| m.contains(a.as_str())))
+            .collect()
+    }
+
+    /// The console shows no errors (`when` says at which step).
+    pub async fn console_clean(&self, when: &str) {
+        let lines = self.console().await;
+        self.allowed.lock().unwrap().clear();
+        if !lines.is_empty() {
+            panic!(
+                "console of {} {when} is not clean:\n{}",
+                self.url().await,
+                lines.join("\n")
+            );
+        }
+    }
+
+    /// Every form control on the page has a label (a `<label>`, `aria-label` or
+    /// `aria-labelledby`; buttons their text), and Tab from the top reaches every control
+    /// in turn. The failure lists the unlabelled or unreached ones.
+    pub async fn accessible(&self) -> &Self {
+        let path = self.path().await;
+        let unlabelled = lines(self.js(&over_controls(UNLABELLED)).await);
+        assert!(
+            unlabelled.is_empty(),
+            "{path}: controls without a label:\n{}",
+            unlabelled.join("\n")
+        );
+        let count = self.js(&over_controls(CONTROLS)).await.as_u64().unwrap();
+        // Tab once per control, and once more to see the cycle close, reading after each
+        // press where focus is (a listener in the page would not run with JavaScript off).
+        for _ in 0..=count {
+            let tab = KeyActions::new("tab".into())
+                .then(KeyAction::Down {
+                    value: Key::Tab.into(),
+                })
+                .then(KeyAction::Up {
+                    value: Key::Tab.into(),
+                });
+            self.client.perform_actions(tab).await.unwrap();
+            self.js(FOCUSED).await;
+        }
+        let unreached = lines(self.js(UNREACHED).await);
+        assert!(
+            unreached.is_empty(),
+            "{path}: controls Tab does not reach (of {count}):\n{}",
+            unreached.join("\n")
+        );
+        self
+    }
+
+    /// The page passes every check: console clean, labels, Tab order.
+    pub async fn checked(&self) -> &Self {
+        self.accessible().await;
+        self.console_clean("after the checks").await;
+        self
+    }
+
+    /// Ends the session after checking the last page's console.
+    pub async fn close(mut self) {
+        self.console_clean("at the end").await;
+        self.closed = true;
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.closed && !std::thread::panicking() {
+            panic!("a Browser must end with .close().await (it checks the last page's console)");
+        }
+    }
+}
+
+fn lines(v: Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| l.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Where the sign-in form is, and what marks a signed-in page (who is signed in);
+/// `crates/dashboard/README.md` names the ids.
+pub const SIGN_IN: &str = "/login";
+pub const SIGNED_IN: &str = "#signed-in-as";
+
+/// Chromium's console (`goog:loggingPrefs` browser=ALL): chromedriver's log endpoint,
+/// which W3C WebDriver has no command for. Each read drains what it returns.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    }
+}
+
+/// The form controls a person can use: visible, enabled, focusable by Tab.
+const CONTROL_FILTER: &str = r#"
+const sel = 'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex="-1"])';
+const controls = [...document.querySelectorAll(sel)].filter(e =>
+    !e.disabled && e.tabIndex >= 0 && e.getClientRects().length > 0
+    && getComputedStyle(e).visibility !== 'hidden');
+"#;
+
+fn over_controls(body: &str) -> String {
+    format!("{CONTROL_FILTER}{body}")
+}
+
+/// Numbers the controls and blurs: the next Tab starts at the top. Their count.
+const CONTROLS: &str = r#"
+controls.forEach((e, i) => e.setAttribute('data-tabcheck', String(i)));
+document.documentElement.setAttribute('data-tabseen', '');
+if (document.activeElement) document.activeElement.blur();
+window.focus();
+return controls.length;
+"#;
+
+/// Notes which numbered control has focus now.
+const FOCUSED: &str = r#"
+const i = document.activeElement && document.activeElement.getAttribute('data-tabcheck');
+const root = document.documentElement;
+if (i !== null && i !== undefined) root.setAttribute('data-tabseen', root.getAttribute('data-tabseen') + ' ' + i);
+return i;
+"#;
+
+/// The numbered controls focus never reached.
+const UNREACHED: &str = r#"
+return [...document.querySelectorAll('[data-tabcheck]')]
+    .filter(e => !document.documentElement.getAttribute('data-tabseen').split(' ')
+        .includes(e.getAttribute('data-tabcheck')))
+    .map(e => e.outerHTML.slice(0, 160));
+"#;
+
+/// Inputs without a label; buttons and links without a name.
+const UNLABELLED: &str = r#"
+const named = e => ['aria-label', 'aria-labelledby', 'title']
+    .some(a => (e.getAttribute(a) || '').trim() !== '');
+return controls.filter(e => {
+    if (named(e)) return false;
+    const tag = e.tagName.toLowerCase();
+    const type = (e.getAttribute('type') || '').toLowerCase();
+    if (['button', 'a', 'summary'].includes(tag) || ['submit', 'reset', 'button'].includes(type))
+        return (e.textContent || e.value || '').trim() === '';
+    return !(e.labels && e.labels.length > 0);
+}).map(e => e.outerHTML.slice(0, 160));
+"#;
+
+/// Another site: a page served on `http://localhost:PORT/` (a different site from
+/// Toolbelt's `127.0.0.1`, as an OAuth provider is) whose link `#go` leads, through a
+/// 302 from that site, to `target`. Cookie rules (`SameSite`) apply to that hop as they
+/// do to a provider's redirect back. Serves until the test ends.
+pub async fn other_site(target: &str) -> String {
+    use axum::response::{Html, Redirect};
+    let target = target.to_string();
+    let app = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(|| async {
+                Html(concat!(
+                    "<!doctype html><html lang=en><head><title>Elsewhere</title>",
+                    "<link rel=icon href='data:,'></head>",
+                    "<body><a id=go href='/go'>Back to Toolbelt</a></body></html>"
+                ))
+            }),
+        )
+        .route(
+            "/go",
+            axum::routing::get(move || async move { Redirect::to(&target) }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(l, app).await });
+    format!("http://localhost:{port}/")
+}
