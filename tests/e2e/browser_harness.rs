@@ -90,7 +90,10 @@ async fn browser_checks_catch_console_errors_labels_and_tab_traps() {
     })
     .await
     .expect("a script error fails the page");
-    assert!(err.contains("/script-error") && err.contains("no_such_function"), "{err}");
+    assert!(
+        err.contains("/script-error") && err.contains("no_such_function"),
+        "{err}"
+    );
 
     let err = failure_of(&base, |b| async move {
         b.goto("/no-favicon").await;
@@ -106,7 +109,10 @@ async fn browser_checks_catch_console_errors_labels_and_tab_traps() {
     })
     .await
     .expect("an unlabelled input fails the page");
-    assert!(err.contains("without a label") && err.contains("name=\"q\""), "{err}");
+    assert!(
+        err.contains("without a label") && err.contains("name=\"q\""),
+        "{err}"
+    );
 
     let err = failure_of(&base, |b| async move {
         b.goto("/tab-trap").await.accessible().await;
@@ -114,7 +120,10 @@ async fn browser_checks_catch_console_errors_labels_and_tab_traps() {
     })
     .await
     .expect("a control Tab cannot reach fails the page");
-    assert!(err.contains("Tab does not reach") && err.contains("Unreachable"), "{err}");
+    assert!(
+        err.contains("Tab does not reach") && err.contains("Unreachable"),
+        "{err}"
+    );
 
     let err = failure_of(&base, |b| async move {
         b.goto("/good").await.mark().await;
@@ -129,9 +138,19 @@ async fn browser_checks_catch_console_errors_labels_and_tab_traps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_without_javascript_runs_no_script() {
     let base = pages().await;
-    let b = Browser::with(&base, Options { no_javascript: true }).await;
+    let b = Browser::with(
+        &base,
+        Options {
+            no_javascript: true,
+        },
+    )
+    .await;
     b.goto("/good").await;
-    assert_eq!(b.js("return document.title").await, "t", "the page's script did not run");
+    assert_eq!(
+        b.js("return document.title").await,
+        "t",
+        "the page's script did not run"
+    );
     b.checked().await;
     b.close().await;
 }

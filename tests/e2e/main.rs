@@ -3,6 +3,7 @@
 mod browser_harness;
 mod chat_llm_fixture;
 mod cli_walkthrough;
+mod dashboard_browser;
 mod dtma_address;
 mod dtma_docker;
 mod dtma_paths;

@@ -27,6 +27,12 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use toolbelt_testkit::proc::free_port;
 
+/// The window's size: usable from 1024 px wide, so a little over that.
+const WIDTH: u32 = 1280;
+const HEIGHT: u32 = 900;
+/// What headless Chromium's window takes beyond the page's viewport.
+const CHROME_HEIGHT: u32 = 143;
+
 /// The password `sign_in` gives an account (set through the account's own API token).
 pub const PASSWORD: &str = "browser-test-password-1";
 
@@ -87,7 +93,10 @@ impl Browser {
         eventually("chromedriver to answer", WAIT, async || {
             let r = toolbelt_net::http::client().get(&status).send().await;
             match r {
-                Ok(r) => r.json::<Value>().await.is_ok_and(|v| v["value"]["ready"] == true),
+                Ok(r) => r
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|v| v["value"]["ready"] == true),
                 Err(_) => false,
             }
         })
@@ -103,7 +112,7 @@ impl Browser {
                 "binary": chromium,
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1280,900", "--no-first-run", "--no-default-browser-check",
+                    format!("--window-size={WIDTH},{HEIGHT}"), "--no-first-run", "--no-default-browser-check",
                     "--disable-extensions", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
                     format!("--user-data-dir={}", profile.path().display()),
@@ -295,6 +304,40 @@ impl Browser {
         self
     }
 
+    /// Clicks `css` and expects the page it leads to to answer `status` (a refusal).
+    pub async fn click_status(&self, css: &str, status: u16) -> &Self {
+        self.console_clean("before the click").await;
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.loaded().await;
+        self.expect_status(status).await
+    }
+
+    /// Clicks `css`, a button that asks "are you sure?" first, and answers yes; the text
+    /// of the question. The page it leads to is checked as after [`click`](Self::click)
+    /// (`status`: the page is expected to answer that instead of succeeding).
+    pub async fn confirm(&self, css: &str, status: Option<u16>) -> String {
+        self.console_clean("before the click").await;
+        // chromedriver may answer the click itself with "unexpected alert open".
+        let _ = self.find(css).await.click().await;
+        let question = eventually("a confirmation", WAIT, async || {
+            self.client.get_alert_text().await.ok()
+        })
+        .await;
+        self.client.accept_alert().await.unwrap();
+        self.loaded().await;
+        match status {
+            Some(s) => {
+                self.expect_status(s).await;
+            }
+            None => self.console_clean("after the click").await,
+        }
+        question
+    }
+
     /// Sets a marker on `window`: a reload or navigation drops it.
     pub async fn mark(&self) -> &Self {
         self.js("window.__marker = 1; return null;").await;
@@ -308,9 +351,21 @@ impl Browser {
         self
     }
 
-    /// Saves the page as `docs/screenshots/NAME.png`.
+    /// Saves the whole page, from the top and with nothing focused, as
+    /// `docs/screenshots/NAME.png` (the window grows to the page's height for it).
     pub async fn screenshot(&self, name: &str) -> &Self {
+        let height = self
+            .js(
+                "if (document.activeElement) document.activeElement.blur(); window.scrollTo(0, 0); \
+                 return document.documentElement.scrollHeight;",
+            )
+            .await
+            .as_u64()
+            .unwrap_or(900);
+        let (w, h) = (WIDTH, (height as u32 + CHROME_HEIGHT).clamp(HEIGHT, 4000));
+        self.client.set_window_size(w, h).await.unwrap();
         let png = self.client.screenshot().await.unwrap();
+        self.client.set_window_size(WIDTH, HEIGHT).await.unwrap();
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
@@ -366,7 +421,13 @@ impl Browser {
             .into_iter()
             .flatten()
             .filter(|e| e["level"] == "SEVERE")
-            .map(|e| format!("{} {}", e["level"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or("")))
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["level"].as_str().unwrap_or(""),
+                    e["message"].as_str().unwrap_or("")
+                )
+            })
             .filter(|m| !allowed.iter().any(|a| m.contains(a.as_str())))
             .collect()
     }

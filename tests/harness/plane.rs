@@ -35,6 +35,16 @@ impl Plane {
         Self::start_with(heartbeat, |o| o.gateway = gateway).await
     }
 
+    /// As `toolbelt up` without Docker: with the `local` toolbox, its DTMA in this
+    /// process on the process runtime.
+    pub async fn up(heartbeat: Duration) -> Plane {
+        Self::start_with(heartbeat, |o| {
+            o.local_toolbox = true;
+            o.runtime = Some(toolbelt_model::toolbox::ToolboxKind::Process);
+        })
+        .await
+    }
+
     /// With any of the app's options changed (the DTMA allow-list, TLS roots…).
     pub async fn start_with(
         heartbeat: Duration,

@@ -233,6 +233,20 @@ impl ServerRef {
     pub async fn running(&self) -> Value {
         self.until("running", |v| v["status"] == "running").await
     }
+
+    /// Its id (what the dashboard's URLs name).
+    pub async fn id(&self) -> String {
+        self.get().await["id"].as_str().unwrap().into()
+    }
+
+    /// `start`, `stop` or `restart`, through the API.
+    pub async fn act(&self, action: &str) -> Value {
+        let path = format!(
+            "/api/v1/servers/{}/{action}?toolbox={}",
+            self.name, self.toolbox
+        );
+        self.rest.post(&path, json!({})).await
+    }
 }
 
 pub struct NewGrant<'a> {
