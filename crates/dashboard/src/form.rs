@@ -37,7 +37,6 @@ impl Form {
         self.get(name).is_some()
     }
 
-    #[allow(dead_code)] // the grants editor's and deploy form's (next slice)
     /// The fields whose names start with `prefix`, with the prefix removed.
     pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
         self.0

@@ -55,6 +55,16 @@ pub fn router(state: AppState) -> Router {
             "/agents/{id}/delete",
             get(agents::confirm_delete).post(agents::delete),
         )
+        .route("/toolboxes", get(toolboxes::list).post(toolboxes::create))
+        .route("/toolboxes/{id}", get(toolboxes::detail))
+        .route("/toolboxes/{id}/join-token", post(toolboxes::join_token))
+        .route(
+            "/toolboxes/{id}/delete",
+            get(toolboxes::confirm_delete).post(toolboxes::delete),
+        )
+        .route("/marketplace", get(marketplace::list))
+        .route("/marketplace/{slug}", get(marketplace::entry))
+        .route("/marketplace/{slug}/deploy", post(marketplace::deploy))
         .route("/events", get(live::events))
         .route("/assets/{file}", get(assets::serve))
         .route("/favicon.ico", get(assets::favicon))

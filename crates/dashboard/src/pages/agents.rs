@@ -85,7 +85,7 @@ pub struct Configs {
 }
 
 /// The gateway's URL as this browser reached Toolbelt.
-fn base_url(st: &AppState, headers: &HeaderMap) -> String {
+pub fn base_url(st: &AppState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())

@@ -3,10 +3,13 @@
 
 pub mod agents;
 pub mod approvals;
+pub mod deploy;
 pub mod login;
+pub mod marketplace;
 pub mod overview;
 pub mod servers;
 pub mod toolbelt;
+pub mod toolboxes;
 
 use crate::error::Page;
 use askama::Template;

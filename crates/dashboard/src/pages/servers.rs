@@ -60,7 +60,7 @@ impl ServerRow {
 }
 
 /// Page keys for a list: names, disambiguated by toolbox where they repeat.
-fn rows(servers: &[Server]) -> Vec<ServerRow> {
+pub fn rows(servers: &[Server]) -> Vec<ServerRow> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for s in servers {
         *seen.entry(s.name.as_str()).or_default() += 1;

@@ -4,5 +4,7 @@
 
 mod agents;
 mod browser;
+mod marketplace;
 mod pages;
 mod tenancy;
+mod toolboxes;
