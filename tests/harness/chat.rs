@@ -16,9 +16,10 @@ use crate::world::Caller;
 use serde_json::{Value, json};
 
 impl Caller {
-    /// Adds an LLM endpoint of this caller's (`kind`: openai | anthropic); its JSON.
+    /// Adds an LLM endpoint of this caller's (`kind`: openai | anthropic), default model
+    /// `scripted`; its JSON.
     pub async fn llm(&self, name: &str, kind: &str, base_url: &str) -> Value {
-        self.llm_with(json!({ "name": name, "kind": kind, "base_url": base_url }))
+        self.llm_with(json!({ "name": name, "kind": kind, "base_url": base_url, "model": "scripted" }))
             .await
     }
 

@@ -76,6 +76,12 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "scripted-llm/1"
 
+    def setup(self):
+        super().setup()
+        # As real model servers do: without it, small stream frames wait on the client's
+        # delayed ACK (Nagle), adding ~40 ms that would be blamed on the client.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, fmt, *args):
         if not QUIET:
             sys.stderr.write("llm-fixture: " + fmt % args + "\n")
