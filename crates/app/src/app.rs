@@ -131,7 +131,20 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
         public_url: options.gateway.public_url.clone().or(Some(public_url)),
         ..options.gateway.clone()
     };
+    let gateway_public = gateway_config.public_url.clone().unwrap_or_default();
+    let chat_config = toolbelt_chat::ChatConfig {
+        ssrf_allow: options.gateway.ssrf_allow.clone(),
+        outbound: options.outbound.clone(),
+        ..options.chat.clone()
+    };
     let gateway = toolbelt_gateway::start_with(store, signer, gateway_config, Some(oauth)).await;
+    // Chat calls the gateway's own /mcp router, in process, as the agent of each turn.
+    let chat = toolbelt_chat::Chat::new(
+        state.clone(),
+        gateway.router.clone(),
+        &gateway_public,
+        chat_config,
+    );
     state.set_tool_search(Arc::new(crate::tool_search::GatewaySearch(
         gateway.hub.clone(),
     )));
@@ -139,6 +152,7 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
         state,
         mcp: gateway.router,
         hub: gateway.hub,
+        chat,
     };
     Ok(App {
         router: routes(&parts),

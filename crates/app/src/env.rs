@@ -76,6 +76,12 @@ impl Options {
             o.outbound.dtma = toolbelt_net::dtma_address::DtmaAddresses::allowing(allow);
         }
         o.gateway = gateway(&v)?;
+        if let Some(n) = v.number::<u64>("TOOLBELT_CHAT_DAILY_TOKENS")? {
+            o.chat.daily_tokens = n;
+        }
+        if let Some(d) = v.millis("TOOLBELT_CHAT_TURN_TIMEOUT_MS")? {
+            o.chat.turn_timeout = d;
+        }
         o.oauth = oauth(&v)?;
         if let Some(d) = v.get("TOOLBELT_METRICS_RETENTION_DAYS")? {
             let days: u64 = d

@@ -49,6 +49,9 @@ pub struct Options {
     pub tls_reload: std::time::Duration,
     /// How long per-minute metrics are kept, how often they are written.
     pub metrics: MetricsOptions,
+    /// Chat's budget and timeouts (`TOOLBELT_CHAT_*`); its SSRF allow-list and TLS roots
+    /// are the gateway's and `outbound`, copied in when the app is assembled.
+    pub chat: toolbelt_chat::ChatConfig,
 }
 
 /// Where the vault's key-encryption keys come from.
@@ -87,6 +90,7 @@ impl Options {
             tls: None,
             tls_reload: std::time::Duration::from_secs(1),
             metrics: MetricsOptions::default(),
+            chat: toolbelt_chat::ChatConfig::default(),
         }
     }
 

@@ -10,14 +10,19 @@ pub struct Parts {
     /// The gateway's `/mcp` router (built with its background work already running).
     pub mcp: Router,
     pub hub: Arc<toolbelt_gateway::Hub>,
+    /// The chat runtime (its routes join the control plane's `/api/v1`).
+    pub chat: toolbelt_chat::Chat,
 }
 
 /// The app's routes: one `.merge` per part. A new part (the dashboard, chat, an OAuth
 /// authorization server) is one more line here. Only the control plane sets a fallback.
 pub fn routes(p: &Parts) -> Router {
     Router::new()
-        // /api/v1/…, /healthz, /readyz, /metrics
-        .merge(toolbelt_control::router(p.state.clone()))
+        // /api/v1/…, /healthz, /readyz, /metrics, chat's /api/v1/llms and /api/v1/chats
+        .merge(toolbelt_control::router_with(
+            p.state.clone(),
+            toolbelt_chat::api::router(p.chat.clone()),
+        ))
         // /mcp
         .merge(p.mcp.clone())
         // /, /login, /servers, … (the browser UI; /assets, /events)

@@ -55,6 +55,12 @@ pub fn action_for(method: &Method, route: &str) -> Option<RouteAction> {
         ("DELETE", "/agents/{agent}/tokens/{token_id}") => {
             (AuditAction::AgentTokenRevoke, TargetKind::Agent)
         }
+        ("POST", "/llms") => (AuditAction::LlmCreate, TargetKind::Llm),
+        ("DELETE", "/llms/{llm}") => (AuditAction::LlmDelete, TargetKind::Llm),
+        ("PUT", "/agents/{agent}/chat") => (AuditAction::AgentChat, TargetKind::Agent),
+        ("POST", "/chats") => (AuditAction::ChatCreate, TargetKind::Chat),
+        ("DELETE", "/chats/{chat}") => (AuditAction::ChatDelete, TargetKind::Chat),
+        ("POST", "/chats/{chat}/messages") => (AuditAction::ChatTurn, TargetKind::Chat),
         ("POST", "/grants") => (AuditAction::GrantCreate, TargetKind::Grant),
         ("PATCH", "/grants/{grant}") => (AuditAction::GrantUpdate, TargetKind::Grant),
         ("DELETE", "/grants/{grant}") => (AuditAction::GrantDelete, TargetKind::Grant),

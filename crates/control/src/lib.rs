@@ -29,6 +29,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
 use problem::{Kind, Problem};
+use utoipa_axum::router::OpenApiRouter;
 
 /// The OpenAPI document of everything [`router`] serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -37,7 +38,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The control plane's HTTP application.
 pub fn router(state: AppState) -> Router {
-    let (routes, spec) = api::router().split_for_parts();
+    router_with(state, OpenApiRouter::new())
+}
+
+/// [`router`] with more documented `/api/v1` routes of other parts (chat): they pass the
+/// same middleware and are in the same OpenAPI document.
+pub fn router_with(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
+    // Merged as OpenApiRouters: the extra routes keep their documentation.
+    let (routes, spec) = OpenApiRouter::merge(api::router(), extra).split_for_parts();
     let _ = health::OPENAPI.set(spec.to_pretty_json().unwrap_or_default());
     routes
         .route_layer(axum::middleware::from_fn_with_state(

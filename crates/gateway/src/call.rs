@@ -53,6 +53,10 @@ impl Record<'_> {
         if let Some(c) = connection {
             detail["connection"] = json!(c);
         }
+        if let Some(chat) = &self.agent.chat {
+            detail["via"] = json!("chat");
+            detail["chat"] = json!(chat);
+        }
         let target = match hit {
             Some(h) => {
                 detail["server"] = json!(h.server.id);
@@ -367,6 +371,10 @@ async fn ask(
         Some(agent.owner_id.clone()),
     );
     ev.detail = json!({ "server": hit.server.id, "tool": hit.tool().name });
+    if let Some(chat) = &agent.chat {
+        ev.detail["via"] = json!("chat");
+        ev.detail["chat"] = json!(chat);
+    }
     hub.audit.record(ev).await?;
     let deadline = Instant::now() + ttl;
     loop {

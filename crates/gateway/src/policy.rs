@@ -23,6 +23,8 @@ pub struct AgentIdentity {
     pub discovery: Option<toolbelt_model::agent::Discovery>,
     /// The toolset endpoint the request came to (`/mcp/toolsets/NAME`), if any.
     pub toolset: Option<Arc<str>>,
+    /// The chat whose turn minted this credential (audited as `via: chat`).
+    pub chat: Option<toolbelt_model::ChatId>,
 }
 
 /// An agent's grants, resolved.
@@ -156,6 +158,7 @@ impl Policies {
                             // The token's own mode only: the agent's comes with its policy.
                             discovery: f.discovery,
                             toolset: None,
+                            chat: f.chat_id,
                         })
                     }
                     _ => None,

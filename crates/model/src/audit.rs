@@ -121,6 +121,15 @@ str_enum!(
         ConnectionCreate = "connection.create",
         ConnectionRefresh = "connection.refresh",
         ConnectionRevoke = "connection.revoke",
+        /// An LLM endpoint for chat was added or removed.
+        LlmCreate = "llm.create",
+        LlmDelete = "llm.delete",
+        /// An agent's chat settings (endpoint, model, system prompt, limits) were set.
+        AgentChat = "agent.chat",
+        ChatCreate = "chat.create",
+        ChatDelete = "chat.delete",
+        /// One turn of a conversation: the LLM calls and tool steps, with model and usage.
+        ChatTurn = "chat.turn",
         /// A failed write to a route that has no action of its own.
         Request = "request",
     }
@@ -149,6 +158,8 @@ str_enum!(
         Kek = "kek",
         Provider = "provider",
         Connection = "connection",
+        Llm = "llm",
+        Chat = "chat",
         /// A route without an action of its own (failures only).
         Route = "route",
     }

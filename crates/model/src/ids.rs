@@ -78,6 +78,10 @@ id_type!(/// A secret in the vault. The vault chooses it before the row exists, 
     SecretId, "sec");
 id_type!(/// A tool call held by an `ask` rule.
     ApprovalId, "apr");
+id_type!(/// An LLM endpoint chat talks to.
+    LlmId, "llm");
+id_type!(/// One user's conversation with one agent.
+    ChatId, "cht");
 id_type!(/// A changed tool definition waiting for an admin's decision.
     ToolChangeId, "chg");
 

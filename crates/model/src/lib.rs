@@ -10,6 +10,7 @@ pub mod agent;
 pub mod audit;
 pub mod canonical;
 pub mod catalog;
+pub mod chat;
 pub mod dtma;
 pub mod error;
 pub mod gateway;

@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use toolbelt_model::agent::{Discovery, TokenInfo};
 use toolbelt_model::token::{TokenDigest, TokenKind};
-use toolbelt_model::{AgentId, Role, Timestamp, TokenId, ToolboxId, UserId};
+use toolbelt_model::{AgentId, ChatId, Role, Timestamp, TokenId, ToolboxId, UserId};
 
 /// Whom a token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,8 @@ pub struct Found {
     pub expires_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
+    /// A chat turn's minted agent credential: the chat it acts for.
+    pub chat_id: Option<ChatId>,
 }
 
 fn info(r: &AnyRow) -> Result<TokenInfo> {
@@ -79,6 +81,50 @@ pub async fn insert(
     info(&r)
 }
 
+/// A chat turn's agent credential: an agent token marked with the chat it acts for,
+/// expiring at `expires_at` (and deleted by [`delete_chat_token`] when the turn ends).
+pub async fn insert_chat_token(
+    c: &mut AnyConnection,
+    digest: &TokenDigest,
+    agent: &AgentId,
+    chat: &ChatId,
+    discovery: Option<Discovery>,
+    expires_at: Timestamp,
+) -> Result<TokenId> {
+    let id = TokenId::generate();
+    sqlx::query(
+        "INSERT INTO tokens (id, kind, lookup, hash, agent_id, label, created_at, expires_at,
+             discovery, chat_id)
+         VALUES ($1, $2, $3, $4, $5, 'chat turn', $6, $7, $8, $9)",
+    )
+    .bind(id.to_string())
+    .bind(TokenKind::Agent.as_str())
+    .bind(digest.lookup.clone())
+    .bind(digest.hash.clone())
+    .bind(agent.to_string())
+    .bind(now_ms())
+    .bind(ms(expires_at))
+    .bind(discovery.map(|d| d.as_str()))
+    .bind(chat.to_string())
+    .execute(&mut *c)
+    .await?;
+    Ok(id)
+}
+
+/// Deletes a chat turn's credential, and any of that agent's that outlived their turn.
+pub async fn delete_chat_token(c: &mut AnyConnection, agent: &AgentId, id: &TokenId) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM tokens WHERE agent_id = $1 AND chat_id IS NOT NULL
+             AND (id = $2 OR expires_at < $3)",
+    )
+    .bind(agent.to_string())
+    .bind(id.to_string())
+    .bind(now_ms())
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
 /// Finds the token whose digest matches (constant-time comparison of the full digest).
 /// Revoked and expired tokens are returned too: the caller decides, and says why.
 pub async fn find(c: &mut AnyConnection, presented: &TokenDigest) -> Result<Option<Found>> {
@@ -115,6 +161,7 @@ pub async fn find(c: &mut AnyConnection, presented: &TokenDigest) -> Result<Opti
             expires_at: opt_ts(r, "expires_at")?,
             revoked_at: opt_ts(r, "revoked_at")?,
             last_used_at: opt_ts(r, "last_used_at")?,
+            chat_id: opt_text(r, "chat_id")?.map(ChatId::from_db),
         }));
     }
     Ok(None)
@@ -201,7 +248,10 @@ pub async fn list(
     let (col, sid) = subject_col(subject);
     let sql = match col {
         "user_id" => "SELECT * FROM tokens WHERE user_id = $1 AND kind = $2 ORDER BY id",
-        "agent_id" => "SELECT * FROM tokens WHERE agent_id = $1 AND kind = $2 ORDER BY id",
+        // A chat turn's credential lives for one turn and is nobody's to manage.
+        "agent_id" => {
+            "SELECT * FROM tokens WHERE agent_id = $1 AND kind = $2 AND chat_id IS NULL ORDER BY id"
+        }
         _ => "SELECT * FROM tokens WHERE toolbox_id = $1 AND kind = $2 ORDER BY id",
     };
     let rows = sqlx::query(sql)

@@ -3,6 +3,7 @@
 
 mod audit;
 mod bad_input;
+mod chat;
 mod credentials_matrix;
 mod dashboard;
 mod login_abuse;

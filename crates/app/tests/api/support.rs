@@ -69,11 +69,29 @@ impl App {
         bootstrap_token: Option<&str>,
         control: ControlConfig,
     ) -> App {
+        Self::build_with(db, data, bootstrap_token, control, |_| {}).await
+    }
+
+    /// [`App::new`] with options changed by `f` (chat's allow-lists and budgets).
+    #[allow(dead_code)]
+    pub async fn with_options(db: TestDb, f: impl FnOnce(&mut toolbelt_app::Options)) -> App {
+        let data = tempfile::tempdir().unwrap();
+        Self::build_with(db, data, Some(ADMIN), ControlConfig::default(), f).await
+    }
+
+    async fn build_with(
+        db: TestDb,
+        data: tempfile::TempDir,
+        bootstrap_token: Option<&str>,
+        control: ControlConfig,
+        f: impl FnOnce(&mut toolbelt_app::Options),
+    ) -> App {
         let mut o = toolbelt_app::Options::new(data.path());
         o.database_url = Some(db.url.clone());
         o.local_toolbox = true;
         o.bootstrap_token = bootstrap_token.map(Into::into);
         o.control = control;
+        f(&mut o);
         let app = toolbelt_app::build(o).await.unwrap();
         App {
             router: app.router(),
