@@ -19,8 +19,10 @@ impl Caller {
     /// Adds an LLM endpoint of this caller's (`kind`: openai | anthropic), default model
     /// `scripted`; its JSON.
     pub async fn llm(&self, name: &str, kind: &str, base_url: &str) -> Value {
-        self.llm_with(json!({ "name": name, "kind": kind, "base_url": base_url, "model": "scripted" }))
-            .await
+        self.llm_with(
+            json!({ "name": name, "kind": kind, "base_url": base_url, "model": "scripted" }),
+        )
+        .await
     }
 
     /// Adds an LLM endpoint from a full request body (`api_key_secret`, `max_tools`,
