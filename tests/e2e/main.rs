@@ -1,6 +1,7 @@
 //! End-to-end: the real binary, as a user drives it.
 
 mod browser_harness;
+mod chat;
 mod chat_llm_fixture;
 mod cli_walkthrough;
 mod dashboard_browser;
