@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs the benchmarks in release mode and prints their tables:
-#   ./scripts/bench.sh [control|dtma|gateway|gateway-instructions|oauth|all]
+#   ./scripts/bench.sh [control|dtma|gateway|gateway-instructions|oauth|search|chat|all]
 # Needs what the tests need: PostgreSQL (TOOLBELT_TEST_POSTGRES_URL, else a throwaway
 # cluster started here) and a Docker engine (`gateway` runs its DTMA-HTTP row only with
 # one), and for `oauth` the Python venv with Authlib that scripts/test.sh makes
-# (target/venv). `gateway` puts another MCP gateway in the same run with
-# PEER_GATEWAY_URL (its MCP endpoint), PEER_TOOL (its name for the upstream's `echo`),
-# PEER_TOKEN and PEER_PID (for its CPU); BENCH_UPSTREAM_PORT fixes the upstream's port
-# (http://127.0.0.1:PORT/mcp) so the peer can be pointed at it beforehand.
+# (target/venv; `chat` runs the scripted LLM with it). `gateway` puts another MCP gateway
+# in the same run with PEER_GATEWAY_URL (its MCP endpoint), PEER_TOOL (its name for the
+# upstream's `echo`), PEER_TOKEN and PEER_PID (for its CPU); BENCH_UPSTREAM_PORT fixes the
+# upstream's port (http://127.0.0.1:PORT/mcp) so the peer can be pointed at it beforehand.
 # `gateway-instructions [CALLS]` counts instructions per call under callgrind (valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,12 +45,14 @@ gateway) target/release/toolbelt-bench gateway ;;
 gateway-instructions) target/release/toolbelt-bench gateway-instructions --calls "${2:-500}" ;;
 oauth) target/release/toolbelt-bench oauth ;;
 search) target/release/toolbelt-bench search ;;
+chat) target/release/toolbelt-bench chat ;;
 all)
     target/release/toolbelt-bench control; echo
     target/release/toolbelt-bench dtma; echo
     target/release/toolbelt-bench gateway; echo
     target/release/toolbelt-bench oauth; echo
-    target/release/toolbelt-bench search
+    target/release/toolbelt-bench search; echo
+    target/release/toolbelt-bench chat
     ;;
-*) echo "usage: $0 [control|dtma|gateway|gateway-instructions [CALLS]|oauth|search|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [control|dtma|gateway|gateway-instructions [CALLS]|oauth|search|chat|all]" >&2; exit 2 ;;
 esac

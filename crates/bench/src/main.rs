@@ -3,6 +3,7 @@
 
 mod api;
 mod callgrind;
+mod chat;
 mod control;
 mod dtma;
 mod gateway;
@@ -59,6 +60,17 @@ enum What {
         #[arg(long, default_value_t = 2000)]
         queries: usize,
     },
+    /// Chat against the scripted LLM: chat's own time per turn and per tool step, streamed
+    /// token forwarding latency, concurrent conversations.
+    Chat {
+        /// Turns timed per shape (without tools, with `steps` tool steps).
+        #[arg(long, default_value_t = 30)]
+        turns: usize,
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        #[arg(long, default_value_t = 50)]
+        concurrent: usize,
+    },
     /// Vault and OAuth: seal/open per secret, connecting and refreshing N connections
     /// against the local authorization server, header injection per call.
     Oauth {
@@ -74,6 +86,11 @@ async fn main() -> anyhow::Result<()> {
         What::Dtma { calls } => dtma::run(calls).await,
         What::Gateway { calls, lists } => gateway::run(calls, lists).await,
         What::GatewayInstructions { calls } => callgrind::run(calls).await,
+        What::Chat {
+            turns,
+            steps,
+            concurrent,
+        } => chat::run(turns, steps, concurrent).await,
         What::Oauth { connections } => oauth::run(connections).await,
         What::Search { queries } => search::run(queries),
     }
