@@ -6,8 +6,9 @@
 use serde_json::json;
 use std::time::Duration;
 use toolbelt_dtma::{Dtma, DtmaOptions};
-use toolbelt_e2e::browser::{Browser, other_site};
+use toolbelt_e2e::browser::{Browser, Options, other_site};
 use toolbelt_e2e::plane::Plane;
+use toolbelt_e2e::sdk::Sdk;
 use toolbelt_e2e::world::Caller;
 use toolbelt_model::toolbox::ToolboxKind;
 use toolbelt_testkit::fixture::fixture_bin;
@@ -59,6 +60,12 @@ impl Dash {
     async fn browser(&self) -> Browser {
         Browser::open(&self.plane.url).await
     }
+}
+
+/// An agent's id by name, as its owner lists it.
+async fn agent_id(who: &Caller, name: &str) -> String {
+    let a = who.rest.get(&format!("/api/v1/agents/{name}")).await;
+    a["id"].as_str().unwrap().into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -121,6 +128,9 @@ async fn browser_every_page_has_labels_tab_order_and_a_clean_console() {
     let tools = d.admin.deploy("tools", "fixture").on("local").await;
     tools.running().await;
     let id = tools.id().await;
+    d.admin.agent("helper").await;
+    d.admin.grant("helper").server("tools", "local").await;
+    let agent = agent_id(&d.admin, "helper").await;
     let b = d.browser().await;
     b.goto("/login")
         .await
@@ -135,6 +145,9 @@ async fn browser_every_page_has_labels_tab_order_and_a_clean_console() {
         (format!("/servers/{id}"), Some("server")),
         (format!("/servers/{id}/delete"), None),
         ("/approvals".into(), Some("approvals")),
+        ("/agents".into(), Some("agents")),
+        (format!("/agents/{agent}"), Some("agent")),
+        (format!("/agents/{agent}/delete"), None),
     ] {
         b.goto(&path).await.checked().await;
         if let Some(name) = shot {
@@ -185,4 +198,136 @@ async fn browser_member_meets_404_for_anothers_server_and_a_post_without_csrf_is
     ann.confirm("#server-stop", None).await;
     mine.until("stopped", |v| v["status"] == "stopped").await;
     ann.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_member_builds_an_agent_and_approves_its_ask_call_live() {
+    let mut d = dash().await;
+    let ann_caller = d.ann.clone();
+    d.own_toolbox(&ann_caller, "own").await;
+    d.ann
+        .deploy("mine", "fixture")
+        .on("own")
+        .await
+        .running()
+        .await;
+
+    let b = d.browser().await;
+    b.sign_in(&d.ann).await.goto("/agents").await;
+    b.fill("#agent-name", "ann-bot")
+        .await
+        .click("#agent-create-submit")
+        .await;
+    let token = b.text("#agent-token").await;
+    let config = b.text("#config-http").await;
+    assert!(
+        config.contains(&token),
+        "the client config carries the token: {config}"
+    );
+    b.click("#copy-config-http").await;
+    b.until_js(
+        "the config copied (or, without clipboard access, selected for copying)",
+        "return document.getElementById('copy-config-http').textContent === 'Copied' \
+             || window.getSelection().toString() === document.getElementById('config-http').textContent;",
+    )
+    .await;
+
+    // The toolbelt: Ann's server, `echo` denied, `add` held for approval.
+    b.click("#to-agent").await;
+    b.click("#grant-server-own-mine").await;
+    b.select("#rule-own-mine-echo", "deny").await;
+    b.select("#rule-own-mine-add", "ask").await;
+    b.click("#save-toolbelt")
+        .await
+        .until("#sees-mine__add")
+        .await;
+    assert!(
+        !b.has("#sees-mine__echo").await,
+        "a denied tool is not seen"
+    );
+    let shown = b
+        .js("return [...document.querySelectorAll('#agent-sees [id^=sees-]')].map(e => e.id.slice(5)).sort();")
+        .await;
+
+    // The official SDK with that token sees exactly what the page says.
+    let mut sdk = Sdk::connect(&d.plane.mcp_url(), &token, "legacy").await;
+    assert_eq!(json!(sdk.tool_names().await), shown);
+
+    // An `ask` call waits; it shows up on Approvals without reload; approving returns it.
+    b.goto("/approvals")
+        .await
+        .until("#approvals-empty")
+        .await
+        .mark()
+        .await;
+    let call = tokio::spawn(async move {
+        let r = sdk.call("mine__add", json!({ "a": 40, "b": 2 })).await;
+        sdk.quit().await;
+        r
+    });
+    let card = b.attr("#approvals [id^=approval-]", "id").await.unwrap();
+    assert_eq!(
+        b.attr(&format!("#{card}"), "data-tool").await.as_deref(),
+        Some("add")
+    );
+    assert!(b.text(&format!("#{card}")).await.contains("40"));
+    b.still_marked().await.screenshot("approvals-pending").await;
+    let id = card.strip_prefix("approval-").unwrap();
+    b.click(&format!("#approve-{id}")).await;
+    let r = call.await.unwrap();
+    assert_eq!(r["structured"]["sum"], 42.0, "{r}");
+    b.until("#approvals-empty").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_without_javascript_reads_servers_and_approves_by_form_post() {
+    let mut d = dash().await;
+    let ann_caller = d.ann.clone();
+    d.own_toolbox(&ann_caller, "own").await;
+    d.ann
+        .deploy("mine", "fixture")
+        .on("own")
+        .await
+        .running()
+        .await;
+    let bot = d.ann.agent("ann-bot").await;
+    d.ann.grant("ann-bot").server("mine", "own").await;
+    d.ann
+        .rest
+        .post(
+            "/api/v1/grants",
+            json!({ "agent": "ann-bot", "server": "mine", "toolbox": "own", "tool": "add", "rule": "ask" }),
+        )
+        .await;
+
+    let b = Browser::with(
+        &d.plane.url,
+        Options {
+            no_javascript: true,
+        },
+    )
+    .await;
+    b.sign_in(&d.ann).await.goto("/servers").await;
+    b.until_text("#server-status-mine", "running").await;
+    assert!(
+        !b.find("#live-state").await.is_displayed().await.unwrap(),
+        "no script ran: the live indicator stays hidden"
+    );
+
+    let mut sdk = bot.mcp("legacy").await;
+    let call = tokio::spawn(async move {
+        let r = sdk.call("mine__add", json!({ "a": 40, "b": 2 })).await;
+        sdk.quit().await;
+        r
+    });
+    b.reload_until("/approvals", "#approvals [id^=approval-]")
+        .await;
+    let card = b.attr("#approvals [id^=approval-]", "id").await.unwrap();
+    let id = card.strip_prefix("approval-").unwrap();
+    b.checked().await;
+    b.click(&format!("#approve-{id}")).await;
+    let r = call.await.unwrap();
+    assert_eq!(r["structured"]["sum"], 42.0, "{r}");
+    b.close().await;
 }

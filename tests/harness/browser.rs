@@ -231,6 +231,19 @@ impl Browser {
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
+    /// Waits until `script` (a function body) returns `true`.
+    pub async fn until_js(&self, what: &str, script: &str) -> &Self {
+        eventually(what, WAIT, async || {
+            match self.client.execute(script, vec![]).await {
+                Ok(v) if v == true => Ok(()),
+                Ok(v) => Err(v.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+        self
+    }
+
     /// The element matching `css`, waiting for it to appear.
     pub async fn find(&self, css: &str) -> Element {
         let what = format!("an element {css} on the page");
@@ -288,6 +301,37 @@ impl Browser {
         let e = self.find(css).await;
         e.clear().await.unwrap();
         e.send_keys(value).await.unwrap();
+        self
+    }
+
+    /// Chooses the option `value` of the select `css`.
+    pub async fn select(&self, css: &str, value: &str) -> &Self {
+        self.find(css)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("select {value} in {css}: {e}"));
+        self
+    }
+
+    /// The attribute `name` of `css` (waiting for the element).
+    pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        self.find(css).await.attr(name).await.unwrap()
+    }
+
+    /// Opens `path` again and again until `css` is on it — how a person without
+    /// JavaScript sees a change: by reloading.
+    pub async fn reload_until(&self, path: &str, css: &str) -> &Self {
+        let what = format!("{css} on {path} after a reload");
+        eventually(&what, WAIT, async || {
+            self.goto(path).await;
+            if self.has(css).await {
+                Ok(())
+            } else {
+                Err(self.page_text().await)
+            }
+        })
+        .await;
         self
     }
 
