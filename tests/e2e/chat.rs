@@ -3,8 +3,9 @@
 //! through the gateway as the agent — one call, parallel calls on two toolboxes, a tool
 //! error the model recovers from, a denied and an unknown tool the model is told about, an
 //! `ask` approved mid-turn, a cancelled turn (the running call is cancelled), malformed model
-//! output failing the turn with nothing stored; other members never see her conversations,
-//! and the audit log shows every tool call of a turn under the agent.
+//! output failing the turn with nothing stored, the daily token budget stopping a runaway
+//! loop; other members never see her conversations, and the audit log shows every tool call
+//! of a turn under the agent.
 
 use crate::gw_setup::{WAIT, World};
 use serde_json::{Value, json};
@@ -17,12 +18,17 @@ use toolbelt_gateway::ssrf::AllowList;
 
 /// The gateway world, the LLM's loopback address allowed, Ann's agent granted alpha/tools.
 async fn world() -> World {
-    let w = World::new(GatewayConfig {
+    world_with(|_| {}).await
+}
+
+/// [`world`] with other app options set by `tweak`.
+async fn world_with(tweak: impl FnOnce(&mut toolbelt_app::Options)) -> World {
+    let gateway = GatewayConfig {
         ssrf_allow: AllowList::parse("127.0.0.1/32").unwrap(),
         ask_timeout: Duration::from_secs(60),
         ..Default::default()
-    })
-    .await;
+    };
+    let w = World::with(gateway, tweak).await;
     w.ann.grant("ann-bot").server("tools", "alpha").await;
     w
 }
@@ -500,4 +506,32 @@ async fn chat_hanging_up_mid_answer_closes_the_llm_stream_and_stores_nothing() {
     })
     .await;
     assert_eq!(chat.transcript().await["turns"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chat_the_daily_token_budget_stops_a_runaway_loop_per_user() {
+    let w = world_with(|o| o.chat.daily_tokens = 100).await;
+    let costly = json!({ "tool_calls": [{ "name": "tools__echo", "arguments": { "text": "x" } }],
+        "usage": { "input_tokens": 50, "output_tokens": 10 } });
+    let (llm, chat) = chatting(&w, "openai", json!([costly, costly, costly])).await;
+    let err = chat.say("loop forever").await.error().clone();
+    assert_eq!(err["code"], "budget_exhausted", "{err}");
+    assert!(err["message"].as_str().unwrap().contains("100"), "{err}");
+    assert_eq!(
+        llm.requests().await.len(),
+        2,
+        "stopped before the third call"
+    );
+    assert_eq!(chat.transcript().await["turns"], json!([]));
+    // Spent for today: the next turn is refused before the model is asked.
+    assert_eq!(chat.say("again").await.error()["code"], "budget_exhausted");
+    assert_eq!(llm.requests().await.len(), 2);
+    // The budget is Ann's: Bob's own endpoint and agent still answer.
+    let bob_llm = Llm::start(json!(["Bob's answer."])).await;
+    w.bob.llm("mine", "openai", &bob_llm.base_url()).await;
+    w.bob.chat_settings("bob-bot", "mine").await;
+    assert_eq!(
+        w.bob.chat("bob-bot").await.say("hi").await.text(),
+        "Bob's answer."
+    );
 }

@@ -27,7 +27,19 @@ pub struct World {
 impl World {
     /// `alpha` (shared) runs `tools`; Ann's private toolbox `own` runs `mine`.
     pub async fn new(gateway: GatewayConfig) -> World {
-        let plane = Plane::start_gateway(Duration::from_millis(300), gateway).await;
+        Self::with(gateway, |_| {}).await
+    }
+
+    /// [`World::new`] with other options of the app set by `tweak` (chat's budget…).
+    pub async fn with(
+        gateway: GatewayConfig,
+        tweak: impl FnOnce(&mut toolbelt_app::Options),
+    ) -> World {
+        let plane = Plane::start_with(Duration::from_millis(300), |o| {
+            o.gateway = gateway;
+            tweak(o);
+        })
+        .await;
         let admin = plane.admin().clone();
         let ann = admin.member("ann@example.com").await;
         let bob = admin.member("bob@example.com").await;
