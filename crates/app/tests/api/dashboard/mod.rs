@@ -3,6 +3,7 @@
 //! the `browser` test group's.
 
 mod agents;
+mod audit;
 mod browser;
 mod marketplace;
 mod pages;
