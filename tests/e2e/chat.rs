@@ -4,8 +4,8 @@
 //! error the model recovers from, a denied and an unknown tool the model is told about, an
 //! `ask` approved mid-turn, a cancelled turn (the running call is cancelled), malformed model
 //! output failing the turn with nothing stored, the daily token budget stopping a runaway
-//! loop; other members never see her conversations, and the audit log shows every tool call
-//! of a turn under the agent.
+//! loop, a turn past its timeout; other members never see her conversations, and the audit
+//! log shows every tool call of a turn under the agent.
 
 use crate::gw_setup::{WAIT, World};
 use serde_json::{Value, json};
@@ -424,8 +424,9 @@ async fn chat_the_endpoint_key_comes_from_the_vault_and_is_never_shown() {
         assert!(!shown.to_string().contains(key), "{shown}");
     }
     // Without the key the endpoint's refusal is the turn's error, its message passed on.
+    // A bare Anthropic host (as Anthropic's SDKs take it) gets `/v1`.
     w.ann
-        .llm_with(json!({ "name": "keyless", "kind": "anthropic", "base_url": llm.base_url(), "model": "scripted" }))
+        .llm_with(json!({ "name": "keyless", "kind": "anthropic", "base_url": llm.url, "model": "scripted" }))
         .await;
     w.ann.chat_settings("ann-bot", "keyless").await;
     let err = w.ann.chat("ann-bot").await.say("hi").await.error().clone();
@@ -534,4 +535,18 @@ async fn chat_the_daily_token_budget_stops_a_runaway_loop_per_user() {
         w.bob.chat("bob-bot").await.say("hi").await.text(),
         "Bob's answer."
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chat_a_turn_past_its_timeout_fails_hangs_up_on_the_llm_and_stores_nothing() {
+    let w = world_with(|o| o.chat.turn_timeout = Duration::from_secs(2)).await;
+    let (llm, chat) = chatting(&w, "openai", json!([{ "fault": "hang", "hold_ms": 60000 }])).await;
+    let err = chat.say("think hard").await.error().clone();
+    assert_eq!(err["code"], "turn_timeout", "{err}");
+    eventually("the LLM request to be hung up", WAIT, async || {
+        let r = llm.requests().await;
+        when(r[0]["outcome"].clone(), r[0]["outcome"] == "disconnected")
+    })
+    .await;
+    assert_eq!(chat.transcript().await["turns"], json!([]));
 }
