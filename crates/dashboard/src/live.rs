@@ -53,3 +53,76 @@ pub async fn events(
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toolbelt_control::service::Credential;
+    use toolbelt_model::gateway::ApprovalStatus;
+    use toolbelt_model::server::ServerStatus;
+    use toolbelt_model::{AgentId, ApprovalId, Role, Scope, ServerId, TokenId, ToolboxId, UserId};
+
+    fn caller(role: Role) -> Caller {
+        Caller {
+            scope: Scope {
+                user_id: UserId::generate(),
+                role,
+            },
+            credential: Credential::Session(TokenId::generate()),
+        }
+    }
+
+    #[test]
+    fn a_member_hears_of_their_own_and_shared_things_only() {
+        let (ann, bob, admin) = (
+            caller(Role::Member),
+            caller(Role::Member),
+            caller(Role::Admin),
+        );
+        let approval = |owner: &Caller| Event::ApprovalCreated {
+            approval: ApprovalId::generate(),
+            agent: AgentId::generate(),
+            owner: owner.id().clone(),
+        };
+        let status = |owner: Option<&Caller>| Event::ServerStatus {
+            server: ServerId::generate(),
+            toolbox: ToolboxId::generate(),
+            owner: owner.map(|c| c.id().clone()),
+            status: ServerStatus::Running,
+        };
+        assert!(visible(&ann, &approval(&ann)));
+        assert!(
+            !visible(&bob, &approval(&ann)),
+            "not another member's approval"
+        );
+        assert!(visible(&admin, &approval(&ann)));
+        assert!(
+            visible(&bob, &status(None)),
+            "shared servers are everyone's"
+        );
+        assert!(!visible(&bob, &status(Some(&ann))));
+        let resolved = Event::ApprovalResolved {
+            approval: ApprovalId::generate(),
+            owner: ann.id().clone(),
+            status: ApprovalStatus::Approved,
+        };
+        assert!(!visible(&bob, &resolved));
+        let shared_audit = Event::Audited {
+            seq: 1,
+            action: toolbelt_model::audit::AuditAction::UserCreate,
+            target_kind: toolbelt_model::audit::TargetKind::User,
+            target: None,
+            owner: None,
+        };
+        assert!(
+            !visible(&ann, &shared_audit),
+            "audit events only of one's own things"
+        );
+        let changed = Event::ToolChanged {
+            server: ServerId::generate(),
+            tool: "t".into(),
+        };
+        assert!(!visible(&ann, &changed) && visible(&admin, &changed));
+        assert!(visible(&ann, &Event::Resync) && visible(&ann, &Event::Metrics { minute: 1 }));
+    }
+}

@@ -252,3 +252,22 @@ async fn signing_out_ends_the_session() {
     assert_eq!(app.raw(req).await.status, StatusCode::SEE_OTHER);
     api.cookie = None;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_is_for_signed_in_users() {
+    use tower::ServiceExt;
+    let app = app().await;
+    member(&app, "ann@example.com").await;
+    let mut b = Browser::new(&app);
+    let anon = b.get("/events").await;
+    assert_eq!(anon.status, StatusCode::SEE_OTHER);
+    b.sign_in("ann@example.com", PASSWORD).await;
+    let req = http::Request::get("/events")
+        .header("cookie", b.cookie.clone().unwrap())
+        .body(axum::body::Body::empty())
+        .unwrap();
+    // Only the head: the body is a stream that does not end.
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+}
