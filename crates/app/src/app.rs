@@ -122,6 +122,12 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
         key,
         credentials,
     );
+    // MCP clients get tokens for the gateway's `/mcp` from this app's public URL.
+    state.set_mcp_issuer(
+        toolbelt_control::service::mcp_auth::Issuer::from_public_url(
+            options.gateway.public_url.as_deref().unwrap_or(&public_url),
+        ),
+    );
     // The gateway calls DTMAs as the control plane: with tokens signed by its key.
     let signer: toolbelt_gateway::upstream::Signer = Arc::new(move |toolbox: &str| {
         ControlKey::from_seed(seed).sign(toolbox, chrono::Utc::now().timestamp(), 3600)

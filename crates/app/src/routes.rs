@@ -27,4 +27,6 @@ pub fn routes(p: &Parts) -> Router {
         .merge(p.mcp.clone())
         // /, /login, /servers, … (the browser UI; /assets, /events)
         .merge(toolbelt_dashboard::router(p.state.clone()))
+        // /.well-known/oauth-*, /oauth2/… (the MCP authorization server)
+        .merge(toolbelt_authz::router(p.state.clone()))
 }

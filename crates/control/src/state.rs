@@ -71,6 +71,8 @@ pub struct Inner {
     pub failures: FailureLedger,
     /// The gateway's answers about agents' tools (set once the gateway is built).
     pub tool_search: std::sync::OnceLock<Arc<dyn crate::tool_search::ToolSearch>>,
+    /// Where the MCP authorization server is (set once the app knows its public URL).
+    pub mcp_issuer: std::sync::OnceLock<crate::service::mcp_auth::Issuer>,
 }
 
 /// The vault, how its keys are held, and OAuth on top of it.
@@ -109,6 +111,7 @@ impl AppState {
             secrets,
             credentials: Some(credentials),
             tool_search: std::sync::OnceLock::new(),
+            mcp_issuer: std::sync::OnceLock::new(),
         }))
     }
 
@@ -121,6 +124,17 @@ impl AppState {
         self.tool_search
             .get()
             .ok_or_else(|| ServiceError::unavailable("this control plane runs no gateway"))
+    }
+
+    /// The MCP authorization server's issuer and resource (the app sets them at start).
+    pub fn set_mcp_issuer(&self, issuer: crate::service::mcp_auth::Issuer) {
+        let _ = self.mcp_issuer.set(issuer);
+    }
+
+    pub fn mcp_issuer(&self) -> Result<&crate::service::mcp_auth::Issuer, ServiceError> {
+        self.mcp_issuer
+            .get()
+            .ok_or_else(|| ServiceError::unavailable("this control plane has no public URL set"))
     }
 
     /// The vault and OAuth, or unavailable: they are not configured.

@@ -57,6 +57,11 @@ impl Record<'_> {
             detail["via"] = json!("chat");
             detail["chat"] = json!(chat);
         }
+        // A token of Toolbelt's authorization server: which OAuth client acts as the agent.
+        if let Some(client) = &self.agent.oauth_client {
+            detail["via"] = json!("oauth");
+            detail["oauth_client"] = json!(client.as_ref());
+        }
         let target = match hit {
             Some(h) => {
                 detail["server"] = json!(h.server.id);
@@ -374,6 +379,10 @@ async fn ask(
     if let Some(chat) = &agent.chat {
         ev.detail["via"] = json!("chat");
         ev.detail["chat"] = json!(chat);
+    }
+    if let Some(client) = &agent.oauth_client {
+        ev.detail["via"] = json!("oauth");
+        ev.detail["oauth_client"] = json!(client.as_ref());
     }
     hub.audit.record(ev).await?;
     let deadline = Instant::now() + ttl;

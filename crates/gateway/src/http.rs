@@ -17,10 +17,23 @@ use std::sync::Arc;
 
 const SESSION: &str = "mcp-session-id";
 
-fn unauthorized(why: &'static str) -> Response {
+/// A 401 with the challenge MCP clients start their OAuth discovery from (RFC 9728 §5.1):
+/// `resource_metadata` names this resource's metadata document; `error` only when a token
+/// was sent (RFC 6750 §3.1: a request without credentials gets no error code).
+fn unauthorized(hub: &Hub, why: &'static str, token_sent: bool) -> Response {
     let mut res = rpc_error(StatusCode::UNAUTHORIZED, CallError::Unauthorized(why));
-    let challenge =
-        format!("Bearer realm=\"toolbelt\", error=\"invalid_token\", error_description=\"{why}\"");
+    let mut challenge = String::from("Bearer realm=\"toolbelt\"");
+    if let Some(url) = &hub.config.public_url {
+        challenge.push_str(&format!(
+            ", resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+            url.trim_end_matches('/')
+        ));
+    }
+    if token_sent {
+        challenge.push_str(&format!(
+            ", error=\"invalid_token\", error_description=\"{why}\""
+        ));
+    }
     res.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer")),
@@ -43,16 +56,15 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
         })
         .map(|t| t.trim().to_string());
     let Some(token) = token else {
-        let mut res = unauthorized("send the agent's token as 'Authorization: Bearer <token>'");
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"toolbelt\""),
+        return unauthorized(
+            &hub,
+            "send the agent's token as 'Authorization: Bearer <token>'",
+            false,
         );
-        return res;
     };
     let mut agent = match hub.policies.authenticate(&token).await {
         Ok(a) => a,
-        Err(crate::policy::AuthError::Refused(why)) => return unauthorized(why),
+        Err(crate::policy::AuthError::Refused(why)) => return unauthorized(&hub, why, true),
         Err(e) => {
             tracing::error!(error = %e, "authentication failed");
             return StatusCode::SERVICE_UNAVAILABLE.into_response();

@@ -164,7 +164,12 @@ pub async fn start_with(
     );
     let hub = Arc::new(Hub {
         store: store.clone(),
-        policies: policy::Policies::new(store.clone()),
+        policies: policy::Policies::new(store.clone()).with_resource(
+            config
+                .public_url
+                .as_deref()
+                .map(|u| format!("{}/mcp", u.trim_end_matches('/'))),
+        ),
         registry: registry.clone(),
         views: view::Views::default(),
         index: search::Index::default(),

@@ -9,7 +9,10 @@ use toolbelt_model::grant::{GrantKind, ToolRule};
 use toolbelt_model::token::{TokenDigest, TokenKind};
 use toolbelt_model::{AgentId, Scope, ServerId, TokenId, ToolboxId, UserId};
 use toolbelt_store::tokens::Subject;
-use toolbelt_store::{Store, StoreError, grants, tokens, users};
+use toolbelt_store::{Store, StoreError, grants, mcp_auth, tokens, users};
+
+/// Access tokens of Toolbelt's own authorization server (control's `mcp_auth`) start so.
+const OAUTH_ACCESS_PREFIX: &str = "tbo_";
 
 /// How long a cached answer may be used when the local epoch has not moved.
 const TTL: Duration = Duration::from_secs(2);
@@ -25,6 +28,9 @@ pub struct AgentIdentity {
     pub toolset: Option<Arc<str>>,
     /// The chat whose turn minted this credential (audited as `via: chat`).
     pub chat: Option<toolbelt_model::ChatId>,
+    /// The OAuth client acting as the agent (`"<name> (<client_id>)"`), when the token is
+    /// one Toolbelt's authorization server issued; the audit names it.
+    pub oauth_client: Option<Arc<str>>,
 }
 
 /// An agent's grants, resolved.
@@ -104,6 +110,9 @@ impl<T: Clone> Cached<T> {
 
 pub struct Policies {
     store: Store,
+    /// The protected resource OAuth access tokens must be bound to (`https://host/mcp`);
+    /// None: no public URL, so no OAuth token is accepted.
+    resource: Option<String>,
     tokens: RwLock<HashMap<String, Cached<Option<AgentIdentity>>>>,
     agents: RwLock<HashMap<AgentId, Cached<Arc<AgentPolicy>>>>,
 }
@@ -120,9 +129,44 @@ impl Policies {
     pub fn new(store: Store) -> Policies {
         Policies {
             store,
+            resource: None,
             tokens: RwLock::default(),
             agents: RwLock::default(),
         }
+    }
+
+    /// Accept OAuth access tokens bound to `resource` (RFC 8707 audience).
+    pub fn with_resource(mut self, resource: Option<String>) -> Policies {
+        self.resource = resource;
+        self
+    }
+
+    /// The agent an OAuth access token acts as: live, unexpired, in a live family, and
+    /// minted for this resource (a token for another resource is refused, RFC 8707).
+    async fn oauth_identity(
+        &self,
+        c: &mut toolbelt_store::AnyConnection,
+        digest: &TokenDigest,
+    ) -> Result<Option<AgentIdentity>, AuthError> {
+        let Some(resource) = &self.resource else {
+            return Ok(None);
+        };
+        let Some(t) = mcp_auth::find_token(c, digest).await? else {
+            return Ok(None);
+        };
+        let live = t.kind == mcp_auth::TokenKind::Access
+            && !t.revoked
+            && t.expires_at > toolbelt_model::now()
+            && t.grant.resource.trim_end_matches('/') == resource.as_str();
+        Ok(live.then(|| AgentIdentity {
+            agent_id: t.grant.agent_id,
+            owner_id: t.grant.user_id,
+            token_id: TokenId::from_db(t.id),
+            discovery: None,
+            toolset: None,
+            chat: None,
+            oauth_client: Some(format!("{} ({})", t.client_name, t.grant.client_id).into()),
+        }))
     }
 
     /// The agent a bearer token belongs to. Revoked, expired and non-agent tokens fail.
@@ -141,7 +185,11 @@ impl Policies {
             ));
         }
         let mut c = self.store.conn().await?;
-        let found = tokens::find(&mut c, &digest).await?;
+        let found = if token.starts_with(OAUTH_ACCESS_PREFIX) {
+            None
+        } else {
+            tokens::find(&mut c, &digest).await?
+        };
         let ident = match found {
             Some(f)
                 if f.kind == TokenKind::Agent
@@ -159,10 +207,14 @@ impl Policies {
                             discovery: f.discovery,
                             toolset: None,
                             chat: f.chat_id,
+                            oauth_client: None,
                         })
                     }
                     _ => None,
                 }
+            }
+            _ if token.starts_with(OAUTH_ACCESS_PREFIX) => {
+                self.oauth_identity(&mut c, &digest).await?
             }
             _ => None,
         };

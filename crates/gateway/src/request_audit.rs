@@ -69,6 +69,10 @@ impl<'a> RequestAudit<'a> {
         if let Some(k) = end.kind {
             self.detail["error_kind"] = json!(k);
         }
+        if let Some(client) = &self.agent.oauth_client {
+            self.detail["via"] = json!("oauth");
+            self.detail["oauth_client"] = json!(client.as_ref());
+        }
         NewAuditEvent {
             actor_kind: ActorKind::Agent,
             actor_id: Some(self.agent.agent_id.to_string()),

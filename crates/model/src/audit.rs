@@ -130,6 +130,12 @@ str_enum!(
         ChatDelete = "chat.delete",
         /// One turn of a conversation: the LLM calls and tool steps, with model and usage.
         ChatTurn = "chat.turn",
+        /// A user approved (or refused) an MCP client acting as one of their agents.
+        McpClientConsent = "mcp_client.consent",
+        /// A refresh token was presented twice: its whole token family is revoked.
+        McpClientReplay = "mcp_client.replay",
+        /// A token of an MCP client revoked (RFC 7009).
+        McpClientRevoke = "mcp_client.revoke",
         /// A failed write to a route that has no action of its own.
         Request = "request",
     }
@@ -160,6 +166,8 @@ str_enum!(
         Connection = "connection",
         Llm = "llm",
         Chat = "chat",
+        /// A client of Toolbelt's authorization server (its `client_id`).
+        McpClient = "mcp_client",
         /// A route without an action of its own (failures only).
         Route = "route",
     }

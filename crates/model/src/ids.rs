@@ -84,6 +84,13 @@ id_type!(/// One user's conversation with one agent.
     ChatId, "cht");
 id_type!(/// A changed tool definition waiting for an admin's decision.
     ToolChangeId, "chg");
+id_type!(/// An MCP client registered with Toolbelt's authorization server (its `client_id`).
+    McpClientId, "mcl");
+// The rest of the authorization server's rows: a code, a token family (one consent),
+// and an access or refresh token in it.
+id_type!(McpCodeId, "mcc");
+id_type!(McpFamilyId, "mcf");
+id_type!(McpTokenId, "mct");
 
 #[cfg(test)]
 mod tests {

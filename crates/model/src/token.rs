@@ -85,6 +85,16 @@ pub fn issue(kind: TokenKind) -> IssuedToken {
     IssuedToken { secret, digest }
 }
 
+/// A secret with a prefix of its own, for credentials kept outside the `tokens` table
+/// (the MCP authorization server's codes, access and refresh tokens).
+pub fn issue_prefixed(prefix: &str) -> IssuedToken {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = format!("{prefix}{}", hex::encode(bytes));
+    let digest = TokenDigest::of(&secret);
+    IssuedToken { secret, digest }
+}
+
 /// The shortest token accepted from outside (bootstrap tokens chosen by an operator).
 pub const MIN_TOKEN_LEN: usize = 16;
 

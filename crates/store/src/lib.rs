@@ -18,6 +18,7 @@ pub mod grants;
 pub mod history;
 pub mod leases;
 pub mod llms;
+pub mod mcp_auth;
 pub mod metrics;
 pub mod oauth;
 pub mod pins;

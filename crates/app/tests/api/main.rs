@@ -8,6 +8,7 @@ mod credentials_matrix;
 mod dashboard;
 mod login_abuse;
 mod matrix;
+mod mcp_auth;
 mod openapi;
 mod session;
 mod support;

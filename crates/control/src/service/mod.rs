@@ -33,6 +33,7 @@ pub mod dtma;
 mod error;
 pub mod grants;
 pub mod login_limits;
+pub mod mcp_auth;
 pub mod oauth;
 pub mod refs;
 pub mod secrets;

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod consent;
 pub mod deploy;
 pub mod login;
 pub mod marketplace;
