@@ -17,6 +17,7 @@ mod gateway_limits;
 mod gateway_pins;
 mod gateway_process;
 mod gateway_reply;
+mod gateway_rugpull;
 mod gw_setup;
 mod oauth_flow;
 mod oauth_world;

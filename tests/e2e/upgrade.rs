@@ -117,8 +117,19 @@ async fn upgrade_from(release: &str) {
             "{name} under its approved definition"
         );
     }
+    // Pins made under the old hashing (before icons and `_meta` counted) are re-pinned
+    // without a hold; the only held changes are tools fixture-mcp gained since that
+    // release, which are new to these servers and wait for an admin like any tool that
+    // appears after a server's first discovery.
+    let old_tools: Vec<&str> = want.iter().filter_map(|n| n.split("__").nth(1)).collect();
     let pending = admin.get("/api/v1/tools/changes").await;
-    assert_eq!(pending, json!([]), "no pin is held after the upgrade");
+    for c in pending.as_array().unwrap() {
+        let tool = c["tool"].as_str().unwrap();
+        assert!(
+            !old_tools.contains(&tool) && c["old_hash"].is_null(),
+            "a tool the old release pinned is held after the upgrade: {c}"
+        );
+    }
     for s in m["servers"].as_array().unwrap() {
         let name = format!("{}__echo", s["name"].as_str().unwrap());
         let r = sdk

@@ -34,6 +34,8 @@ pub struct ServerEntry {
     /// The OAuth provider its catalog entry acts with (its calls carry a user's token).
     pub oauth_provider: Option<String>,
     pub audit_arguments: bool,
+    /// Tools appearing after the first discovery are pinned on sight (catalog option).
+    pub auto_approve_new_tools: bool,
     /// What discovery found, shared (never copied) by every entry of this server and
     /// every agent's view of it.
     pub tools: Arc<Vec<Tool>>,
@@ -213,6 +215,7 @@ impl Registry {
                     endpoint: ep,
                     oauth_provider: entry.spec.oauth.as_ref().map(|o| o.provider.clone()),
                     audit_arguments: entry.spec.audit_arguments,
+                    auto_approve_new_tools: entry.spec.auto_approve_new_tools,
                     tools: old.as_ref().map(|o| o.tools.clone()).unwrap_or_default(),
                     verdicts: old.as_ref().map(|o| o.verdicts.clone()).unwrap_or_default(),
                     validators: old
@@ -338,6 +341,7 @@ fn clone_entry(e: &ServerEntry) -> ServerEntry {
         endpoint: e.endpoint.clone(),
         oauth_provider: e.oauth_provider.clone(),
         audit_arguments: e.audit_arguments,
+        auto_approve_new_tools: e.auto_approve_new_tools,
         tools: e.tools.clone(),
         verdicts: e.verdicts.clone(),
         validators: e.validators.clone(),

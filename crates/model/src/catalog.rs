@@ -152,6 +152,11 @@ pub struct CatalogSpec {
     /// Record tool-call argument values in the audit log (otherwise only their hash).
     #[serde(default)]
     pub audit_arguments: bool,
+    /// Show tools that appear after the server's first discovery without an admin's
+    /// approval (each such pin is audited as `tool.approve` by the entry). Off: they are
+    /// held like changed tools.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_approve_new_tools: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -48,13 +48,30 @@ pub async fn for_server(c: &mut AnyConnection, server: &ServerId) -> Result<Vec<
     rows.iter().map(pin).collect()
 }
 
+/// How pins hash a definition now: the whole forwarded tool (1: before icons and `_meta`).
+pub const HASHING: i64 = 2;
+
+/// The tools of a server whose pin was made under the old hashing.
+pub async fn legacy_for_server(
+    c: &mut AnyConnection,
+    server: &ServerId,
+) -> Result<std::collections::HashSet<String>> {
+    let rows = sqlx::query("SELECT tool FROM tool_pins WHERE server_id = $1 AND hashing < $2")
+        .bind(server.to_string())
+        .bind(HASHING)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.iter().map(|r| text(r, "tool")).collect()
+}
+
 /// Pins a definition (first sight, or an approved change).
 pub async fn set(c: &mut AnyConnection, p: &Pin, approved_by: Option<&str>) -> Result<()> {
     sqlx::query(
-        "INSERT INTO tool_pins (server_id, tool, hash, definition, flags, pinned_at, approved_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
+        "INSERT INTO tool_pins (server_id, tool, hash, definition, flags, pinned_at, approved_by, hashing)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (server_id, tool) DO UPDATE SET hash = excluded.hash, definition = excluded.definition,
-             flags = excluded.flags, pinned_at = excluded.pinned_at, approved_by = excluded.approved_by",
+             flags = excluded.flags, pinned_at = excluded.pinned_at, approved_by = excluded.approved_by,
+             hashing = excluded.hashing",
     )
     .bind(p.server_id.to_string())
     .bind(p.tool.clone())
@@ -63,6 +80,25 @@ pub async fn set(c: &mut AnyConnection, p: &Pin, approved_by: Option<&str>) -> R
     .bind(serde_json::to_string(&p.flags).expect("strings serialise"))
     .bind(now_ms())
     .bind(approved_by.map(str::to_string))
+    .bind(HASHING)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Moves a pin to a new hashing of the same definition, keeping who approved it and
+/// when; only if the pin is still `old` (a concurrent approval wins).
+pub async fn rehash(c: &mut AnyConnection, old: &Pin, new: &Pin) -> Result<()> {
+    sqlx::query(
+        "UPDATE tool_pins SET hash = $1, definition = $2, hashing = $3
+         WHERE server_id = $4 AND tool = $5 AND hash = $6",
+    )
+    .bind(new.hash.clone())
+    .bind(new.definition.to_string())
+    .bind(HASHING)
+    .bind(old.server_id.to_string())
+    .bind(old.tool.clone())
+    .bind(old.hash.clone())
     .execute(&mut *c)
     .await?;
     Ok(())

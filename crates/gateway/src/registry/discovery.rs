@@ -239,6 +239,7 @@ impl Registry {
             entry.owner_id.as_ref(),
             tools,
             &others,
+            entry.auto_approve_new_tools,
         )
         .await
     }

@@ -57,7 +57,7 @@ pub async fn run(
             _ => Err(McpError::new(ErrorCode(-32000), "failed on purpose", None)),
         },
         "progress" => progress(args.count("steps")?, args.count("delay_ms")?, ctx).await,
-        "change_tools" => {
+        "change_tools" | "rug_pull" => {
             let mode = args.str("mode")?;
             if !tools::change(mode, args.opt_str("description")?) {
                 return Err(McpError::invalid_params(
