@@ -119,6 +119,21 @@ async fn toolbelt_stdio_serves_the_agent_to_stdio_clients_and_connect_prints_con
                 .starts_with(if client == "claude" { "claude" } else { client })),
             "labelled for {client}"
         );
+        // The OAuth form: just the URL, and no token issued.
+        let o = cli
+            .ok(&[
+                "agent", "connect", "bot", "--client", client, "--oauth", "-o", "json",
+            ])
+            .json();
+        let text = o["oauth"].to_string();
+        assert!(
+            text.contains(&format!("{}/mcp", server.url)) && !o.to_string().contains("tba_"),
+            "{client}: {o}"
+        );
+        let after = cli
+            .ok(&["agent", "token", "list", "bot", "-o", "json"])
+            .json();
+        assert_eq!(after, tokens, "--oauth issues no token");
     }
     server.stop();
 }

@@ -64,6 +64,10 @@ pub enum AgentCmd {
         agent: String,
         #[arg(long, value_parser = ["claude", "vscode", "cursor"])]
         client: String,
+        /// Only the OAuth form: the URL, no token (the client signs in through the browser
+        /// and the consent page, where you pick this agent).
+        #[arg(long)]
+        oauth: bool,
     },
 }
 
@@ -172,7 +176,11 @@ pub async fn run(cmd: AgentCmd, ctx: &Ctx) -> Result<()> {
                     .done(&v, &format!("Revoked {} token(s) of {agent}", v["revoked"]));
             }
         },
-        AgentCmd::Connect { agent, client } => super::connect::run(ctx, &agent, &client).await?,
+        AgentCmd::Connect {
+            agent,
+            client,
+            oauth,
+        } => super::connect::run(ctx, &agent, &client, oauth).await?,
         AgentCmd::Token(TokenCmd::List { agent }) => {
             let v = ctx
                 .api
