@@ -2,6 +2,7 @@
 
 mod browser_harness;
 mod chat;
+mod chat_cli;
 mod chat_llm_fixture;
 mod cli_walkthrough;
 mod dashboard_browser;

@@ -43,7 +43,7 @@ pub enum AgentCmd {
     #[command(subcommand)]
     Token(TokenCmd),
     /// How tools are listed to the agent: `all`, or `search` (find_tools, call_tool and
-    /// its always-visible tools).
+    /// its always-visible tools); and how it chats (--llm and the rest).
     Update {
         agent: String,
         #[arg(long, value_parser = ["all", "search"])]
@@ -51,6 +51,8 @@ pub enum AgentCmd {
         /// A tool listed directly in search mode (server__tool); repeat for more.
         #[arg(long = "always-visible")]
         always_visible: Vec<String>,
+        #[command(flatten)]
+        chat: ChatSettingsArgs,
     },
     /// Search the agent's tools as find_tools would.
     FindTools {
@@ -69,6 +71,74 @@ pub enum AgentCmd {
         #[arg(long)]
         oauth: bool,
     },
+}
+
+/// `agent update --llm …`: the agent's chat settings (the rest keep their values).
+#[derive(Debug, clap::Args)]
+pub struct ChatSettingsArgs {
+    /// The LLM endpoint the agent chats with (`toolbelt llm add`).
+    #[arg(long)]
+    pub llm: Option<String>,
+    /// The model (default: the endpoint's).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The system prompt.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// 0 to 2.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Tool rounds per turn at most (1-100, default 10).
+    #[arg(long)]
+    pub max_steps: Option<u32>,
+}
+
+impl ChatSettingsArgs {
+    fn any(&self) -> bool {
+        self.llm.is_some()
+            || self.model.is_some()
+            || self.system.is_some()
+            || self.temperature.is_some()
+            || self.max_steps.is_some()
+    }
+}
+
+const CHAT_COLS: &[Col] = &[
+    ("LLM", "/llm"),
+    ("MODEL", "/model"),
+    ("TEMPERATURE", "/temperature"),
+    ("MAX STEPS", "/max_steps"),
+    ("SYSTEM", "/system"),
+];
+
+/// Merges the flags given over the current settings and sets them.
+async fn update_chat(ctx: &Ctx, agent: &str, a: ChatSettingsArgs) -> Result<()> {
+    let path = format!("/api/v1/agents/{}/chat", seg(agent));
+    let current = match ctx.api.get(&path).await {
+        Ok(v) => v,
+        Err(e)
+            if e.downcast_ref::<super::client::ApiError>()
+                .is_some_and(|p| p.status == 404 && a.llm.is_some()) =>
+        {
+            serde_json::Value::Null
+        }
+        Err(e) => return Err(e),
+    };
+    let pick =
+        |given: Option<serde_json::Value>, key: &str| given.unwrap_or_else(|| current[key].clone());
+    let body = json!({
+        "llm": pick(a.llm.map(|v| json!(v)), "llm_id"),
+        "model": pick(a.model.map(|v| json!(v)), "model"),
+        "system": pick(a.system.map(|v| json!(v)), "system"),
+        "temperature": pick(a.temperature.map(|v| json!(v)), "temperature"),
+        "max_steps": pick(a.max_steps.map(|v| json!(v)), "max_steps"),
+    });
+    let v = ctx
+        .api
+        .send(reqwest::Method::PUT, &path, Some(body))
+        .await?;
+    ctx.out.one(&v, CHAT_COLS);
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,7 +199,16 @@ pub async fn run(cmd: AgentCmd, ctx: &Ctx) -> Result<()> {
             agent,
             discovery,
             always_visible,
-        } => super::toolsets::update(ctx, &agent, discovery, always_visible).await?,
+            chat,
+        } => {
+            let chat_given = chat.any();
+            if !chat_given || discovery.is_some() || !always_visible.is_empty() {
+                super::toolsets::update(ctx, &agent, discovery, always_visible).await?;
+            }
+            if chat_given {
+                update_chat(ctx, &agent, chat).await?;
+            }
+        }
         AgentCmd::FindTools {
             agent,
             query,

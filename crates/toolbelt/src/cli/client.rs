@@ -165,6 +165,29 @@ impl Client {
         Ok(())
     }
 
+    /// POSTs and hands back the streamed response (an SSE turn), or the problem it got.
+    pub async fn post_stream(&self, path: &str, body: Value) -> Result<reqwest::Response> {
+        let mut req = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .timeout(std::time::Duration::from_secs(365 * 24 * 3600))
+            .json(&body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let res = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach Toolbelt at {}", self.base))?;
+        if !res.status().is_success() {
+            let status = res.status().as_u16();
+            let bytes = res.bytes().await.unwrap_or_default();
+            return Err(problem_of(status, &bytes).into());
+        }
+        Ok(res)
+    }
+
     /// Follows `next_cursor` to collect every item of a list endpoint.
     pub async fn all(&self, path: &str) -> Result<Vec<Value>> {
         let mut items = Vec::new();

@@ -4,11 +4,13 @@
 mod agents;
 mod audit;
 mod catalog;
+mod chat;
 pub mod client;
 mod config;
 mod connect;
 mod dtma;
 mod grants;
+mod llm;
 mod login;
 mod oauth;
 mod output;
@@ -148,6 +150,11 @@ pub enum Command {
     /// Your OAuth connections to providers.
     #[command(subcommand)]
     Connection(oauth::ConnectionCmd),
+    /// LLM endpoints for chat (OpenAI- or Anthropic-style).
+    #[command(subcommand)]
+    Llm(llm::LlmCmd),
+    /// Chat with an agent: its LLM calling exactly its granted tools, through the gateway.
+    Chat(chat::ChatArgs),
     /// A stdio MCP server forwarding to the gateway (token from TOOLBELT_AGENT_TOKEN).
     Stdio,
 }
@@ -241,6 +248,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 Command::Vault(c) => secrets::vault(c, &ctx).await,
                 Command::Provider(c) => oauth::provider(c, &ctx).await,
                 Command::Connection(c) => oauth::connection(c, &ctx).await,
+                Command::Llm(c) => llm::run(c, &ctx).await,
+                Command::Chat(a) => chat::run(a, &ctx).await,
                 Command::Up { .. }
                 | Command::Serve { .. }
                 | Command::Login(_)
