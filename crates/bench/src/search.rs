@@ -118,9 +118,7 @@ pub fn run(queries: usize) -> anyhow::Result<()> {
         "| search-mode tools/list result made and serialized, p50 | {} | ≤ 200 µs |",
         fmt(list.p50)
     );
-    println!(
-        "| listing size, all | {all_bytes} B, {all_tokens} tokens | |"
-    );
+    println!("| listing size, all | {all_bytes} B, {all_tokens} tokens | |");
     println!(
         "| listing size, search (2 meta tools + 1 always visible) | {search_bytes} B, {search_tokens} tokens | |"
     );
