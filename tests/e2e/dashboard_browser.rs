@@ -84,7 +84,7 @@ async fn browser_signs_in_and_out_and_the_session_survives_another_sites_redirec
     // A page on http://localhost (another site) links back through its own 302, as an
     // OAuth provider's callback redirect does: the session cookie still goes along.
     let elsewhere = other_site(&format!("{}/servers", b.base())).await;
-    b.goto(&elsewhere).await.click("#go").await;
+    b.goto(&elsewhere).await.follow("#go").await;
     b.until("#servers-region").await;
     assert_eq!(b.path().await, "/servers", "still signed in after the hop");
     b.until_text("#signed-in-as", &email).await;
@@ -115,7 +115,7 @@ async fn browser_shows_a_server_reach_running_and_stop_without_reload() {
     tools.act("stop").await;
     b.until_text("#server-status-tools", "stopped").await;
     b.still_marked().await;
-    b.click("#server-link-tools").await.mark().await;
+    b.follow("#server-link-tools").await.mark().await;
     tools.act("start").await;
     b.until_text("#server-status-tools", "running").await;
     b.still_marked().await;
@@ -131,6 +131,8 @@ async fn browser_every_page_has_labels_tab_order_and_a_clean_console() {
     d.admin.agent("helper").await;
     d.admin.grant("helper").server("tools", "local").await;
     let agent = agent_id(&d.admin, "helper").await;
+    let local = d.admin.rest.get("/api/v1/toolboxes/local").await;
+    let local = local["id"].as_str().unwrap();
     let b = d.browser().await;
     b.goto("/login")
         .await
@@ -148,6 +150,11 @@ async fn browser_every_page_has_labels_tab_order_and_a_clean_console() {
         ("/agents".into(), Some("agents")),
         (format!("/agents/{agent}"), Some("agent")),
         (format!("/agents/{agent}/delete"), None),
+        ("/toolboxes".into(), Some("toolboxes")),
+        (format!("/toolboxes/{local}"), Some("toolbox")),
+        (format!("/toolboxes/{local}/delete"), None),
+        ("/marketplace".into(), Some("marketplace")),
+        ("/marketplace/fixture".into(), None),
     ] {
         b.goto(&path).await.checked().await;
         if let Some(name) = shot {
@@ -216,7 +223,7 @@ async fn browser_member_builds_an_agent_and_approves_its_ask_call_live() {
     b.sign_in(&d.ann).await.goto("/agents").await;
     b.fill("#agent-name", "ann-bot")
         .await
-        .click("#agent-create-submit")
+        .follow("#agent-create-submit")
         .await;
     let token = b.text("#agent-token").await;
     let config = b.text("#config-http").await;
@@ -233,11 +240,11 @@ async fn browser_member_builds_an_agent_and_approves_its_ask_call_live() {
     .await;
 
     // The toolbelt: Ann's server, `echo` denied, `add` held for approval.
-    b.click("#to-agent").await;
+    b.follow("#to-agent").await;
     b.click("#grant-server-own-mine").await;
     b.select("#rule-own-mine-echo", "deny").await;
     b.select("#rule-own-mine-add", "ask").await;
-    b.click("#save-toolbelt")
+    b.follow("#save-toolbelt")
         .await
         .until("#sees-mine__add")
         .await;
@@ -273,7 +280,7 @@ async fn browser_member_builds_an_agent_and_approves_its_ask_call_live() {
     assert!(b.text(&format!("#{card}")).await.contains("40"));
     b.still_marked().await.screenshot("approvals-pending").await;
     let id = card.strip_prefix("approval-").unwrap();
-    b.click(&format!("#approve-{id}")).await;
+    b.follow(&format!("#approve-{id}")).await;
     let r = call.await.unwrap();
     assert_eq!(r["structured"]["sum"], 42.0, "{r}");
     b.until("#approvals-empty").await;
@@ -326,8 +333,70 @@ async fn browser_without_javascript_reads_servers_and_approves_by_form_post() {
     let card = b.attr("#approvals [id^=approval-]", "id").await.unwrap();
     let id = card.strip_prefix("approval-").unwrap();
     b.checked().await;
-    b.click(&format!("#approve-{id}")).await;
+    b.follow(&format!("#approve-{id}")).await;
     let r = call.await.unwrap();
     assert_eq!(r["structured"]["sum"], 42.0, "{r}");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_admin_deploys_from_the_marketplace_form_and_watches_it_reach_running() {
+    let d = dash().await;
+    // A server slow to answer its handshake: `starting` for a few seconds, then running.
+    let command = [
+        fixture_bin().display().to_string(),
+        "--start-delay-ms".into(),
+        "3000".into(),
+    ];
+    d.admin
+        .catalog(json!({ "slug": "slow-fixture", "display_name": "Slow fixture", "transport": "stdio",
+            "description": "The fixture server, slow to start",
+            "source": { "type": "package", "manager": "binary", "package": "fixture-mcp", "command": command },
+            "config_schema": { "type": "object", "required": ["greeting"], "properties": {
+                "greeting": { "type": "string", "description": "What it says first", "default": "hello" },
+                "mode": { "type": "string", "enum": ["fast", "careful"], "default": "fast" },
+                "retries": { "type": "integer", "minimum": 0, "maximum": 5, "description": "How often to retry" } } } }))
+        .await;
+    let local = d.admin.rest.get("/api/v1/toolboxes/local").await;
+    let local = local["id"].as_str().unwrap();
+
+    let b = d.browser().await;
+    b.sign_in(&d.admin).await.goto("/marketplace").await;
+    b.checked().await;
+    b.follow("#entry-link-slow-fixture").await.checked().await;
+
+    // Bad values: the error stands next to its field and nothing is created.
+    b.fill("#deploy-name", "Not a name!").await;
+    b.follow_status("#deploy-submit", 422).await;
+    b.until_text("#deploy-name-error", "lowercase").await;
+    b.fill("#deploy-name", "slow").await;
+    b.fill("#config-retries", "9").await;
+    b.follow_status("#deploy-submit", 422).await;
+    b.until("#config-retries-error").await;
+    let servers = d.admin.rest.get("/api/v1/servers").await;
+    assert_eq!(
+        servers["items"],
+        json!([]),
+        "a refused deploy creates nothing: {servers}"
+    );
+
+    b.fill("#deploy-name", "slow").await;
+    b.select("#deploy-toolbox", local).await;
+    b.fill("#config-greeting", "hi").await;
+    b.select("#config-mode", "careful").await;
+    b.fill("#config-retries", "2").await;
+    b.screenshot("deploy").await;
+    b.follow("#deploy-submit").await.mark().await;
+    assert!(
+        b.path().await.starts_with("/servers/"),
+        "{}",
+        b.path().await
+    );
+    let first = b.text("#server-status-slow").await;
+    assert_ne!(first, "running", "the page showed it before it ran");
+    b.until_text("#server-status-slow", "running").await;
+    b.still_marked().await;
+    let slow = d.admin.server("slow", "local").get().await;
+    assert_eq!(slow["config"]["mode"], "careful", "{slow}");
     b.close().await;
 }

@@ -195,7 +195,7 @@ impl Browser {
     /// The current document answered `status`; its console line for that is expected.
     pub async fn expect_status(&self, status: u16) -> &Self {
         let got = self.status().await;
-        assert_eq!(got, status, "status of {}", self.url().await);
+        assert_eq!(got, status, "status of {}", self.page_text().await);
         self.allowed
             .lock()
             .unwrap()
@@ -335,7 +335,8 @@ impl Browser {
         self
     }
 
-    /// Clicks `css`; when that navigates, waits for the new page and checks its console.
+    /// Clicks `css` on this page (a checkbox, a copy button…); for a link or a submit
+    /// button use [`follow`](Self::follow), which waits for the next page.
     pub async fn click(&self, css: &str) -> &Self {
         self.console_clean("before the click").await;
         self.find(css)
@@ -348,16 +349,56 @@ impl Browser {
         self
     }
 
-    /// Clicks `css` and expects the page it leads to to answer `status` (a refusal).
-    pub async fn click_status(&self, css: &str, status: u16) -> &Self {
+    /// Clicks `css` — a link or a submit button — and waits for the page it leads to
+    /// (a new document, not the old one still showing), checking the consoles of both.
+    pub async fn follow(&self, css: &str) -> &Self {
         self.console_clean("before the click").await;
+        self.leaving().await;
         self.find(css)
             .await
             .click()
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
-        self.loaded().await;
+        self.arrived(css).await;
+        self.console_clean("after the click").await;
+        self
+    }
+
+    /// Like [`follow`](Self::follow), expecting the page it leads to to answer `status`.
+    pub async fn follow_status(&self, css: &str, status: u16) -> &Self {
+        self.console_clean("before the click").await;
+        self.leaving().await;
+        self.find(css)
+            .await
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        self.arrived(css).await;
         self.expect_status(status).await
+    }
+
+    /// Tags the current document, so [`arrived`](Self::arrived) can tell the next one.
+    async fn leaving(&self) {
+        self.js("window.__tbLeaving = 1; return null;").await;
+    }
+
+    /// Waits until a new document (without the tag) has loaded.
+    async fn arrived(&self, after: &str) {
+        let what = format!("the page after clicking {after}");
+        eventually(&what, WAIT, async || {
+            let v = self
+                .client
+                .execute(
+                    "return window.__tbLeaving === undefined && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await;
+            match v {
+                Ok(v) if v == true => Ok(()),
+                _ => Err(self.page_text().await),
+            }
+        })
+        .await;
     }
 
     /// Clicks `css`, a button that asks "are you sure?" first, and answers yes; the text
@@ -365,6 +406,7 @@ impl Browser {
     /// (`status`: the page is expected to answer that instead of succeeding).
     pub async fn confirm(&self, css: &str, status: Option<u16>) -> String {
         self.console_clean("before the click").await;
+        self.leaving().await;
         // chromedriver may answer the click itself with "unexpected alert open".
         let _ = self.find(css).await.click().await;
         let question = eventually("a confirmation", WAIT, async || {
@@ -372,7 +414,7 @@ impl Browser {
         })
         .await;
         self.client.accept_alert().await.unwrap();
-        self.loaded().await;
+        self.arrived(css).await;
         match status {
             Some(s) => {
                 self.expect_status(s).await;
@@ -435,7 +477,7 @@ impl Browser {
         self.goto(SIGN_IN).await;
         self.fill("#email", email).await;
         self.fill("#password", password).await;
-        self.click("#sign-in").await;
+        self.follow("#sign-in").await;
         self.until(SIGNED_IN).await
     }
 
@@ -443,13 +485,13 @@ impl Browser {
     pub async fn sign_in_token(&self, token: &str) -> &Self {
         self.goto(SIGN_IN).await;
         self.fill("#login_token", token).await;
-        self.click("#sign-in-token").await;
+        self.follow("#sign-in-token").await;
         self.until(SIGNED_IN).await
     }
 
     /// Signs out with the sign-out button; waits for the sign-in form.
     pub async fn sign_out(&self) -> &Self {
-        self.click("#sign-out").await;
+        self.follow("#sign-out").await;
         self.until("#login-password").await
     }
 

@@ -15,6 +15,8 @@
 //! fixture-mcp --tools N                 pad the tool list with echo-like tools to N tools
 //! fixture-mcp --change-on-start MODE    start as if `change_tools` MODE had been called (a
 //!                                       changed definition that survives restarts)
+//! fixture-mcp --start-delay-ms MS       wait MS before serving (a slow server: its status
+//!                                       stays `starting` that long, for live-update tests)
 //! ```
 
 mod args;
@@ -47,6 +49,7 @@ struct Options {
     junk_on_start: usize,
     tools: usize,
     change_on_start: Option<String>,
+    start_delay_ms: u64,
 }
 
 /// A bad command line (exit code 2).
@@ -106,6 +109,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Usage> 
                         .ok_or(Usage::MissingValue("--change-on-start"))?,
                 )
             }
+            "--start-delay-ms" => o.start_delay_ms = parsed("--start-delay-ms", args.next())?,
             _ => return Err(Usage::Unknown(arg)),
         }
     }
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
         eprintln!("fixture-mcp: --change-on-start {mode}: unknown mode");
         return ExitCode::from(2);
     }
+    std::thread::sleep(Duration::from_millis(opts.start_delay_ms));
     if let Some(code) = opts.crash_on_start {
         eprintln!("fixture-mcp crashing on start with exit code {code}");
         std::process::exit(code);
