@@ -3,36 +3,11 @@
 //! definition counts; poisoned descriptions are flagged. Every call is audited, with a
 //! hash of its arguments (values only where the catalog entry opts in).
 
-use crate::gw_setup::{WAIT, World};
+use crate::gw_setup::{WAIT, World, until_listed};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use toolbelt_e2e::eventually::{eventually, when};
-use toolbelt_e2e::sdk::Sdk;
+use toolbelt_e2e::eventually::eventually;
 use toolbelt_gateway::GatewayConfig;
-
-async fn pending_change(w: &World, tool: &str) -> Value {
-    eventually(&format!("a pending change of {tool}"), WAIT, async || {
-        let list = w.admin.rest.get("/api/v1/tools/changes").await;
-        let found = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["tool"] == tool && c["status"] == "pending")
-            .cloned();
-        found.ok_or(list)
-    })
-    .await
-}
-
-/// Waits until the agent's list does (or does not) show `tool`.
-async fn until_listed(sdk: &mut Sdk, tool: &str, listed: bool) {
-    let what = format!("{tool} {}", if listed { "listed" } else { "hidden" });
-    eventually(&what, WAIT, async || {
-        let names = sdk.tool_names().await;
-        when(names.clone(), names.contains(&tool.to_string()) == listed)
-    })
-    .await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_changed_tool_definition_disappears_until_an_admin_approves_it() {
@@ -58,7 +33,7 @@ async fn a_changed_tool_definition_disappears_until_an_admin_approves_it() {
         assert_eq!(gone["code"], -32602, "a held tool is uncallable: {gone}");
         let what = format!("the agent told its list changed ({mode})");
         eventually(&what, WAIT, async || ann.list_changed().await > heard).await;
-        let change = pending_change(&w, "echo").await;
+        let change = w.pending_change("echo").await;
         let fields: Vec<&str> = change["diff"]
             .as_array()
             .unwrap()
@@ -103,7 +78,7 @@ async fn a_changed_tool_definition_disappears_until_an_admin_approves_it() {
         json!({ "mode": "describe", "description": poison }),
     )
     .await;
-    let change = pending_change(&w, "echo").await;
+    let change = w.pending_change("echo").await;
     let flags: Vec<&str> = change["flags"]
         .as_array()
         .unwrap()

@@ -4,35 +4,10 @@
 //! after a server's first discovery. Each is hidden from the agent until an admin decides,
 //! and each of these tests fails on the code before the fix (the tool stayed listed).
 
-use crate::gw_setup::{WAIT, World};
+use crate::gw_setup::{World, until_listed};
 use serde_json::{Value, json};
-use toolbelt_e2e::eventually::{eventually, when};
 use toolbelt_e2e::sdk::Sdk;
 use toolbelt_gateway::GatewayConfig;
-
-async fn pending_change(w: &World, tool: &str) -> Value {
-    eventually(&format!("a pending change of {tool}"), WAIT, async || {
-        let list = w.admin.rest.get("/api/v1/tools/changes").await;
-        let found = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .rev()
-            .find(|c| c["tool"] == tool && c["status"] == "pending")
-            .cloned();
-        found.ok_or(list)
-    })
-    .await
-}
-
-async fn until_listed(sdk: &mut Sdk, tool: &str, listed: bool) {
-    let what = format!("{tool} {}", if listed { "listed" } else { "hidden" });
-    eventually(&what, WAIT, async || {
-        let names = sdk.tool_names().await;
-        when(names.clone(), names.contains(&tool.to_string()) == listed)
-    })
-    .await;
-}
 
 async fn decide(w: &World, change: &Value, verb: &str) {
     let id = change["id"].as_str().unwrap();
@@ -73,7 +48,7 @@ async fn a_poisoned_second_tool_under_a_trusted_name_hides_both() {
     until_listed(&mut ann, "tools__echo", false).await;
     let gone = ann.call("tools__echo", json!({ "text": "x" })).await;
     assert_eq!(gone["code"], -32602, "neither copy is callable: {gone}");
-    let change = pending_change(&w, "echo").await;
+    let change = w.pending_change("echo").await;
     assert!(
         flags(&change)
             .iter()
@@ -94,7 +69,7 @@ async fn meta_icons_and_parameter_descriptions_are_pinned_and_scanned() {
         let r = ann.call("tools__rug_pull", json!({ "mode": mode })).await;
         assert_eq!(r["text"], format!("tools changed: {mode}"), "{r}");
         until_listed(&mut ann, "tools__echo", false).await;
-        let change = pending_change(&w, "echo").await;
+        let change = w.pending_change("echo").await;
         let fields: Vec<&str> = change["diff"]
             .as_array()
             .unwrap()
@@ -111,7 +86,7 @@ async fn meta_icons_and_parameter_descriptions_are_pinned_and_scanned() {
         .await;
     assert_eq!(r["text"], "tools changed: param", "{r}");
     until_listed(&mut ann, "tools__echo", false).await;
-    let change = pending_change(&w, "echo").await;
+    let change = w.pending_change("echo").await;
     assert!(
         flags(&change)
             .iter()
@@ -126,7 +101,7 @@ async fn a_tool_that_appears_after_the_first_discovery_waits_for_an_admin() {
     let (w, mut ann) = world().await;
     ann.call("tools__change_tools", json!({ "mode": "add" }))
         .await;
-    let change = pending_change(&w, "extra").await;
+    let change = w.pending_change("extra").await;
     assert!(change["old_hash"].is_null(), "held as new: {change}");
     assert!(!ann.tool_names().await.contains(&"tools__extra".to_string()));
     let audit = w

@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 use std::time::Duration;
 use toolbelt_dtma::{Dtma, DtmaOptions};
+use toolbelt_e2e::eventually::{eventually, when};
 use toolbelt_e2e::plane::Plane;
+use toolbelt_e2e::sdk::Sdk;
 use toolbelt_e2e::world::{Bot, Caller};
 use toolbelt_gateway::GatewayConfig;
 use toolbelt_model::toolbox::ToolboxKind;
@@ -90,4 +92,29 @@ impl World {
     pub async fn as_admin(&self, method: &str, path: &str, body: Value) -> Value {
         self.admin.rest.ok(method, path, body).await
     }
+
+    /// The newest pending change of `tool` (the list is newest first), once there is one.
+    pub async fn pending_change(&self, tool: &str) -> Value {
+        eventually(&format!("a pending change of {tool}"), WAIT, async || {
+            let list = self.admin.rest.get("/api/v1/tools/changes").await;
+            let found = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["tool"] == tool && c["status"] == "pending")
+                .cloned();
+            found.ok_or(list)
+        })
+        .await
+    }
+}
+
+/// Waits until the agent's list does (or does not) show `tool`.
+pub async fn until_listed(sdk: &mut Sdk, tool: &str, listed: bool) {
+    let what = format!("{tool} {}", if listed { "listed" } else { "hidden" });
+    eventually(&what, WAIT, async || {
+        let names = sdk.tool_names().await;
+        when(names.clone(), names.contains(&tool.to_string()) == listed)
+    })
+    .await;
 }
