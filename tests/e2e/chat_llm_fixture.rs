@@ -4,6 +4,7 @@
 //! scripts it and reads back what was sent.
 
 use serde_json::{Value, json};
+use toolbelt_e2e::eventually::{WAIT, eventually, when};
 use toolbelt_e2e::llm::{self, Llm};
 use toolbelt_e2e::mcp::sse_messages;
 use toolbelt_e2e::sdk::python;
@@ -81,12 +82,17 @@ async fn the_harness_scripts_the_llm_and_reads_back_what_it_was_sent() {
         .unwrap();
     assert_eq!(ok["content"][0]["text"], "all done", "{ok}");
 
-    let seen = llm.requests().await;
-    let outcomes: Vec<&str> = seen
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap())
-        .collect();
-    assert_eq!(outcomes, ["replied", "invalid", "replied"], "{seen:#?}");
+    // The fixture records a reply's outcome once it has written it, so the client can hold
+    // the answer a moment before the record says `replied`.
+    let seen = eventually("the three requests recorded", WAIT, async || {
+        let seen = llm.requests().await;
+        let outcomes: Vec<String> = seen
+            .iter()
+            .map(|r| r["outcome"].as_str().unwrap_or("").to_string())
+            .collect();
+        when(seen, outcomes == ["replied", "invalid", "replied"])
+    })
+    .await;
     assert_eq!(llm::offered_tools(&seen[0]), ["a__echo"]);
     assert_eq!(llm.refused().await.len(), 1);
     assert_eq!(
