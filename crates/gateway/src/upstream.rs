@@ -9,18 +9,16 @@ use crate::error::CallError;
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequestParams,
     CreateMessageResult, ElicitRequest, ElicitRequestParams, ElicitResult, Implementation,
-    ListRootsResult, ProgressNotificationParam, ProgressToken, ProtocolVersion, RequestId,
-    ServerRequest,
+    ListRootsResult, ProgressNotificationParam, ProtocolVersion, RequestId, ServerRequest,
 };
 use rmcp::service::{
-    InboundStreamOrigin, NotificationContext, Peer, RequestContext, RoleClient, RoleServer,
-    RunningService,
+    NotificationContext, Peer, RequestContext, RoleClient, RoleServer, RunningService,
 };
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, ErrorData as McpError};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use toolbelt_model::{ConnectionId, ServerId, Timestamp};
 use toolbelt_oauth::Credential;
@@ -34,84 +32,9 @@ pub enum Endpoint {
     Remote { url: String },
 }
 
-/// An agent's session and its own progress token for a call.
-type ProgressRoute = (Peer<RoleServer>, ProgressToken);
+mod routes;
 
-/// An upstream session's key in [`Routes`] with an id it chose (request or progress token).
-type SessionKeyed<T> = (Arc<str>, T);
-
-/// Routes from upstream messages back to agents, keyed by upstream session (a server's
-/// shared session, or its session for one OAuth connection): request ids and progress
-/// tokens are only unique within one session.
-#[derive(Default)]
-pub struct Routes {
-    progress: Mutex<HashMap<SessionKeyed<ProgressToken>, ProgressRoute>>,
-    requests: Mutex<HashMap<SessionKeyed<RequestId>, Peer<RoleServer>>>,
-    /// Servers whose tool list changed (the registry rediscovers them).
-    pub changed: tokio::sync::Mutex<Option<tokio::sync::mpsc::UnboundedSender<ServerId>>>,
-}
-
-impl Routes {
-    pub fn route_progress(
-        &self,
-        server: &Arc<str>,
-        upstream: ProgressToken,
-        agent: (Peer<RoleServer>, ProgressToken),
-    ) {
-        self.progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((server.clone(), upstream), agent);
-    }
-
-    pub fn route_requests(&self, server: &Arc<str>, upstream: RequestId, agent: Peer<RoleServer>) {
-        self.requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert((server.clone(), upstream), agent);
-    }
-
-    pub fn forget(&self, server: &Arc<str>, token: &ProgressToken, id: &RequestId) {
-        self.progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(server.clone(), token.clone()));
-        self.requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(server.clone(), id.clone()));
-    }
-
-    /// Tells the registry a server's tools changed (it rediscovers them).
-    pub async fn tools_changed(&self, server: &ServerId) {
-        if let Some(tx) = self.changed.lock().await.as_ref() {
-            let _ = tx.send(server.clone());
-        }
-    }
-
-    fn requester(
-        &self,
-        server: &Arc<str>,
-        ctx: &RequestContext<RoleClient>,
-    ) -> Result<Peer<RoleServer>, McpError> {
-        let origin = ctx.extensions.get::<InboundStreamOrigin>().cloned();
-        let map = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        let found = match origin {
-            Some(InboundStreamOrigin::OutboundRequest(id)) => {
-                map.get(&(server.clone(), id)).cloned()
-            }
-            // Not tied to one call: only unambiguous when exactly one call is in flight.
-            _ => {
-                let mut it = map.iter().filter(|((s, _), _)| s == server).map(|(_, p)| p);
-                match (it.next(), it.next()) {
-                    (Some(p), None) => Some(p.clone()),
-                    _ => None,
-                }
-            }
-        };
-        found.ok_or_else(|| CallError::NoAgentSession.into())
-    }
-}
+pub use routes::Routes;
 
 /// The gateway as a client of one upstream session.
 #[derive(Clone)]
@@ -162,11 +85,8 @@ impl ClientHandler for UpstreamHandler {
     ) {
         let target = self
             .routes
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(self.key.clone(), p.progress_token.clone()))
-            .cloned();
+            .progress_route(&self.key, &p.progress_token)
+            .await;
         if let Some((peer, token)) = target {
             let mut p = p;
             p.progress_token = token;
@@ -180,7 +100,7 @@ impl ClientHandler for UpstreamHandler {
         params: CreateMessageRequestParams,
         ctx: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, McpError> {
-        let peer = self.routes.requester(&self.key, &ctx)?;
+        let peer = self.routes.requester(&self.key, &ctx).await?;
         match peer
             .send_request(ServerRequest::CreateMessageRequest(
                 rmcp::model::CreateMessageRequest::new(params),
@@ -198,7 +118,7 @@ impl ClientHandler for UpstreamHandler {
         params: ElicitRequestParams,
         ctx: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, McpError> {
-        let peer = self.routes.requester(&self.key, &ctx)?;
+        let peer = self.routes.requester(&self.key, &ctx).await?;
         match peer
             .send_request(ServerRequest::ElicitRequest(ElicitRequest::new(params)))
             .await
@@ -214,7 +134,7 @@ impl ClientHandler for UpstreamHandler {
         &self,
         ctx: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, McpError> {
-        let peer = self.routes.requester(&self.key, &ctx)?;
+        let peer = self.routes.requester(&self.key, &ctx).await?;
         match peer
             .send_request(ServerRequest::ListRootsRequest(Default::default()))
             .await
