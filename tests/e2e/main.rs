@@ -6,6 +6,7 @@ mod chat_cli;
 mod chat_llm_fixture;
 mod cli_walkthrough;
 mod dashboard_browser;
+mod dashboard_charts_browser;
 mod dtma_address;
 mod dtma_docker;
 mod dtma_paths;

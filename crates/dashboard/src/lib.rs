@@ -12,6 +12,7 @@
 //! a service's `NotFound` (which also means "not yours") is a 404 page.
 
 mod assets;
+pub mod charts;
 mod error;
 mod form;
 mod live;

@@ -10,7 +10,7 @@ use crate::state::AppState;
 use toolbelt_model::gateway::Pin;
 use toolbelt_model::server::Server;
 use toolbelt_store::history::{self, StatusChange};
-use toolbelt_store::metrics::{self, CallPoint};
+use toolbelt_store::metrics::{self, CallPoint, ResourcePoint, Subject};
 use toolbelt_store::pins;
 
 /// Calls and errors of the last `minutes` on the servers the caller can see.
@@ -29,9 +29,13 @@ pub struct ServerActivity {
     pub history: Vec<StatusChange>,
     /// Its calls per minute over the last `minutes`, oldest first.
     pub calls: Vec<CallPoint>,
+    /// Its CPU and memory per minute over the last `minutes` (from heartbeats), oldest
+    /// first.
+    pub resources: Vec<ResourcePoint>,
 }
 
-/// One server (id, or name with `toolbox`) with its tools, history and recent calls.
+/// One server (id, or name with `toolbox`) with its tools, history, and calls and
+/// resources of the last `minutes`.
 pub async fn server(
     st: &AppState,
     caller: &Caller,
@@ -46,12 +50,29 @@ pub async fn server(
     let history = history::for_server(&mut c, &server.id, 20).await?;
     let since = metrics::this_minute() - minutes + 1;
     let calls = metrics::server_calls(&mut c, &server.id, since).await?;
+    let subject = Subject::Server(server.id.clone());
+    let resources = metrics::resources(&mut c, &subject, since).await?;
     Ok(ServerActivity {
         server,
         tools,
         history,
         calls,
+        resources,
     })
+}
+
+/// A toolbox's CPU and memory per minute over the last `minutes` (from its heartbeats),
+/// oldest first — of a toolbox the caller can see (id or name).
+pub async fn toolbox_resources(
+    st: &AppState,
+    caller: &Caller,
+    r: &str,
+    minutes: i64,
+) -> Result<Vec<ResourcePoint>> {
+    let mut c = st.store.conn().await?;
+    let tb = refs::toolbox(&mut c, &caller.scope, r).await?;
+    let since = metrics::this_minute() - minutes + 1;
+    Ok(metrics::resources(&mut c, &Subject::Toolbox(tb.id), since).await?)
 }
 
 /// A toolbox with the servers on it the caller can see, each with its pinned tools.

@@ -1,10 +1,11 @@
 //! Servers: the list (live status), one server's page (status, last error, tools, history,
-//! recent calls) and its lifecycle buttons. Deleting asks first on a page of its own, so
+//! charts of its calls and resources, recent calls) and its lifecycle buttons. Deleting asks first on a page of its own, so
 //! the confirmation works without JavaScript too.
 
+use crate::charts::series::{self, Of, Window};
+use crate::charts::{Figure, Range};
 use crate::error::{Page, PageResult};
 use crate::form::Form;
-use crate::pages::overview::Notice;
 use crate::session::Dash;
 use crate::view::{Chrome, ago, tone, when};
 use askama::Template;
@@ -153,6 +154,22 @@ struct DetailPage {
     history: Vec<HistoryRow>,
     calls: Vec<CallRow>,
     config: String,
+    figures: Vec<Figure>,
+    ranges: Vec<(&'static str, &'static str)>,
+}
+
+/// The range links (`?range=`), the current one marked.
+pub fn ranges(current: Range) -> Vec<(&'static str, &'static str)> {
+    Range::ALL
+        .iter()
+        .map(|r| (r.as_str(), if *r == current { "page" } else { "false" }))
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub struct DetailQuery {
+    pub done: Option<String>,
+    pub range: Option<String>,
 }
 
 fn ms(us: u64) -> String {
@@ -163,9 +180,14 @@ pub async fn detail(
     State(st): State<AppState>,
     d: Dash,
     Path(id): Path<String>,
-    Query(n): Query<Notice>,
+    Query(q): Query<DetailQuery>,
 ) -> PageResult {
-    let a = service::activity::server(&st, &d.caller, &id, None, 60).await?;
+    let range = Range::parse(q.range.as_deref());
+    let now = toolbelt_store::metrics::this_minute();
+    let window = Window::new(range, now);
+    let a = service::activity::server(&st, &d.caller, &id, None, range.minutes()).await?;
+    let mut figures = series::call_figures(&window, &a.calls);
+    figures.extend(series::resource_figures(&window, &a.resources, Of::Server));
     let s = &a.server;
     let tools = a
         .tools
@@ -197,6 +219,8 @@ pub async fn detail(
         .calls
         .iter()
         .rev()
+        // The table is the last hour's minutes whatever the charts' range.
+        .take_while(|p| p.minute > now - 60)
         .map(|p| CallRow {
             minute: chrono::DateTime::from_timestamp(p.minute * 60, 0)
                 .map(|t| t.format("%H:%M").to_string())
@@ -209,7 +233,7 @@ pub async fn detail(
         .collect();
     let inst = s.instance.as_ref();
     super::render(&DetailPage {
-        c: Chrome::new(&d, "servers").with_notice(n.done),
+        c: Chrome::new(&d, "servers").with_notice(q.done),
         image_digest: inst
             .and_then(|i| i.image_digest.clone())
             .unwrap_or_default(),
@@ -228,6 +252,8 @@ pub async fn detail(
         tools,
         history,
         calls,
+        figures,
+        ranges: ranges(range),
     })
 }
 

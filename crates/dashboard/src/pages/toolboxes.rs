@@ -3,7 +3,10 @@
 //! its one-time token, and delete behind a confirmation page.
 
 use super::overview::{Notice, ToolboxRow};
+use super::servers::{DetailQuery, ranges};
 use super::servers::{ServerRow, rows};
+use crate::charts::series::{self, Of, Window};
+use crate::charts::{Figure, Range};
 use crate::error::{Page, PageResult};
 use crate::form::Form;
 use crate::session::Dash;
@@ -83,6 +86,8 @@ struct DetailPage {
     servers: Vec<ServerRow>,
     remote: bool,
     join: Option<Join>,
+    figures: Vec<Figure>,
+    ranges: Vec<(&'static str, &'static str)>,
 }
 
 pub struct Join {
@@ -97,8 +102,12 @@ async fn detail_page(
     id: &str,
     c: Chrome,
     join: Option<Join>,
+    range: Range,
 ) -> PageResult<DetailPage> {
     let t = service::toolboxes::get(st, &d.caller, id).await?;
+    let window = Window::new(range, toolbelt_store::metrics::this_minute());
+    let res =
+        service::activity::toolbox_resources(st, &d.caller, t.id.as_str(), range.minutes()).await?;
     let page = Paging {
         limit: Some(1000),
         cursor: None,
@@ -120,6 +129,8 @@ async fn detail_page(
         t: ToolboxRow::of(&t),
         servers: rows(&servers.items),
         join,
+        figures: series::resource_figures(&window, &res, Of::Toolbox),
+        ranges: ranges(range),
     })
 }
 
@@ -127,10 +138,11 @@ pub async fn detail(
     State(st): State<AppState>,
     d: Dash,
     Path(id): Path<String>,
-    Query(n): Query<Notice>,
+    Query(q): Query<DetailQuery>,
 ) -> PageResult {
-    let c = Chrome::new(&d, "toolboxes").with_notice(n.done);
-    super::render(&detail_page(&st, &d, &id, c, None).await?)
+    let c = Chrome::new(&d, "toolboxes").with_notice(q.done);
+    let range = Range::parse(q.range.as_deref());
+    super::render(&detail_page(&st, &d, &id, c, None, range).await?)
 }
 
 /// A one-time join token, shown once on the toolbox's page with the command to run.
@@ -149,7 +161,7 @@ pub async fn join_token(
         token: j.token,
     };
     let c = Chrome::new(&d, "toolboxes");
-    super::render(&detail_page(&st, &d, j.toolbox_id.as_str(), c, Some(join)).await?)
+    super::render(&detail_page(&st, &d, j.toolbox_id.as_str(), c, Some(join), Range::Hour).await?)
 }
 
 #[derive(Template)]

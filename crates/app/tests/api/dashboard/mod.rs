@@ -5,6 +5,7 @@
 mod agents;
 mod audit;
 mod browser;
+mod charts;
 mod marketplace;
 mod pages;
 mod tenancy;
