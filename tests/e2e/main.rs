@@ -5,6 +5,7 @@ mod chat;
 mod chat_cli;
 mod chat_llm_fixture;
 mod cli_walkthrough;
+mod dashboard_admin_browser;
 mod dashboard_browser;
 mod dashboard_charts_browser;
 mod dtma_address;

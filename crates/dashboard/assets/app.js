@@ -3,7 +3,8 @@
 //   once, and any event re-reads the page's live regions ([data-region] elements, by id)
 //   from the same URL, so the page shows the new state without a reload;
 // - copy buttons ([data-copy="element id"]);
-// - confirmations ([data-confirm] on a submit button).
+// - confirmations ([data-confirm] on a submit button);
+// - file pickers that load a file's text into a textarea ([data-load-into="textarea id"]).
 "use strict";
 (function () {
   function copy(btn) {
@@ -28,6 +29,14 @@
   });
 
   document.querySelectorAll("[data-copy]").forEach(function (b) { b.hidden = false; });
+
+  document.querySelectorAll("[data-load-into]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var f = input.files && input.files[0];
+      var into = document.getElementById(input.getAttribute("data-load-into"));
+      if (f && into) f.text().then(function (t) { into.value = t; });
+    });
+  });
 
   var live = document.body.getAttribute("data-live");
   if (!live || !window.EventSource) return;

@@ -13,6 +13,7 @@
 
 mod assets;
 pub mod charts;
+mod diff;
 mod error;
 mod form;
 mod live;
@@ -63,9 +64,31 @@ pub fn router(state: AppState) -> Router {
             "/toolboxes/{id}/delete",
             get(toolboxes::confirm_delete).post(toolboxes::delete),
         )
-        .route("/marketplace", get(marketplace::list))
+        .route(
+            "/marketplace",
+            get(marketplace::list).post(catalog_admin::create),
+        )
         .route("/marketplace/{slug}", get(marketplace::entry))
         .route("/marketplace/{slug}/deploy", post(marketplace::deploy))
+        .route(
+            "/marketplace/{slug}/deprecate",
+            post(catalog_admin::deprecate),
+        )
+        .route("/tool-changes", get(tool_changes::list))
+        .route("/tool-changes/{id}/{decision}", post(tool_changes::decide))
+        .route("/admin", get(admin::page))
+        .route("/admin/users", post(admin::users::create))
+        .route("/admin/users/{id}/role", post(admin::users::set_role))
+        .route(
+            "/admin/users/{id}/delete",
+            get(admin::users::confirm_delete).post(admin::users::delete),
+        )
+        .route("/admin/providers", post(admin::providers::create))
+        .route(
+            "/admin/providers/{id}/delete",
+            get(admin::providers::confirm_delete).post(admin::providers::delete),
+        )
+        .route("/admin/vault/rotate", post(admin::vault::rotate))
         .route("/audit", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))

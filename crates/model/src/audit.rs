@@ -45,6 +45,8 @@ str_enum!(
         UserPassword = "user.password",
         UserCreate = "user.create",
         UserDelete = "user.delete",
+        /// An admin changed a user's role.
+        UserRole = "user.role",
         /// A user's own API token.
         TokenIssue = "token.issue",
         TokenRevoke = "token.revoke",

@@ -102,6 +102,22 @@ pub async fn count(c: &mut AnyConnection, role: Option<Role>) -> Result<i64> {
     )
 }
 
+/// Changes a user's role. Refused when it would leave no admin.
+pub async fn set_role(c: &mut AnyConnection, id: &UserId, role: Role) -> Result<User> {
+    let u = get(c, id).await?;
+    if u.role == Role::Admin && role != Role::Admin && count(c, Some(Role::Admin)).await? <= 1 {
+        return Err(StoreError::Conflict(
+            "the last admin cannot stop being one".into(),
+        ));
+    }
+    let r = sqlx::query("UPDATE users SET role = $1 WHERE id = $2 RETURNING *")
+        .bind(role.as_str())
+        .bind(id.as_str().to_string())
+        .fetch_one(&mut *c)
+        .await?;
+    user(&r)
+}
+
 /// Deletes a user with their agents, tokens and grants. Refused while they own toolboxes
 /// (those hold servers that someone must decide about) or when they are the last admin.
 pub async fn delete(c: &mut AnyConnection, id: &UserId) -> Result<User> {

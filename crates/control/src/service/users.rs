@@ -1,4 +1,4 @@
-//! Users: admins create, list and delete them; a member may read only themselves.
+//! Users: admins create, list, re-role and delete them; a member may read only themselves.
 
 use super::caller::Caller;
 use super::error::{Result, ServiceError};
@@ -102,6 +102,28 @@ pub async fn delete(st: &AppState, caller: &Caller, r: &str) -> Result<User> {
         &user.id,
         Some(&user.id),
         json!({ "email": user.email }),
+    ))
+    .await?;
+    Ok(user)
+}
+
+/// Makes a user an admin or a member (admins only, never themselves: an admin cannot
+/// lock themselves out, and the last admin stays one).
+pub async fn set_role(st: &AppState, caller: &Caller, r: &str, role: Role) -> Result<User> {
+    caller.require_admin("change roles")?;
+    let mut tx = st.store.begin_audited().await?;
+    let user = refs::user(&mut tx, r).await?;
+    if &user.id == caller.id() {
+        return Err(ServiceError::conflict("you cannot change your own role"));
+    }
+    let before = user.role;
+    let user = users::set_role(&mut tx, &user.id, role).await?;
+    tx.commit(caller.event(
+        AuditAction::UserRole,
+        TargetKind::User,
+        &user.id,
+        Some(&user.id),
+        json!({ "email": user.email, "from": before.as_str(), "role": role.as_str() }),
     ))
     .await?;
     Ok(user)

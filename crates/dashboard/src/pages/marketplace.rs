@@ -67,7 +67,7 @@ pub struct Filter {
 
 #[derive(Template)]
 #[template(path = "marketplace.html")]
-struct ListPage {
+pub(crate) struct ListPage {
     c: Chrome,
     cards: Vec<Card>,
     total: usize,
@@ -75,15 +75,29 @@ struct ListPage {
     transport: String,
     source: String,
     status: String,
+    /// Admins: the add-an-entry form (its text and errors after a refusal).
+    add: super::catalog_admin::AddForm,
 }
 
 pub async fn list(State(st): State<AppState>, d: Dash, Query(f): Query<Filter>) -> PageResult {
+    let c = Chrome::new(&d, "marketplace").with_notice(f.done.clone());
+    super::render(&list_page(&st, &d, c, f, Default::default()).await?)
+}
+
+/// The cards the filter keeps, with the add form (admins) in the state given.
+pub(crate) async fn list_page(
+    st: &AppState,
+    d: &Dash,
+    c: Chrome,
+    f: Filter,
+    add: super::catalog_admin::AddForm,
+) -> PageResult<ListPage> {
     let all = Paging {
         limit: Some(1000),
         cursor: None,
     };
     let deprecated = f.status == "deprecated";
-    let entries = service::catalog::list(&st, &d.caller, deprecated, &all).await?;
+    let entries = service::catalog::list(st, &d.caller, deprecated, &all).await?;
     let q = f.q.trim().to_lowercase();
     let total = entries.items.len();
     let cards = entries
@@ -100,14 +114,15 @@ pub async fn list(State(st): State<AppState>, d: Dash, Query(f): Query<Filter>) 
                 && (f.status.is_empty() || c.status == f.status)
         })
         .collect();
-    super::render(&ListPage {
-        c: Chrome::new(&d, "marketplace").with_notice(f.done),
+    Ok(ListPage {
+        c,
         cards,
         total,
         q: f.q,
         transport: f.transport,
         source: f.source,
         status: f.status,
+        add,
     })
 }
 
@@ -193,8 +208,15 @@ async fn entry_page(
     })
 }
 
-pub async fn entry(State(st): State<AppState>, d: Dash, Path(slug): Path<String>) -> PageResult {
-    super::render(&entry_page(&st, &d, &slug, None, Errors::default()).await?)
+pub async fn entry(
+    State(st): State<AppState>,
+    d: Dash,
+    Path(slug): Path<String>,
+    Query(n): Query<super::overview::Notice>,
+) -> PageResult {
+    let mut page = entry_page(&st, &d, &slug, None, Errors::default()).await?;
+    page.c = page.c.with_notice(n.done);
+    super::render(&page)
 }
 
 /// Deploys the entry; a refusal re-renders the form with each error at its field.

@@ -1,15 +1,18 @@
 //! One module per page (or group of pages): handlers that extract, call one service
 //! function and render.
 
+pub mod admin;
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod catalog_admin;
 pub mod consent;
 pub mod deploy;
 pub mod login;
 pub mod marketplace;
 pub mod overview;
 pub mod servers;
+pub mod tool_changes;
 pub mod toolbelt;
 pub mod toolboxes;
 

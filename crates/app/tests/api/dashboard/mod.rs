@@ -2,6 +2,7 @@
 //! a cookie jar, form posts with the page's CSRF token. The real-browser scenarios are
 //! the `browser` test group's.
 
+mod admin;
 mod agents;
 mod audit;
 mod browser;
@@ -9,4 +10,5 @@ mod charts;
 mod marketplace;
 mod pages;
 mod tenancy;
+mod tool_changes;
 mod toolboxes;

@@ -1,0 +1,99 @@
+//! The Marketplace for admins: add an entry (its spec as YAML or JSON — what
+//! `POST /api/v1/catalog` takes and `toolbelt catalog create --file` reads — pasted
+//! into a textarea or loaded from a file into it) and deprecate one. Validation and the
+//! admin rule are `service::catalog`'s.
+
+use super::marketplace::{Filter, list_page};
+use crate::error::{Page, PageResult};
+use crate::form::Form;
+use crate::session::Dash;
+use crate::view::{Chrome, Errors};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use toolbelt_control::AppState;
+use toolbelt_control::service;
+use toolbelt_model::FieldError;
+use toolbelt_model::catalog::CatalogSpec;
+
+/// The add form after a refusal: the posted text and each error with the spec's field.
+#[derive(Default)]
+pub struct AddForm {
+    pub spec: String,
+    pub errors: Errors,
+}
+
+fn spec_error(message: String) -> Errors {
+    Errors {
+        fields: vec![FieldError {
+            field: "spec".into(),
+            message,
+        }],
+        general: None,
+    }
+}
+
+/// The spec as the API would take it: YAML (a superset of JSON) into JSON, then the
+/// catalog's own type — unknown or missing fields are refused by its deserializer.
+fn parse(text: &str) -> Result<CatalogSpec, Errors> {
+    let v: serde_json::Value = serde_norway::from_str(text)
+        .map_err(|e| spec_error(format!("is neither YAML nor JSON: {e}")))?;
+    serde_json::from_value(v).map_err(|e| spec_error(format!("is not a catalog entry: {e}")))
+}
+
+pub async fn create(State(st): State<AppState>, d: Dash, f: Form) -> PageResult {
+    d.caller.require_admin("write the catalog")?;
+    let text = f.get("spec").unwrap_or("").to_string();
+    let result = match parse(&text) {
+        Ok(spec) => service::catalog::create(&st, &d.caller, spec)
+            .await
+            .map_err(|e| (Errors::from_service(&e), Page::from(e).status)),
+        Err(errors) => Err((errors, StatusCode::UNPROCESSABLE_ENTITY)),
+    };
+    match result {
+        Ok(e) => Ok(super::done(
+            &format!("/marketplace/{}", e.spec.slug),
+            &format!("entry {} added", e.spec.slug),
+        )),
+        Err((errors, status)) => {
+            let c = Chrome::new(&d, "marketplace");
+            let add = AddForm { spec: text, errors };
+            let mut res = super::render(&list_page(&st, &d, c, Filter::default(), add).await?)?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
+}
+
+pub async fn deprecate(
+    State(st): State<AppState>,
+    d: Dash,
+    Path(slug): Path<String>,
+    _f: Form,
+) -> PageResult {
+    let e = service::catalog::deprecate(&st, &d.caller, &slug).await?;
+    Ok(super::done(
+        &format!("/marketplace/{}", e.spec.slug),
+        &format!(
+            "entry {} deprecated: new servers cannot use it",
+            e.spec.slug
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_and_json_specs_parse_and_nonsense_is_the_spec_fields_error() {
+        let y = "slug: fx\ntransport: stdio\nsource:\n  type: image\n  image: fx\n";
+        assert_eq!(parse(y).ok().unwrap().slug, "fx");
+        let j =
+            r#"{"slug": "fx", "transport": "stdio", "source": {"type": "image", "image": "fx"}}"#;
+        assert_eq!(parse(j).ok().unwrap().slug, "fx");
+        let bad = parse("slug: [").err().unwrap();
+        assert_eq!(bad.fields[0].field, "spec");
+        let not_entry = parse("hello: world").err().unwrap();
+        assert!(not_entry.fields[0].message.contains("not a catalog entry"));
+    }
+}
