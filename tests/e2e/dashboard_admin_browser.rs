@@ -2,7 +2,8 @@
 //! who then signs in with the password the admin gave (and, a member, is refused the admin
 //! page); the vault's keys rotate with the report on the page; a tool the upstream
 //! changed appears on /tool-changes with its line diff and flags, and approving it there
-//! makes the agent see the tool again. Every page passes the labels / Tab / console
+//! makes the agent see the tool again (and focus stays in the list when it is redrawn
+//! live). Every page passes the labels / Tab / console
 //! checks; screenshots `admin` and `tool-changes`.
 
 use crate::gw_setup::{World, until_listed};
@@ -100,13 +101,34 @@ async fn browser_a_changed_tool_shows_its_diff_and_approving_it_lists_the_tool_a
     );
     b.checked().await.screenshot("tool-changes").await;
 
-    // The overview counts it and links here; approving lists the tool again.
+    // A keyboard user keeps their place when the list is redrawn under them: a tool that
+    // appears late is held too, and focus stays in the list (not back at the page's top).
+    b.js(&format!(
+        "document.getElementById('change-server-{id}').focus(); return null;"
+    ))
+    .await;
+    ann.call("tools__change_tools", serde_json::json!({ "mode": "add" }))
+        .await;
+    let extra = w.pending_change("extra").await;
+    b.until(&format!("#change-{}", extra["id"].as_str().unwrap()))
+        .await;
+    let kept = b
+        .js("return document.activeElement.closest('#tool-changes-region') !== null;")
+        .await;
+    assert_eq!(kept, true, "focus stays in the redrawn list");
+    b.still_marked().await;
+
+    // The overview counts both and links here; approving echo lists it again.
     b.goto("/").await;
-    b.until_text("#count-tool-changes", "1").await;
+    b.until_text("#count-tool-changes", "2").await;
     b.follow("#tile-tool-changes").await.until(&card).await;
     b.confirm(&format!("#approve-change-{id}"), None).await;
     b.until_text("#notice", "approved").await;
-    b.until("#tool-changes-empty").await;
+    b.until_js(
+        "the approved change gone from the list",
+        &format!("return document.getElementById('change-{id}') === null;"),
+    )
+    .await;
     until_listed(&mut ann, "tools__echo", true).await;
     ann.quit().await;
     b.close().await;

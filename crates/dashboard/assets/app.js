@@ -54,11 +54,23 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-region]").forEach(function (old) {
           var fresh = doc.getElementById(old.id);
-          if (fresh && fresh.innerHTML !== old.innerHTML) old.innerHTML = fresh.innerHTML;
+          if (fresh && fresh.innerHTML !== old.innerHTML) replace(old, fresh);
         });
       })
       .catch(function () { show("Could not refresh; reload the page."); })
       .then(function () { busy = false; if (again) { again = false; soon(); } });
+  }
+  // A keyboard user inside a region keeps their place: focus moves to the control at the
+  // same position in the fresh content (else it would fall back to the top of the page).
+  var FOCUSABLE = "a[href], button, input, select, textarea, summary, [tabindex]";
+  function replace(old, fresh) {
+    var active = document.activeElement, at = -1;
+    if (active && active !== old && old.contains(active)) {
+      at = Array.prototype.indexOf.call(old.querySelectorAll(FOCUSABLE), active);
+    }
+    old.innerHTML = fresh.innerHTML;
+    var again = at >= 0 ? old.querySelectorAll(FOCUSABLE)[at] : null;
+    if (again) again.focus({ preventScroll: true });
   }
   function soon() { clearTimeout(timer); timer = setTimeout(refresh, 150); }
 
