@@ -9,6 +9,8 @@ mod dashboard_admin_browser;
 mod dashboard_browser;
 mod dashboard_charts_browser;
 mod dtma_address;
+mod dtma_channel;
+mod dtma_channel_mitm;
 mod dtma_docker;
 mod dtma_paths;
 mod dtma_process;

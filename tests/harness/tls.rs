@@ -56,6 +56,47 @@ impl TestCa {
         leaf.der().to_vec()
     }
 
+    /// A new certificate for the key already in `key` (a renewal that keeps the key, as
+    /// certbot `--reuse-key` does), replacing `cert` by a rename; returns its DER.
+    pub fn renew_same_key(&self) -> Vec<u8> {
+        let key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(&self.key).unwrap()).unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from(vec![0x5e, 0x11]));
+        let leaf = params.signed_by(&key, &self.issuer).unwrap();
+        let tmp = self.cert.with_extension("new");
+        std::fs::write(&tmp, leaf.pem()).unwrap();
+        std::fs::rename(&tmp, &self.cert).unwrap();
+        leaf.der().to_vec()
+    }
+
+    /// Another certificate from this CA, for the same names but with a key of its own (what
+    /// an interceptor with a validly issued certificate would present), in `dir`.
+    pub fn other_leaf(&self, dir: &std::path::Path) -> toolbelt_net::tls::TlsFiles {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let leaf =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .unwrap()
+                .signed_by(&key, &self.issuer)
+                .unwrap();
+        let files = toolbelt_net::tls::TlsFiles {
+            cert: dir.join("other-cert.pem"),
+            key: dir.join("other-key.pem"),
+        };
+        std::fs::write(&files.cert, leaf.pem()).unwrap();
+        std::fs::write(&files.key, key.serialize_pem()).unwrap();
+        files
+    }
+
+    /// The files as `--tls-cert`/`--tls-key` take them.
+    pub fn files(&self) -> toolbelt_net::tls::TlsFiles {
+        toolbelt_net::tls::TlsFiles {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
+
     /// Outbound TLS trusting this CA (besides the platform's roots).
     pub fn outbound(&self) -> toolbelt_net::http::Outbound {
         toolbelt_net::http::Outbound::with_ca_file(&self.ca).unwrap()

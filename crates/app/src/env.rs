@@ -75,6 +75,10 @@ impl Options {
             let allow = AllowList::parse(&x).map_err(|e| invalid("TOOLBELT_DTMA_ALLOW", e))?;
             o.outbound.dtma = toolbelt_net::dtma_address::DtmaAddresses::allowing(allow);
         }
+        // Off by default: DTMAs joined on plain HTTP keep working until an admin says so.
+        o.outbound.dtma.require_tls = v
+            .get("TOOLBELT_DTMA_REQUIRE_TLS")?
+            .is_some_and(|f| truthy(&f));
         o.gateway = gateway(&v)?;
         if let Some(n) = v.number::<u64>("TOOLBELT_CHAT_DAILY_TOKENS")? {
             o.chat.daily_tokens = n;

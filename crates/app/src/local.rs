@@ -18,6 +18,9 @@ pub async fn start(
     let mut d = toolbelt_dtma::DtmaOptions::new(base_url, dir.clone());
     d.runtime = options.runtime;
     d.outbound = options.outbound.clone();
+    // With TLS on, the local DTMA serves it too (its key pinned like any DTMA's), so
+    // `TOOLBELT_DTMA_REQUIRE_TLS` holds for the local toolbox as well.
+    d.tls = options.tls.clone();
     // The control plane's files: no server of the local toolbox may see them.
     d.protect = std::iter::once(options.data_dir.clone())
         .chain(std::iter::once(options.control_key_path()))

@@ -106,6 +106,23 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
         .await?;
     gw.api.server("fx", "fx", "calls").await?;
     gw.api.grant_server("caller", "fx", "calls").await?;
+    // The same stdio route through a DTMA serving TLS, its key pinned at join.
+    let ca = toolbelt_e2e::tls::TestCa::new("bench DTMA");
+    let (cert, key, ca_file) = (
+        ca.cert.display().to_string(),
+        ca.key.display().to_string(),
+        ca.ca.display().to_string(),
+    );
+    let sealed = Launch::default()
+        .env("TOOLBELT_TLS_CERT", &cert)
+        .env("TOOLBELT_TLS_KEY", &key)
+        .env("TOOLBELT_CA_FILE", &ca_file);
+    let (_, tls_dtma) = gw
+        .api
+        .toolbox("sealed", dir.path(), "process", &sealed)
+        .await?;
+    gw.api.server("sfx", "fx", "sealed").await?;
+    gw.api.grant_server("caller", "sfx", "sealed").await?;
     let docker = if docker_answers() {
         let image = fixture_image().await;
         let entry = json!({ "slug": "hfx", "source": { "type": "image", "image": image,
@@ -123,6 +140,9 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
     };
     gw.api
         .wait_running("calls", 1, Duration::from_secs(60))
+        .await?;
+    gw.api
+        .wait_running("sealed", 1, Duration::from_secs(60))
         .await?;
     if docker.is_some() {
         gw.api
@@ -156,6 +176,7 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
             Route::open("direct: loadgen → upstream", "echo", &up_url, "-", vec![], WIDE).await?,
             Route::open("Toolbelt remote: → gateway → upstream", "rfx__echo", &mcp, &token, vec![g], WIDE).await?,
             Route::open("Toolbelt DTMA stdio: → gateway → DTMA → fixture (stdio)", "fx__echo", &mcp, &token, vec![g, stdio_dtma.pid()], WIDE).await?,
+            Route::open("Toolbelt DTMA stdio over TLS (pinned key): → gateway → DTMA → fixture", "sfx__echo", &mcp, &token, vec![g, tls_dtma.pid()], WIDE).await?,
         ];
         if let Some(d) = &docker {
             routes.push(Route::open("Toolbelt DTMA HTTP: → gateway → DTMA → fixture container (HTTP)", "hfx__echo", &mcp, &token, vec![g, d.pid()], WIDE).await?);
@@ -207,7 +228,7 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
         eprintln!("gateway log, last lines:\n{}", gw.proc.tail(40));
         return Err(e);
     }
-    drop((fsync, pg, docker, upstream));
+    drop((fsync, pg, docker, upstream, tls_dtma));
     let result = crate::gateway_scale::run(gw, dir.path(), lists).await;
     drop(stdio_dtma);
     result

@@ -135,12 +135,26 @@ pub async fn dtma(
     if let Some(j) = join {
         cmd.args(["--join-token", j]);
     }
+    // A DTMA given a certificate serves HTTPS only; its readiness is probed trusting the
+    // CA it names (TOOLBELT_CA_FILE).
+    let tls = how.env.iter().any(|(k, _)| k == "TOOLBELT_TLS_CERT");
     let p = Proc {
         child: cmd.spawn().context("toolbelt dtma")?,
-        url: format!("http://127.0.0.1:{port}"),
+        url: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
         log,
     };
-    healthy(&format!("{}/healthz", p.url), Duration::from_secs(120)).await?;
+    let http = match how.env.iter().find(|(k, _)| k == "TOOLBELT_CA_FILE") {
+        Some((_, f)) => toolbelt_net::http::Outbound::with_ca_file(f.as_ref())?
+            .builder()
+            .build()?,
+        None => toolbelt_net::http::client(),
+    };
+    healthy_with(
+        &http,
+        &format!("{}/healthz", p.url),
+        Duration::from_secs(120),
+    )
+    .await?;
     Ok(p)
 }
 
@@ -176,7 +190,11 @@ pub async fn upstream(port: u16, dir: &Path) -> Result<Proc> {
 
 /// Polls `url` every 5 ms until it answers 2xx.
 pub async fn healthy(url: &str, limit: Duration) -> Result<()> {
-    let (http, start) = (toolbelt_net::http::client(), Instant::now());
+    healthy_with(&toolbelt_net::http::client(), url, limit).await
+}
+
+async fn healthy_with(http: &reqwest::Client, url: &str, limit: Duration) -> Result<()> {
+    let start = Instant::now();
     loop {
         if let Ok(r) = http.get(url).send().await
             && r.status().is_success()

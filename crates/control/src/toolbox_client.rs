@@ -16,20 +16,37 @@ use toolbelt_store::{StoreError, catalog, servers, toolboxes};
 pub const TOKEN_TTL_S: i64 = 60;
 
 pub struct ToolboxClient {
-    pub http: reqwest::Client,
+    clients: toolbelt_net::dtma_pin::DtmaClients,
 }
 
 impl ToolboxClient {
     pub fn new(outbound: &toolbelt_net::http::Outbound) -> ToolboxClient {
         // Behind the DTMA guard: a DTMA's name must not resolve to metadata or private
         // addresses its operator may not reach through us.
-        let http = outbound
-            .dtma_builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("an HTTP client builds");
-        ToolboxClient { http }
+        let clients = toolbelt_net::dtma_pin::DtmaClients::new(outbound, |b| {
+            b.timeout(Duration::from_secs(30))
+        });
+        ToolboxClient { clients }
     }
+
+    /// The client for this toolbox's DTMA: it accepts only the TLS key pinned at join.
+    pub fn http(&self, toolbox: &Toolbox) -> reqwest::Client {
+        self.clients.get(toolbox.dtma_tls_pin.as_deref())
+    }
+}
+
+/// The toolbox's DTMA address if it may be called now (the address guard, and the TLS
+/// rules: `TOOLBELT_DTMA_REQUIRE_TLS`, no plain HTTP to a pinned key).
+pub fn callable_url(
+    st: &AppState,
+    toolbox: &Toolbox,
+    url: &str,
+) -> Result<(), toolbelt_net::dtma_address::BadAdvertiseUrl> {
+    st.config
+        .outbound
+        .dtma
+        .check_channel(url, toolbox.dtma_tls_pin.is_some())
+        .map(|_| ())
 }
 
 /// A bearer token for calls to this toolbox's DTMA.
@@ -108,7 +125,7 @@ enum PushError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Secrets(#[from] ResolveError),
-    #[error(transparent)]
+    #[error("{}", toolbelt_net::http::describe(.0))]
     Http(#[from] reqwest::Error),
     #[error("not sent: {0}")]
     Invalid(#[from] Invalid),
@@ -124,13 +141,12 @@ async fn push_now(st: &AppState, server: &Server) -> Result<(), PushError> {
     let Some(url) = tb.dtma_url.clone() else {
         return Ok(());
     };
-    st.config.outbound.dtma.check(&url)?;
+    callable_url(st, &tb, &url)?;
+    let http = st.toolboxes.http(&tb);
     let token = token_for(st, &tb);
     let base = url.trim_end_matches('/');
     let res = if server.desired == DesiredState::Deleted {
-        st.toolboxes
-            .http
-            .delete(format!("{base}/v1/servers/{}", server.name))
+        http.delete(format!("{base}/v1/servers/{}", server.name))
             .bearer_auth(token)
             .send()
             .await
@@ -155,9 +171,7 @@ async fn push_now(st: &AppState, server: &Server) -> Result<(), PushError> {
             secrets,
         };
         tracing::debug!(request = ?req, toolbox = %tb.name, "push to toolbox");
-        st.toolboxes
-            .http
-            .post(format!("{base}/v1/servers"))
+        http.post(format!("{base}/v1/servers"))
             .bearer_auth(token)
             .json(&req)
             .send()

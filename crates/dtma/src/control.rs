@@ -10,6 +10,8 @@ use toolbelt_model::ServerId;
 use toolbelt_model::dtma::{
     HeartbeatReply, HeartbeatReport, JoinRequest, JoinResponse, SecretsRequest, SecretsResponse,
 };
+use toolbelt_model::signed::ControlPublicKey;
+use toolbelt_model::signed_reply::{self, ReplyKind};
 use toolbelt_model::toolbox::ToolboxKind;
 use toolbelt_net::http::Outbound;
 
@@ -60,6 +62,13 @@ pub enum ChannelError {
     Unreachable(String),
     #[error("the control plane refused: {status} {detail}")]
     Refused { status: u16, detail: String },
+    /// The reply does not carry the control plane's signature over this request: altered
+    /// on the way (whoever holds a TLS position), or not from the control plane at all.
+    #[error("{what} reply rejected: {reason}")]
+    Tampered {
+        what: &'static str,
+        reason: toolbelt_model::signed_reply::ReplyError,
+    },
 }
 
 fn client(outbound: &Outbound) -> reqwest::Client {
@@ -70,9 +79,7 @@ fn client(outbound: &Outbound) -> reqwest::Client {
         .expect("an HTTP client builds")
 }
 
-async fn send<T: serde::de::DeserializeOwned>(
-    req: reqwest::RequestBuilder,
-) -> Result<T, ChannelError> {
+async fn sent(req: reqwest::RequestBuilder) -> Result<reqwest::Response, ChannelError> {
     let res = req
         .send()
         .await
@@ -86,7 +93,15 @@ async fn send<T: serde::de::DeserializeOwned>(
             detail,
         });
     }
-    res.json()
+    Ok(res)
+}
+
+async fn send<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+) -> Result<T, ChannelError> {
+    sent(req)
+        .await?
+        .json()
         .await
         .map_err(|e| ChannelError::Unreachable(format!("bad reply: {e}")))
 }
@@ -97,6 +112,7 @@ pub async fn join(
     join_token: &str,
     advertise_url: &str,
     runtime: ToolboxKind,
+    tls_pin: Option<String>,
     outbound: &Outbound,
 ) -> Result<Credential, ChannelError> {
     let url = format!("{}/api/v1/dtma/join", server_url.trim_end_matches('/'));
@@ -105,6 +121,7 @@ pub async fn join(
         advertise_url: advertise_url.to_string(),
         runtime,
         version: env!("CARGO_PKG_VERSION").into(),
+        tls_pin,
     };
     let r: JoinResponse = send(client(outbound).post(url).json(&body)).await?;
     Ok(Credential {
@@ -117,33 +134,71 @@ pub async fn join(
     })
 }
 
+/// The DTMA's client of the control plane. Replies that steer it (the desired set, secret
+/// values) are taken only when signed by the control key pinned at join, over this
+/// request's nonce ([`toolbelt_model::signed_reply`]).
 #[derive(Clone)]
 pub struct ControlClient {
     http: reqwest::Client,
     base: String,
     credential: String,
+    key: ControlPublicKey,
+    toolbox_id: String,
 }
 
 impl ControlClient {
-    pub fn new(c: &Credential, outbound: &Outbound) -> ControlClient {
+    pub fn new(c: &Credential, key: ControlPublicKey, outbound: &Outbound) -> ControlClient {
         ControlClient {
             http: client(outbound),
             base: c.server_url.clone(),
             credential: c.credential.clone(),
+            key,
+            toolbox_id: c.toolbox_id.clone(),
         }
+    }
+
+    /// POSTs `body` with a fresh nonce and takes the reply only with a valid signature.
+    async fn signed<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        kind: ReplyKind,
+        body: &impl Serialize,
+    ) -> Result<T, ChannelError> {
+        let nonce = signed_reply::new_nonce();
+        let res = sent(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(&self.credential)
+                .header(signed_reply::NONCE_HEADER, &nonce)
+                .json(body),
+        )
+        .await?;
+        let sig = res
+            .headers()
+            .get(signed_reply::SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| ChannelError::Unreachable(toolbelt_net::http::describe(&e)))?;
+        let what = match kind {
+            ReplyKind::Heartbeat => "heartbeat",
+            ReplyKind::Secrets => "secret delivery",
+        };
+        self.key
+            .verify_reply(kind, &self.toolbox_id, &nonce, &bytes, sig.as_deref())
+            .map_err(|reason| ChannelError::Tampered { what, reason })?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ChannelError::Unreachable(format!("bad reply: {e}")))
     }
 
     pub async fn heartbeat(
         &self,
         report: &HeartbeatReport,
     ) -> Result<HeartbeatReply, ChannelError> {
-        send(
-            self.http
-                .post(format!("{}/api/v1/dtma/heartbeat", self.base))
-                .bearer_auth(&self.credential)
-                .json(report),
-        )
-        .await
+        self.signed("/api/v1/dtma/heartbeat", ReplyKind::Heartbeat, report)
+            .await
     }
 }
 
@@ -153,14 +208,12 @@ impl SecretSource for ControlClient {
         &self,
         server: &ServerId,
     ) -> Result<BTreeMap<String, String>, SecretsError> {
-        let req = self
-            .http
-            .post(format!("{}/api/v1/dtma/secrets", self.base))
-            .bearer_auth(&self.credential)
-            .json(&SecretsRequest {
-                server_id: server.clone(),
-            });
-        let r: SecretsResponse = send(req).await?;
+        let req = SecretsRequest {
+            server_id: server.clone(),
+        };
+        let r: SecretsResponse = self
+            .signed("/api/v1/dtma/secrets", ReplyKind::Secrets, &req)
+            .await?;
         Ok(r.secrets)
     }
 }

@@ -162,8 +162,16 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
         }
         None => {
             let token = opts.join_token.as_deref().ok_or(DtmaError::NotJoined)?;
-            let c =
-                control::join(&opts.server_url, token, &advertise, kind, &opts.outbound).await?;
+            let pin = tls.as_ref().and_then(|t| t.pin()).map(|p| p.to_string());
+            let c = control::join(
+                &opts.server_url,
+                token,
+                &advertise,
+                kind,
+                pin,
+                &opts.outbound,
+            )
+            .await?;
             c.save(&cred_path)?;
             tracing::info!(toolbox = %c.toolbox_name, id = %c.toolbox_id, "joined");
             c
@@ -188,7 +196,7 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
             Arc::new(runtime::process::ProcessRuntime::new(sb))
         }
     };
-    let channel = ControlClient::new(&cred, &opts.outbound);
+    let channel = ControlClient::new(&cred, key.clone(), &opts.outbound);
     let bridges = Arc::new(bridge::Bridges::new(opts.call_timeout));
     let sup = Supervisor::new(
         rt,
@@ -236,6 +244,8 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
 
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
+    // Heartbeats report the key served now (a DTMA that joined before pins is pinned by it).
+    let served_key = tls.clone();
     {
         use axum::serve::ListenerExt;
         let stop = stop.clone();
@@ -272,6 +282,7 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
         channel,
         cred.heartbeat_interval_ms,
         advertise,
+        served_key,
         opts.data_dir.clone(),
         stop.clone(),
     )));
@@ -319,6 +330,7 @@ async fn heartbeat_loop(
     channel: ControlClient,
     mut interval_ms: u64,
     advertise: String,
+    served_key: Option<toolbelt_net::tls::Acceptor>,
     data_dir: PathBuf,
     stop: CancellationToken,
 ) {
@@ -344,11 +356,20 @@ async fn heartbeat_loop(
             runtime: sup.runtime_status(),
             system: system::sample(&data_dir),
             servers,
+            tls_pin: served_key
+                .as_ref()
+                .and_then(|t| t.pin())
+                .map(|p| p.to_string()),
         };
         match channel.heartbeat(&report).await {
             Ok(reply) => {
                 interval_ms = reply.heartbeat_interval_ms.clamp(100, 600_000);
                 sup.replace_desired(reply.desired);
+            }
+            // Someone between us and the control plane rewrote the desired set (or replayed
+            // an old one): nothing of it is applied, the last verified set stays.
+            Err(e @ control::ChannelError::Tampered { .. }) => {
+                tracing::error!(error = %e, "heartbeat reply rejected; keeping the previous desired set")
             }
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }

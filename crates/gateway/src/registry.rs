@@ -102,6 +102,7 @@ fn endpoint(s: &Server, tb: &Toolbox, entry: &CatalogEntry) -> Option<Endpoint> 
         _ => tb.dtma_url.as_ref().map(|u| Endpoint::Dtma {
             url: format!("{}/mcp/{}", u.trim_end_matches('/'), s.name),
             toolbox_id: tb.id.to_string(),
+            pin: tb.dtma_tls_pin.clone(),
         }),
     }
 }

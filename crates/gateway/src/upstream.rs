@@ -27,7 +27,12 @@ use toolbelt_oauth::Credential;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     /// Through its toolbox's DTMA; the token's audience is the toolbox.
-    Dtma { url: String, toolbox_id: String },
+    /// `pin`: the SHA-256 of the DTMA's TLS key pinned at join; only that key is accepted.
+    Dtma {
+        url: String,
+        toolbox_id: String,
+        pin: Option<String>,
+    },
     /// A remote server's own URL.
     Remote { url: String },
 }
@@ -300,7 +305,8 @@ type PoolKey = (ServerId, Option<ConnectionId>);
 
 pub struct Upstreams {
     conns: tokio::sync::Mutex<HashMap<PoolKey, Slot>>,
-    dtma_http: reqwest::Client,
+    /// One client per pinned DTMA key (and one for unpinned DTMAs).
+    dtma_http: toolbelt_net::dtma_pin::DtmaClients,
     remote_http: reqwest::Client,
     sign: Signer,
     /// Checks remote URLs whose host is an IP literal (the guarded resolver never sees those).
@@ -322,11 +328,9 @@ impl Upstreams {
             .guarded(guard.clone())
             .build()
             .expect("an HTTP client builds");
-        let dtma_http = outbound
-            .dtma_builder()
-            .pool_idle_timeout(Duration::from_secs(300))
-            .build()
-            .expect("an HTTP client builds");
+        let dtma_http = toolbelt_net::dtma_pin::DtmaClients::new(outbound, |b| {
+            b.pool_idle_timeout(Duration::from_secs(300))
+        });
         Upstreams {
             conns: Default::default(),
             dtma_http,
@@ -394,7 +398,11 @@ impl Upstreams {
         cred: Option<&Credential>,
     ) -> Result<Conn, ConnectError> {
         let (url, client, headers) = match endpoint {
-            Endpoint::Dtma { url, toolbox_id } => {
+            Endpoint::Dtma {
+                url,
+                toolbox_id,
+                pin,
+            } => {
                 let mut h = HashMap::new();
                 let token = (self.sign)(toolbox_id);
                 h.insert(
@@ -402,8 +410,8 @@ impl Upstreams {
                     http::HeaderValue::from_str(&format!("Bearer {token}"))
                         .map_err(|_| ConnectError::BadHeader("signed toolbox token"))?,
                 );
-                self.outbound.dtma.check(url)?;
-                (url.clone(), self.dtma_http.clone(), h)
+                self.outbound.dtma.check_channel(url, pin.is_some())?;
+                (url.clone(), self.dtma_http.get(pin.as_deref()), h)
             }
             Endpoint::Remote { url } => {
                 let parsed = reqwest::Url::parse(url).map_err(|source| ConnectError::BadUrl {

@@ -23,6 +23,10 @@ pub struct JoinRequest {
     pub advertise_url: String,
     pub runtime: ToolboxKind,
     pub version: String,
+    /// The SHA-256 of the public key the DTMA serves TLS with (`sha256:<hex>`): the
+    /// control plane pins it (absent: plain HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_pin: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -193,6 +197,10 @@ pub struct HeartbeatReport {
     pub runtime: RuntimeState,
     pub system: SystemMetrics,
     pub servers: Vec<ObservedServer>,
+    /// The key the DTMA serves TLS with now, as at join (pinned from it when the toolbox
+    /// has no pin yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_pin: Option<String>,
 }
 
 /// The heartbeat reply: the full desired set.

@@ -22,6 +22,7 @@ pub mod page;
 pub mod rpc;
 pub mod server;
 pub mod signed;
+pub mod signed_reply;
 pub mod throttle;
 pub mod token;
 pub mod toolbox;

@@ -34,7 +34,7 @@ pub enum TokenError {
 }
 
 /// The control plane's signing key.
-pub struct ControlKey(SigningKey);
+pub struct ControlKey(pub(crate) SigningKey);
 
 impl ControlKey {
     pub fn generate() -> ControlKey {
@@ -78,7 +78,7 @@ impl std::fmt::Debug for ControlKey {
 
 /// What a DTMA verifies with.
 #[derive(Debug, Clone)]
-pub struct ControlPublicKey(VerifyingKey);
+pub struct ControlPublicKey(pub(crate) VerifyingKey);
 
 impl ControlPublicKey {
     pub fn from_b64(s: &str) -> Option<ControlPublicKey> {

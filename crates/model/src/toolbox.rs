@@ -45,6 +45,10 @@ pub struct Toolbox {
     pub last_heartbeat_at: Option<DateTime<Utc>>,
     /// Where the control plane reaches its DTMA.
     pub dtma_url: Option<String>,
+    /// The SHA-256 of the public key its DTMA serves TLS with (`sha256:<hex>`), pinned at
+    /// join: calls to it accept that key only. Absent on plain HTTP.
+    #[serde(default)]
+    pub dtma_tls_pin: Option<String>,
     /// How its DTMA isolates process servers (`bubblewrap`, `user`, `none`), from its last
     /// report; absent for Docker and remote toolboxes.
     pub isolation: Option<crate::dtma::Isolation>,

@@ -17,6 +17,10 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct DtmaAddresses {
     guard: Arc<Guard>,
+    /// Plain `http://` DTMAs refused (`TOOLBELT_DTMA_REQUIRE_TLS`): at join, at every
+    /// heartbeat and before every call. Off by default, so DTMAs joined on plain HTTP
+    /// before TLS keep working after an upgrade until an admin turns it on.
+    pub require_tls: bool,
 }
 
 impl Default for DtmaAddresses {
@@ -43,13 +47,38 @@ pub enum BadAdvertiseUrl {
     QueryOrFragment,
     #[error("{0}; set TOOLBELT_DTMA_ALLOW to the DTMAs' network")]
     Refused(Refused),
+    #[error(
+        "is plain http://, and this control plane requires TLS of its DTMAs (TOOLBELT_DTMA_REQUIRE_TLS): serve the DTMA with --tls-cert/--tls-key and join it again"
+    )]
+    PlainHttp,
+    #[error(
+        "is plain http://, but this DTMA joined with a pinned TLS key: a downgrade is refused (join it again to serve plain HTTP)"
+    )]
+    Downgrade,
 }
 
 impl DtmaAddresses {
     pub fn allowing(allow: AllowList) -> DtmaAddresses {
         DtmaAddresses {
             guard: Arc::new(Guard { allow }),
+            require_tls: false,
         }
+    }
+
+    /// [`DtmaAddresses::check`], and the channel's TLS rules: no plain `http://` when TLS
+    /// is required, nor for a DTMA whose key is pinned (whoever reports a plain address
+    /// for it wants the calls out of TLS).
+    pub fn check_channel(&self, raw: &str, pinned: bool) -> Result<url::Url, BadAdvertiseUrl> {
+        let url = self.check(raw)?;
+        if url.scheme() == "http" {
+            if pinned {
+                return Err(BadAdvertiseUrl::Downgrade);
+            }
+            if self.require_tls {
+                return Err(BadAdvertiseUrl::PlainHttp);
+            }
+        }
+        Ok(url)
     }
 
     /// The URL as the control plane will store and call it (normalised: `http://2852039166`
@@ -125,6 +154,27 @@ mod tests {
         );
         assert_eq!(refused("file:///etc/passwd"), BadAdvertiseUrl::Scheme);
         assert!(matches!(refused("not a url"), BadAdvertiseUrl::Parse(_)));
+    }
+
+    #[test]
+    fn plain_http_is_refused_when_tls_is_required_or_the_key_is_pinned() {
+        let mut d = DtmaAddresses::default();
+        assert!(d.check_channel("http://127.0.0.1:7700", false).is_ok());
+        assert_eq!(
+            d.check_channel("http://127.0.0.1:7700", true),
+            Err(BadAdvertiseUrl::Downgrade)
+        );
+        assert!(d.check_channel("https://127.0.0.1:7700", true).is_ok());
+        d.require_tls = true;
+        let e = d.check_channel("http://127.0.0.1:7700", false).unwrap_err();
+        assert_eq!(e, BadAdvertiseUrl::PlainHttp);
+        assert!(e.to_string().contains("TOOLBELT_DTMA_REQUIRE_TLS"), "{e}");
+        assert!(d.check_channel("https://127.0.0.1:7700", false).is_ok());
+        // The address rules still come first.
+        assert!(matches!(
+            d.check_channel("https://169.254.169.254/", true),
+            Err(BadAdvertiseUrl::Refused(_))
+        ));
     }
 
     #[test]

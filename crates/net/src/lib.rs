@@ -7,9 +7,12 @@
 //!   `TOOLBELT_CA_FILE`, no plain `http://` off loopback unless allowed.
 //! - [`dtma_address`]: where a DTMA may say it is (`advertise_url`), and the guard every
 //!   call to a DTMA goes through.
+//! - [`dtma_pin`]: the key a DTMA serves TLS with, pinned at join, and the clients that
+//!   accept only it.
 //! - [`tls`]: inbound TLS from PEM files, reloaded when they change.
 
 pub mod dtma_address;
+pub mod dtma_pin;
 pub mod http;
 pub mod ssrf;
 pub mod tls;

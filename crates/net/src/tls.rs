@@ -102,6 +102,17 @@ impl Acceptor {
         })
     }
 
+    /// The pin of the key served now (it follows a reload).
+    pub fn pin(&self) -> Option<crate::dtma_pin::SpkiPin> {
+        let ck = self
+            .current
+            .0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        crate::dtma_pin::SpkiPin::of_cert(ck.end_entity_cert().ok()?).ok()
+    }
+
     /// Re-reads the files every `every` once they changed, until the task is dropped.
     pub fn watch(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let (files, current) = (self.files.clone(), self.current.clone());

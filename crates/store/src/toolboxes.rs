@@ -22,6 +22,7 @@ fn toolbox(r: &AnyRow) -> Result<Toolbox> {
         created_at: ts(r, "created_at")?,
         last_heartbeat_at: opt_ts(r, "last_heartbeat_at")?,
         dtma_url: opt_text(r, "dtma_url")?,
+        dtma_tls_pin: opt_text(r, "dtma_tls_pin")?,
         report: report.clone(),
         isolation: report.and_then(|r| r.runtime.isolation),
     })
@@ -158,36 +159,43 @@ pub async fn delete(c: &mut AnyConnection, scope: &Scope, id: &ToolboxId) -> Res
     Ok(t)
 }
 
-/// A DTMA joined: record how to reach it and what it runs on.
+/// A DTMA joined: record how to reach it, what it runs on and the key it serves TLS with
+/// (a new join replaces the pin, or clears it for a DTMA on plain HTTP).
 pub async fn record_join(
     c: &mut AnyConnection,
     id: &ToolboxId,
     kind: ToolboxKind,
     dtma_url: &str,
+    tls_pin: Option<&str>,
 ) -> Result<()> {
-    sqlx::query("UPDATE toolboxes SET kind = $1, status = $2, dtma_url = $3 WHERE id = $4")
+    sqlx::query("UPDATE toolboxes SET kind = $1, status = $2, dtma_url = $3, dtma_tls_pin = $4 WHERE id = $5")
         .bind(kind.as_str())
         .bind(ToolboxStatus::AwaitingHeartbeat.as_str())
         .bind(dtma_url.to_string())
+        .bind(tls_pin.map(str::to_string))
         .bind(id.to_string())
         .execute(&mut *c)
         .await?;
     Ok(())
 }
 
-/// A heartbeat arrived: the toolbox is active. Returns the toolbox as it was before.
+/// A heartbeat arrived: the toolbox is active. A toolbox without a pin takes the key the
+/// heartbeat reports (a DTMA that joined before pins, now serving TLS); a pin once set
+/// changes only by a new join. Returns the toolbox as it was before.
 pub async fn record_heartbeat(
     c: &mut AnyConnection,
     id: &ToolboxId,
     dtma_url: &str,
     report: &str,
+    tls_pin: Option<&str>,
 ) -> Result<Toolbox> {
     let before = get_internal(c, id).await?;
-    sqlx::query("UPDATE toolboxes SET status = $1, last_heartbeat_at = $2, dtma_url = $3, report = $4 WHERE id = $5")
+    sqlx::query("UPDATE toolboxes SET status = $1, last_heartbeat_at = $2, dtma_url = $3, report = $4, dtma_tls_pin = COALESCE(dtma_tls_pin, $5) WHERE id = $6")
         .bind(ToolboxStatus::Active.as_str())
         .bind(crate::rows::now_ms())
         .bind(dtma_url.to_string())
         .bind(report.to_string())
+        .bind(tls_pin.map(str::to_string))
         .bind(id.to_string())
         .execute(&mut *c)
         .await?;

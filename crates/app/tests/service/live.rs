@@ -69,6 +69,7 @@ fn report(s: &Server, status: ServerStatus, stats: Option<ServerStats>) -> Heart
             tool_count: None,
             stats,
         }],
+        tls_pin: None,
     }
 }
 
@@ -85,6 +86,7 @@ async fn heartbeats_publish_moves_and_keep_history_and_resources(db: TestDb) {
             advertise_url: "http://127.0.0.1:9".into(),
             runtime: ToolboxKind::Process,
             version: "test".into(),
+            tls_pin: None,
         },
     )
     .await

@@ -40,12 +40,23 @@ fn by_toolbox(
 }
 
 /// A DTMA's own address, checked at join and on every heartbeat: the control plane and
-/// the gateway call it and relay what it answers ([`toolbelt_net::dtma_address`]).
-fn check_advertise_url(st: &AppState, url: &str) -> Result<()> {
-    match st.config.outbound.dtma.check(url) {
+/// the gateway call it and relay what it answers ([`toolbelt_net::dtma_address`]); plain
+/// `http://` is refused when TLS is required or the DTMA's key is pinned.
+fn check_advertise_url(st: &AppState, url: &str, pinned: bool) -> Result<()> {
+    match st.config.outbound.dtma.check_channel(url, pinned) {
         Ok(_) => Ok(()),
         Err(e) => Err(ServiceError::invalid("advertise_url", e.to_string())),
     }
+}
+
+/// The pin a DTMA reports, normalised (`sha256:<hex>`; [`toolbelt_net::dtma_pin`]).
+fn check_pin(pin: Option<&str>) -> Result<Option<String>> {
+    pin.map(|p| {
+        toolbelt_net::dtma_pin::SpkiPin::parse(p)
+            .map(|p| p.as_str().to_string())
+            .map_err(|e| ServiceError::invalid("tls_pin", e.to_string()))
+    })
+    .transpose()
 }
 
 fn bad_join_token() -> ServiceError {
@@ -55,7 +66,8 @@ fn bad_join_token() -> ServiceError {
 /// Exchanges a one-time join token for the toolbox's DTMA credential; a new join replaces
 /// the previous DTMA's credential.
 pub async fn join(st: &AppState, req: JoinRequest) -> Result<JoinResponse> {
-    check_advertise_url(st, &req.advertise_url)?;
+    let pin = check_pin(req.tls_pin.as_deref())?;
+    check_advertise_url(st, &req.advertise_url, pin.is_some())?;
     if req.runtime == ToolboxKind::Remote {
         return Err(ServiceError::invalid(
             "runtime",
@@ -88,9 +100,17 @@ pub async fn join(st: &AppState, req: JoinRequest) -> Result<JoinResponse> {
         None,
     )
     .await?;
-    toolboxes::record_join(&mut tx, &tb.id, req.runtime, &req.advertise_url).await?;
+    toolboxes::record_join(
+        &mut tx,
+        &tb.id,
+        req.runtime,
+        &req.advertise_url,
+        pin.as_deref(),
+    )
+    .await?;
     tx.commit(by_toolbox(&tb, AuditAction::ToolboxJoin, TargetKind::Toolbox, tb.id.to_string(), json!({
         "runtime": req.runtime.as_str(), "advertise_url": req.advertise_url, "version": req.version,
+        "tls_pin": pin,
     }))).await?;
     Ok(JoinResponse {
         toolbox_id: tb.id,
@@ -240,7 +260,8 @@ pub async fn heartbeat(
     toolbox: &ToolboxId,
     report: HeartbeatReport,
 ) -> Result<HeartbeatReply> {
-    check_advertise_url(st, &report.advertise_url)?;
+    let pin = check_pin(report.tls_pin.as_deref())?;
+    check_advertise_url(st, &report.advertise_url, pin.is_some())?;
     let summary = ToolboxReport {
         version: report.version.clone(),
         runtime: report.runtime.clone(),
@@ -248,8 +269,23 @@ pub async fn heartbeat(
     };
     let summary = serde_json::to_string(&summary).map_err(|_| ServiceError::Internal)?;
     let mut tx = st.store.begin().await?;
-    let was =
-        toolboxes::record_heartbeat(&mut tx, toolbox, &report.advertise_url, &summary).await?;
+    let was = toolboxes::record_heartbeat(
+        &mut tx,
+        toolbox,
+        &report.advertise_url,
+        &summary,
+        pin.as_deref(),
+    )
+    .await?;
+    // Checked against the pin as stored (the transaction is rolled back on refusal).
+    check_advertise_url(st, &report.advertise_url, was.dtma_tls_pin.is_some())?;
+    if let (Some(pinned), Some(now)) = (&was.dtma_tls_pin, &pin)
+        && pinned != now
+    {
+        // Not re-pinned from a heartbeat (its bearer credential is not proof enough):
+        // calls fail naming the mismatch until the DTMA joins again.
+        tracing::warn!(toolbox = %toolbox, %pinned, reported = %now, "the DTMA reports another TLS key than the one pinned at join");
+    }
     let before = was.status;
     let minute = metrics::this_minute();
     let system = &report.system;

@@ -42,7 +42,7 @@ async fn dtma_get(st: &AppState, server: &Server, path: &str) -> Result<reqwest:
         )));
     }
     // Rows written before the guard existed are checked here too; new ones at join.
-    if let Err(e) = st.config.outbound.dtma.check(&url) {
+    if let Err(e) = crate::toolbox_client::callable_url(st, &tb, &url) {
         return Err(ServiceError::unavailable(format!(
             "toolbox {} is not called: its DTMA address {e}",
             tb.name
@@ -50,7 +50,7 @@ async fn dtma_get(st: &AppState, server: &Server, path: &str) -> Result<reqwest:
     }
     let res = st
         .toolboxes
-        .http
+        .http(&tb)
         .get(format!("{}{path}", url.trim_end_matches('/')))
         .bearer_auth(token_for(st, &tb))
         .timeout(std::time::Duration::from_secs(3600))
