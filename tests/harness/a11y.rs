@@ -48,7 +48,7 @@ impl Browser {
 
     /// Every form control on the page has a label (a `<label>`, `aria-label` or
     /// `aria-labelledby`; buttons their text), and Tab from the top reaches every control
-    /// in turn. The failure lists the unlabelled or unreached ones.
+    /// in turn (a radio group is one stop). The failure lists the unlabelled or unreached ones.
     pub async fn accessible(&self) -> &Self {
         let path = self.path().await;
         let unlabelled = lines(self.js(&over_controls(UNLABELLED)).await);
@@ -144,12 +144,16 @@ if (i !== null && i !== undefined) root.setAttribute('data-tabseen', root.getAtt
 return i;
 "#;
 
-/// The numbered controls focus never reached.
+/// The numbered controls focus never reached. A radio group is one Tab stop (the arrow
+/// keys move within it, as browsers do): reaching one of its radios reaches the group.
 const UNREACHED: &str = r#"
-return [...document.querySelectorAll('[data-tabcheck]')]
-    .filter(e => !document.documentElement.getAttribute('data-tabseen').split(' ')
-        .includes(e.getAttribute('data-tabcheck')))
-    .map(e => e.outerHTML.slice(0, 160));
+const seen = document.documentElement.getAttribute('data-tabseen').split(' ');
+const all = [...document.querySelectorAll('[data-tabcheck]')];
+const reached = e => seen.includes(e.getAttribute('data-tabcheck'));
+const group = e => e.type === 'radio' && e.name
+    ? all.filter(o => o.type === 'radio' && o.name === e.name && o.form === e.form)
+    : [e];
+return all.filter(e => !group(e).some(reached)).map(e => e.outerHTML.slice(0, 160));
 "#;
 
 /// Inputs without a label; buttons and links without a name.

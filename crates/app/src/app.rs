@@ -117,6 +117,7 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
         store.clone(),
         ControlConfig {
             outbound: options.outbound.clone(),
+            ssrf_allow: options.gateway.ssrf_allow.clone(),
             ..options.control.clone()
         },
         key,

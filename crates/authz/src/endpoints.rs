@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 use toolbelt_control::AppState;
+use toolbelt_control::client_ip::ClientIp;
 use toolbelt_control::service::mcp_auth::{self, AuthorizeRequest, AuthzError, Registration};
 
 fn issuer(st: &AppState) -> Result<mcp_auth::Issuer, OAuthReply> {
@@ -33,8 +34,8 @@ fn form<T: DeserializeOwned>(body: &[u8]) -> Result<T, OAuthReply> {
 }
 
 /// RFC 7591 §3: 201 with the client's information, or `invalid_redirect_uri` /
-/// `invalid_client_metadata`.
-pub async fn register(State(st): State<AppState>, body: Bytes) -> Response {
+/// `invalid_client_metadata`; 429 when the caller's address registered too many.
+pub async fn register(State(st): State<AppState>, from: ClientIp, body: Bytes) -> Response {
     let r: Registration = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -45,7 +46,7 @@ pub async fn register(State(st): State<AppState>, body: Bytes) -> Response {
             .into_response();
         }
     };
-    match mcp_auth::register(&st, r).await {
+    match mcp_auth::register(&st, from.0, r).await {
         Ok(reg) => {
             let mut res = (StatusCode::CREATED, Json(reg)).into_response();
             no_store(&mut res);

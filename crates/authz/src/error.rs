@@ -19,6 +19,7 @@ pub fn status(code: OAuthCode) -> StatusCode {
         OAuthCode::InvalidClient => StatusCode::UNAUTHORIZED,
         OAuthCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
         OAuthCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        OAuthCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         OAuthCode::AccessDenied => StatusCode::FORBIDDEN,
         OAuthCode::InvalidRequest
         | OAuthCode::InvalidGrant
@@ -44,6 +45,13 @@ impl IntoResponse for OAuthReply {
         )
             .into_response();
         no_store(&mut res);
+        if let Some(wait) = e.retry_after {
+            // Whole seconds, rounded up: a client retrying at once would be refused again.
+            let secs = wait.as_millis().div_ceil(1000).max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         res
     }
 }

@@ -12,15 +12,19 @@ mod error;
 mod metadata;
 
 use axum::Router;
+use axum::http::{HeaderName, Method, header};
 use axum::routing::{get, post};
+use std::time::Duration;
 use toolbelt_control::AppState;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Where the consent page is (the dashboard serves it).
 pub const CONSENT_PATH: &str = "/oauth2/consent";
 
 /// The authorization server's routes (no fallback).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    // What browser-based MCP clients fetch: metadata, registration, token, revocation.
+    let public = Router::new()
         .route(
             "/.well-known/oauth-protected-resource",
             get(metadata::protected_resource),
@@ -39,8 +43,28 @@ pub fn router(state: AppState) -> Router {
             get(metadata::authorization_server),
         )
         .route("/oauth2/register", post(endpoints::register))
-        .route("/oauth2/authorize", get(endpoints::authorize))
         .route("/oauth2/token", post(endpoints::token))
         .route("/oauth2/revoke", post(endpoints::revoke))
+        .layer(cors());
+    Router::new()
+        .merge(public)
+        // A top-level navigation of the user's browser: no CORS.
+        .route("/oauth2/authorize", get(endpoints::authorize))
         .with_state(state)
+}
+
+/// CORS of the endpoints a web page's MCP client calls: any origin, since none of them
+/// reads a cookie (a public client proves itself with PKCE, a token with itself), so a
+/// page gains nothing it could not get by calling them from a server.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
 }

@@ -48,7 +48,10 @@ pub async fn authorization_server(State(st): State<AppState>) -> Response {
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
         "scopes_supported": SCOPES,
-        "client_id_metadata_document_supported": false,
+        // A client may name itself by the https URL of its metadata document.
+        "client_id_metadata_document_supported": true,
+        // RFC 9207: every authorization response names this issuer.
+        "authorization_response_iss_parameter_supported": true,
     }))
     .into_response()
 }

@@ -33,6 +33,9 @@ pub struct ControlConfig {
     pub login: LoginLimits,
     /// TLS roots and the plain-HTTP rule of the client that calls DTMAs.
     pub outbound: toolbelt_net::http::Outbound,
+    /// Addresses the SSRF guard lets through (`TOOLBELT_SSRF_ALLOW`): for client metadata
+    /// documents, as for remote servers.
+    pub ssrf_allow: toolbelt_net::ssrf::AllowList,
 }
 
 impl Default for ControlConfig {
@@ -46,6 +49,7 @@ impl Default for ControlConfig {
             trusted_proxies: TrustedProxies::default(),
             login: LoginLimits::default(),
             outbound: Default::default(),
+            ssrf_allow: Default::default(),
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct Inner {
     pub tool_search: std::sync::OnceLock<Arc<dyn crate::tool_search::ToolSearch>>,
     /// Where the MCP authorization server is (set once the app knows its public URL).
     pub mcp_issuer: std::sync::OnceLock<crate::service::mcp_auth::Issuer>,
+    /// MCP clients known by their metadata documents (fetched, cached).
+    pub mcp_documents: crate::service::mcp_auth::Documents,
 }
 
 /// The vault, how its keys are held, and OAuth on top of it.
@@ -100,6 +106,8 @@ impl AppState {
         let metrics = Metrics::new();
         let passwords = Passwords::new(config.login.hashing, metrics.password_hashes.clone());
         let toolboxes = ToolboxClient::new(&config.outbound);
+        let mcp_documents =
+            crate::service::mcp_auth::Documents::new(&config.outbound, config.ssrf_allow.clone());
         AppState(Arc::new(Inner {
             store,
             config,
@@ -112,6 +120,7 @@ impl AppState {
             credentials: Some(credentials),
             tool_search: std::sync::OnceLock::new(),
             mcp_issuer: std::sync::OnceLock::new(),
+            mcp_documents,
         }))
     }
 

@@ -6,7 +6,7 @@
 //! and loopback, so a rebound name never reaches it.
 
 use crate::error::CallError;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 
 /// Who may reach `/mcp`, resolved once from the configuration.
 #[derive(Debug, Clone, Default)]
@@ -109,23 +109,54 @@ impl Doors {
             .collect()
     }
 
+    /// Whether a browser page of origin `o` may call `/mcp` (CORS answers it the same way).
+    pub fn allows_origin(&self, o: &HeaderValue) -> bool {
+        let text = o.to_str().unwrap_or("").trim();
+        let norm = if text.eq_ignore_ascii_case("null") {
+            Some("null".to_string())
+        } else {
+            origin_of(text)
+        };
+        self.origins.iter().any(|a| a == "*") || norm.is_some_and(|n| self.origins.contains(&n))
+    }
+
+    /// CORS for browser-based MCP clients: a preflight from an allowed origin is answered
+    /// (a refused one gets no `Access-Control-Allow-Origin`, and its request the 403 of
+    /// [`Doors::check`]); the client may read the session id and the 401's challenge.
+    /// No credentials: the bearer token is the client's, never a cookie.
+    pub fn cors(&self) -> tower_http::cors::CorsLayer {
+        use axum::http::{HeaderName, Method};
+        use tower_http::cors::{AllowOrigin, CorsLayer};
+        let doors = self.clone();
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::predicate(move |o, _| doors.allows_origin(o)))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ACCEPT,
+                HeaderName::from_static("mcp-session-id"),
+                HeaderName::from_static("mcp-protocol-version"),
+                HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([
+                header::WWW_AUTHENTICATE,
+                HeaderName::from_static("mcp-session-id"),
+                HeaderName::from_static("mcp-protocol-version"),
+            ])
+            .max_age(std::time::Duration::from_secs(600))
+    }
+
     /// Refuses a browser origin that is not allowed and a host the gateway does not
     /// answer to.
     pub fn check(&self, h: &HeaderMap) -> Result<(), CallError> {
-        if let Some(o) = h.get(header::ORIGIN) {
+        if let Some(o) = h.get(header::ORIGIN)
+            && !self.allows_origin(o)
+        {
             let text = o.to_str().unwrap_or("").trim();
-            let norm = if text.eq_ignore_ascii_case("null") {
-                Some("null".to_string())
-            } else {
-                origin_of(text)
-            };
-            let ok = self.origins.iter().any(|a| a == "*")
-                || norm.is_some_and(|n| self.origins.contains(&n));
-            if !ok {
-                return Err(CallError::OriginNotAllowed(
-                    text.chars().take(200).collect(),
-                ));
-            }
+            return Err(CallError::OriginNotAllowed(
+                text.chars().take(200).collect(),
+            ));
         }
         if let Some(allowed) = &self.hosts {
             let host = h

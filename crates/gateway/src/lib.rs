@@ -211,7 +211,9 @@ pub async fn start_with(
         .layer(axum::middleware::from_fn_with_state(
             hub.clone(),
             http::layer,
-        ));
+        ))
+        // Outermost: a preflight is answered before the origin check refuses it.
+        .layer(doors.cors());
     Started { router, hub }
 }
 

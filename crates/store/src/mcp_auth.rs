@@ -48,6 +48,25 @@ pub async fn insert_client(c: &mut AnyConnection, cl: &Client) -> Result<()> {
     Ok(())
 }
 
+/// Stores a client known by its metadata document, or refreshes the stored copy (its
+/// name and redirect URIs may have changed since the last fetch).
+pub async fn upsert_client(c: &mut AnyConnection, cl: &Client) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mcp_clients (id, name, redirect_uris, metadata, created_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+             redirect_uris = excluded.redirect_uris, metadata = excluded.metadata",
+    )
+    .bind(cl.id.clone())
+    .bind(cl.name.clone())
+    .bind(serde_json::to_string(&cl.redirect_uris).unwrap_or_default())
+    .bind(cl.metadata.to_string())
+    .bind(ms(cl.created_at))
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
 pub async fn get_client(c: &mut AnyConnection, id: &str) -> Result<Option<Client>> {
     let r = sqlx::query("SELECT * FROM mcp_clients WHERE id = $1")
         .bind(id.to_string())
@@ -152,9 +171,20 @@ pub async fn use_code(c: &mut AnyConnection, id: &str) -> Result<bool> {
 }
 
 pub async fn insert_family(c: &mut AnyConnection, id: &str, g: &Grant) -> Result<()> {
+    insert_family_of(c, id, g, None).await
+}
+
+/// A family, remembering the authorization code it was issued for (when there is one).
+pub async fn insert_family_of(
+    c: &mut AnyConnection,
+    id: &str,
+    g: &Grant,
+    code_id: Option<&str>,
+) -> Result<()> {
     sqlx::query(
-        "INSERT INTO mcp_families (id, client_id, user_id, agent_id, resource, scope, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO mcp_families (id, client_id, user_id, agent_id, resource, scope, created_at,
+             code_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(id.to_string())
     .bind(g.client_id.clone())
@@ -163,9 +193,30 @@ pub async fn insert_family(c: &mut AnyConnection, id: &str, g: &Grant) -> Result
     .bind(g.resource.clone())
     .bind(g.scope.clone())
     .bind(now_ms())
+    .bind(code_id.map(str::to_string))
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+/// Revokes every live family issued for the code `code_id` (a code presented again);
+/// how many were live.
+pub async fn revoke_families_of_code(c: &mut AnyConnection, code_id: &str) -> Result<u64> {
+    let ids: Vec<String> =
+        sqlx::query("SELECT id FROM mcp_families WHERE code_id = $1 AND revoked_at IS NULL")
+            .bind(code_id.to_string())
+            .fetch_all(&mut *c)
+            .await?
+            .iter()
+            .map(|r| text(r, "id"))
+            .collect::<Result<_>>()?;
+    let mut n = 0;
+    for id in &ids {
+        if revoke_family(c, id).await? {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Revokes a family and every token in it; true when it was live.

@@ -9,6 +9,8 @@ mod dashboard;
 mod login_abuse;
 mod matrix;
 mod mcp_auth;
+mod mcp_auth_clients;
+mod mcp_auth_hardening;
 mod openapi;
 mod session;
 mod support;

@@ -38,10 +38,14 @@ pub struct Checked {
     pub resource: String,
     pub scope: Option<String>,
     pub state: Option<String>,
+    /// Who answers (RFC 9207 `iss`: the client checks the answer came from the server it
+    /// asked, against a mix-up attack).
+    pub issuer: String,
 }
 
 impl Checked {
-    /// The redirect carrying `params` (and the client's `state`) back to the client.
+    /// The redirect carrying `params` (and the client's `state`, and `iss`) back to the
+    /// client.
     pub fn answer(&self, params: &[(&str, &str)]) -> String {
         let mut u = match url::Url::parse(&self.redirect_uri) {
             Ok(u) => u,
@@ -55,6 +59,7 @@ impl Checked {
             if let Some(s) = &self.state {
                 q.append_pair("state", s);
             }
+            q.append_pair("iss", &self.issuer);
         }
         u.to_string()
     }
@@ -95,20 +100,26 @@ fn refuse(e: AuthzError, c: &Checked) -> Checking {
 /// shown to the user ([`AuthzError::redirectable`] is false); any other goes back to the
 /// client through `Checked::refuse` of the second value.
 pub async fn check(st: &AppState, issuer: &Issuer, r: &AuthorizeRequest) -> Checking {
-    let mut c = st.store.conn().await.map_err(|e| (e.into(), None))?;
-    let client = mcp_auth::get_client(&mut c, &r.client_id)
-        .await
-        .map_err(|e| (e.into(), None))?
-        .ok_or_else(|| {
-            (
-                AuthzError::client(format!(
-                    "unknown client_id {:?}; register first",
-                    r.client_id
-                )),
-                None,
-            )
-        })?;
-    drop(c);
+    let client = if super::is_document_id(&r.client_id) {
+        st.mcp_documents
+            .client(&st.store, &r.client_id)
+            .await
+            .map_err(|e| (e, None))?
+    } else {
+        let mut c = st.store.conn().await.map_err(|e| (e.into(), None))?;
+        mcp_auth::get_client(&mut c, &r.client_id)
+            .await
+            .map_err(|e| (e.into(), None))?
+            .ok_or_else(|| {
+                (
+                    AuthzError::client(format!(
+                        "unknown client_id {:?}; register first",
+                        r.client_id
+                    )),
+                    None,
+                )
+            })?
+    };
     let redirect_uri = match &r.redirect_uri {
         Some(u)
             if client
@@ -145,6 +156,7 @@ pub async fn check(st: &AppState, issuer: &Issuer, r: &AuthorizeRequest) -> Chec
         resource: issuer.resource.clone(),
         scope: None,
         state: r.state.clone(),
+        issuer: issuer.issuer.clone(),
     };
     if r.response_type != "code" {
         return refuse(

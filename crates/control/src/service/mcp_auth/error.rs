@@ -4,6 +4,7 @@
 //! one table there.
 
 use crate::service::ServiceError;
+use std::time::Duration;
 
 /// The codes of the OAuth error registry this server answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,9 @@ pub enum OAuthCode {
     InvalidClientMetadata,
     ServerError,
     TemporarilyUnavailable,
+    /// Too many requests from one address (HTTP 429 with `Retry-After`); on the wire it is
+    /// `temporarily_unavailable`, the registry's nearest code.
+    RateLimited,
 }
 
 impl OAuthCode {
@@ -41,7 +45,7 @@ impl OAuthCode {
             OAuthCode::InvalidRedirectUri => "invalid_redirect_uri",
             OAuthCode::InvalidClientMetadata => "invalid_client_metadata",
             OAuthCode::ServerError => "server_error",
-            OAuthCode::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthCode::TemporarilyUnavailable | OAuthCode::RateLimited => "temporarily_unavailable",
         }
     }
 }
@@ -52,6 +56,8 @@ impl OAuthCode {
 pub struct AuthzError {
     pub code: OAuthCode,
     pub description: String,
+    /// When a rate-limited client may try again.
+    pub retry_after: Option<Duration>,
 }
 
 impl AuthzError {
@@ -59,6 +65,7 @@ impl AuthzError {
         AuthzError {
             code,
             description: description.into(),
+            retry_after: None,
         }
     }
 
@@ -96,6 +103,16 @@ impl From<ServiceError> for AuthzError {
             ServiceError::NotFound(m) => AuthzError::new(OAuthCode::AccessDenied, m),
             ServiceError::Unavailable(m) => AuthzError::new(OAuthCode::TemporarilyUnavailable, m),
             ServiceError::Invalid(i) => AuthzError::request(i.to_string()),
+            ServiceError::TooManyAttempts { retry_after } => AuthzError {
+                retry_after: Some(retry_after),
+                ..AuthzError::new(
+                    OAuthCode::RateLimited,
+                    format!(
+                        "too many requests from this address; try again in {} s",
+                        retry_after.as_secs().max(1)
+                    ),
+                )
+            },
             ServiceError::Internal => {
                 AuthzError::new(OAuthCode::ServerError, ServiceError::Internal.to_string())
             }

@@ -1,5 +1,6 @@
 //! Toolbelt as the OAuth 2.1 authorization server of its own gateway (the MCP
-//! authorization spec): MCP clients register themselves (RFC 7591), a signed-in user
+//! authorization spec): MCP clients register themselves (RFC 7591) or name themselves by
+//! the URL of a client metadata document ([`documents`]), a signed-in user
 //! approves one to act as one of their agents (the dashboard's consent page), and the
 //! client gets short-lived access tokens bound to the `/mcp` resource (RFC 8707) plus a
 //! rotating refresh token (a replay revokes the whole family), revocable (RFC 7009).
@@ -11,13 +12,15 @@
 //! The HTTP side (metadata, endpoints, the OAuth error table) is `toolbelt-authz`.
 
 mod authorize;
+mod documents;
 mod error;
 mod register;
 mod token;
 
 pub use authorize::{AuthorizeRequest, Checked, check, consent};
+pub use documents::{Documents, is_document_id};
 pub use error::{AuthzError, OAuthCode};
-pub use register::{Registration, register};
+pub use register::{REGISTER_LIMIT, Registration, register};
 pub use token::{TokenRequest, TokenResponse, revoke, token};
 
 use std::time::Duration;

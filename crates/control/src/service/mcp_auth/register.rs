@@ -4,10 +4,15 @@
 //! scheme a browser runs (`javascript:`, `data:`, …).
 
 use super::error::{AuthzError, OAuthCode};
+use crate::service::login_limits::address_key;
 use crate::state::AppState;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::net::IpAddr;
+use std::time::Duration;
+use toolbelt_model::throttle::Backoff;
 use toolbelt_store::mcp_auth::{self, Client};
+use toolbelt_store::throttle::{self, Key, Verdict};
 
 const MAX_REDIRECT_URIS: usize = 10;
 const MAX_URI_LEN: usize = 2000;
@@ -94,8 +99,51 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), AuthzError> {
     }
 }
 
-/// Registers a public client. Nothing is stored unless every field checks out.
-pub async fn register(st: &AppState, r: Registration) -> Result<Registered, AuthzError> {
+/// Registrations one client address may make before it waits: registration is
+/// anonymous (RFC 7591 open registration), so without a bound one script could fill the
+/// client table. Generous for people behind one NAT; a wait that doubles after that.
+pub const REGISTER_LIMIT: Backoff = Backoff {
+    free: 20,
+    base: Duration::from_secs(30),
+    max: Duration::from_secs(15 * 60),
+    // As long as the login throttle's, which sweeps the shared table.
+    forget: Duration::from_secs(15 * 60),
+};
+
+/// Counts one registration from `from`, or refuses it (429) while its address waits.
+async fn admit(st: &AppState, from: Option<IpAddr>) -> Result<(), AuthzError> {
+    let key = format!("mcp-register:{}", address_key(from));
+    let now = toolbelt_model::now().timestamp_millis();
+    let keys = [Key {
+        key: &key,
+        policy: &REGISTER_LIMIT,
+    }];
+    match throttle::attempt(&st.store, &keys, now).await? {
+        Verdict::Allowed => Ok(()),
+        Verdict::Refused { until_ms } => {
+            let wait = Duration::from_millis(u64::try_from(until_ms - now).unwrap_or(0).max(1));
+            Err(AuthzError {
+                retry_after: Some(wait),
+                ..AuthzError::new(
+                    OAuthCode::RateLimited,
+                    format!(
+                        "too many client registrations from this address; try again in {} s",
+                        wait.as_millis().div_ceil(1000).max(1)
+                    ),
+                )
+            })
+        }
+    }
+}
+
+/// Registers a public client for a caller at `from` (throttled per address). Nothing is
+/// stored unless every field checks out.
+pub async fn register(
+    st: &AppState,
+    from: Option<IpAddr>,
+    r: Registration,
+) -> Result<Registered, AuthzError> {
+    admit(st, from).await?;
     let meta = |d: String| AuthzError::new(OAuthCode::InvalidClientMetadata, d);
     if r.redirect_uris.is_empty() {
         return Err(AuthzError::new(

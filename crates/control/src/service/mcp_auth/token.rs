@@ -1,6 +1,7 @@
 //! The token endpoint (RFC 6749 §4.1.3, §6 with rotation per OAuth 2.1 §4.3.1) and
 //! revocation (RFC 7009). A code is exchanged once, with the PKCE verifier whose SHA-256
-//! is its challenge, at the redirect URI it was issued for. Each refresh rotates the
+//! is its challenge, at the redirect URI it was issued for; presented again, it revokes
+//! the tokens its exchange issued (RFC 6749 §4.1.2). Each refresh rotates the
 //! refresh token; presenting a used one again means it leaked, so the whole family (every
 //! token of that consent) is revoked.
 
@@ -15,7 +16,7 @@ use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, Targ
 use toolbelt_model::token::{self, TokenDigest};
 use toolbelt_model::{McpFamilyId, McpTokenId, now};
 use toolbelt_store::AnyConnection;
-use toolbelt_store::mcp_auth::{self, FoundToken, Grant, TokenKind};
+use toolbelt_store::mcp_auth::{self, Code, FoundToken, Grant, TokenKind};
 
 /// The token request's form fields (public clients: `client_id` in the body).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -152,7 +153,8 @@ async fn exchange(
         return Err(AuthzError::grant("the code was issued to another client"));
     }
     if found.used_at.is_some() {
-        return Err(AuthzError::grant("the code was already used"));
+        drop(tx);
+        return Err(code_replayed(st, &found).await);
     }
     if found.expires_at <= now() {
         return Err(AuthzError::grant("the code expired"));
@@ -175,15 +177,41 @@ async fn exchange(
     }
     same_resource(issuer, &r.resource, &found.grant)?;
     if !mcp_auth::use_code(&mut tx, &found.id).await? {
-        return Err(AuthzError::grant("the code was already used"));
+        drop(tx);
+        return Err(code_replayed(st, &found).await);
     }
     let family = McpFamilyId::generate().to_string();
-    mcp_auth::insert_family(&mut tx, &family, &found.grant).await?;
+    mcp_auth::insert_family_of(&mut tx, &family, &found.grant, Some(&found.id)).await?;
     let res = mint(&mut tx, &family, found.grant.scope.clone()).await?;
     tx.commit()
         .await
         .map_err(toolbelt_store::StoreError::from)?;
     Ok(res)
+}
+
+/// A used code came back (RFC 6749 §4.1.2): whoever presents it may have stolen it, and the
+/// tokens its first exchange issued may be in the wrong hands too, so they stop now.
+async fn code_replayed(st: &AppState, code: &Code) -> AuthzError {
+    let killed = async {
+        let mut tx = st.store.begin_audited().await?;
+        let n = mcp_auth::revoke_families_of_code(&mut tx, &code.id).await?;
+        tx.commit(NewAuditEvent {
+            actor_kind: ActorKind::Agent,
+            actor_id: Some(code.grant.agent_id.to_string()),
+            owner_id: Some(code.grant.user_id.clone()),
+            action: AuditAction::McpClientReplay,
+            target_kind: TargetKind::McpClient,
+            target_id: Some(code.grant.client_id.clone()),
+            outcome: Outcome::Denied,
+            detail: json!({ "code": code.id, "revoked_families": n }),
+        })
+        .await?;
+        Ok::<_, toolbelt_store::StoreError>(())
+    };
+    if let Err(e) = killed.await {
+        tracing::error!(error = %e, code = %code.id, "revoking the tokens of a reused code failed");
+    }
+    AuthzError::grant("the code was already used; the tokens issued for it are revoked")
 }
 
 /// What the audit records when a family dies (a replay or a revocation).
