@@ -238,10 +238,7 @@ impl Browser {
             let r = self.get(&url).await;
             let status = r.status().as_u16();
             if (300..400).contains(&status) {
-                url = r.headers()[reqwest::header::LOCATION]
-                    .to_str()
-                    .unwrap()
-                    .to_string();
+                url = next_url(&url, &r);
                 continue;
             }
             return Landing {
@@ -262,13 +259,20 @@ impl Browser {
             }
             let r = self.get(&url).await;
             assert!(r.status().is_redirection(), "{url}: {}", r.status());
-            url = r.headers()[reqwest::header::LOCATION]
-                .to_str()
-                .unwrap()
-                .to_string();
+            url = next_url(&url, &r);
         }
         panic!("no callback reached");
     }
+}
+
+/// Where a redirect from `from` leads (a relative `Location`, like the callback's
+/// `/connections?done=…`, is taken against `from`).
+fn next_url(from: &str, r: &reqwest::Response) -> String {
+    let to = r.headers()[reqwest::header::LOCATION].to_str().unwrap();
+    url::Url::parse(from)
+        .and_then(|base| base.join(to))
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| to.to_string())
 }
 
 impl Default for Browser {

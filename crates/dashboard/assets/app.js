@@ -4,7 +4,8 @@
 //   from the same URL, so the page shows the new state without a reload;
 // - copy buttons ([data-copy="element id"]);
 // - confirmations ([data-confirm] on a submit button);
-// - file pickers that load a file's text into a textarea ([data-load-into="textarea id"]).
+// - file pickers that load a file's text into a textarea ([data-load-into="textarea id"]);
+// - expiry countdowns ([data-expires]: the server wrote the time left; this ticks it).
 "use strict";
 (function () {
   function copy(btn) {
@@ -37,6 +38,21 @@
       if (f && into) f.text().then(function (t) { into.value = t; });
     });
   });
+
+  function left(s) {
+    if (s <= 0) return "expired";
+    if (s < 60) return "in " + s + " s";
+    if (s < 3600) return "in " + Math.floor(s / 60) + " min " + (s % 60) + " s";
+    if (s < 86400) return "in " + Math.floor(s / 3600) + " h " + Math.floor(s % 3600 / 60) + " min";
+    return "in " + Math.floor(s / 86400) + " d " + Math.floor(s % 86400 / 3600) + " h";
+  }
+  var counts = document.querySelectorAll("[data-expires]");
+  if (counts.length) setInterval(function () {
+    counts.forEach(function (el) {
+      var t = Date.parse(el.getAttribute("data-expires"));
+      if (!isNaN(t)) el.textContent = left(Math.round((t - Date.now()) / 1000));
+    });
+  }, 1000);
 
   var live = document.body.getAttribute("data-live");
   if (!live || !window.EventSource) return;

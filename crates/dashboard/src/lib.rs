@@ -92,6 +92,27 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))
+        .route("/connections", get(connections::list))
+        .route("/connections/connect", post(connections::connect))
+        .route("/connections/grants", post(connections::create_grant))
+        .route(
+            "/connections/grants/{id}/delete",
+            post(connections::delete_grant),
+        )
+        .route("/connections/{id}", get(connections::detail))
+        .route("/connections/{id}/reconnect", post(connections::reconnect))
+        .route("/connections/{id}/refresh", post(connections::refresh))
+        .route("/connections/{id}/revoke", post(connections::revoke))
+        .route("/trust", get(trust::page))
+        .route(
+            "/trust/connections/{id}/revoke",
+            post(trust::revoke_connection),
+        )
+        .route(
+            "/trust/agents/{id}/tokens/{token}/revoke",
+            post(trust::revoke_token),
+        )
+        .route("/trust/grants/{id}/delete", post(trust::delete_grant))
         .route("/oauth2/consent", get(consent::page).post(consent::answer))
         .route("/events", get(live::events))
         .route("/assets/{file}", get(assets::serve))

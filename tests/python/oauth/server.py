@@ -119,11 +119,14 @@ def client_id_of(req) -> str | None:
 def login_form(values) -> str:
     hidden = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
                      for k, v in values.items(multi=True) if k not in ("user", "deny"))
-    return (f"<!doctype html><title>Fixture login</title><form method=post action=/authorize>"
+    # An empty icon: a browser asking for /favicon.ico would log a 404 in its console.
+    return (f"<!doctype html><html lang=en><head><title>Fixture login</title>"
+            f"<link rel=icon href='data:,'></head><body><form method=post action=/authorize>"
             f"{hidden}<p>{html.escape(values.get('client_id', ''))} asks for "
             f"<b>{html.escape(values.get('scope', '(default scope)'))}</b></p>"
-            f"<label>User <input name=user value=alice></label> <button>Approve</button> "
-            f"<button name=deny value=1>Deny</button></form>")
+            f"<label>User <input id=user name=user value=alice></label> "
+            f"<button id=approve>Approve</button> "
+            f"<button id=deny name=deny value=1>Deny</button></form></body></html>")
 
 
 def oauth_error(status: int, error: str, description: str) -> Response:

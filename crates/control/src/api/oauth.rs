@@ -15,7 +15,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use toolbelt_model::Page;
 use toolbelt_model::oauth::{Connection, Provider};
@@ -204,7 +204,7 @@ pub struct CallbackQuery {
 /// and seals the tokens in the vault.
 #[utoipa::path(get, path = "/oauth/{provider}/callback", tag = "oauth",
     params(("provider" = String, Path), CallbackQuery),
-    responses((status = 200, description = "Connected (an HTML page)"), CommonErrors))]
+    responses((status = 303, description = "Connected: to the dashboard's /connections with a notice"), CommonErrors))]
 pub async fn browser_callback(
     State(st): State<AppState>,
     SignedIn(caller): SignedIn,
@@ -218,20 +218,23 @@ pub async fn browser_callback(
         error_description: q.error_description,
     };
     let conn = service::oauth::complete_in_browser(&st, &caller, &provider, callback).await?;
-    let page = format!(
-        "<!doctype html><title>Connected</title><p>Connected to <b>{}</b> as connection \
-         <code>{}</code>. You can close this window.</p>",
-        conn.provider, conn.id
+    // Back to the dashboard's connections, where the new one is listed (post/redirect/get:
+    // a reload does not replay the spent code).
+    let notice = format!("Connected to {} as connection {}", conn.provider, conn.id);
+    let to = format!(
+        "/connections?done={}",
+        url::form_urlencoded::byte_serialize(notice.as_bytes()).collect::<String>()
     );
     Ok((
+        StatusCode::SEE_OTHER,
         [
-            (header::CACHE_CONTROL, "no-store"),
+            (header::LOCATION, to),
+            (header::CACHE_CONTROL, "no-store".into()),
             (
                 header::HeaderName::from_static("x-toolbelt-connection"),
-                conn.id.as_str(),
+                conn.id.to_string(),
             ),
         ],
-        Html(page),
     )
         .into_response())
 }

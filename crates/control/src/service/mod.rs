@@ -43,6 +43,7 @@ pub mod session;
 pub mod tokens;
 pub mod toolboxes;
 pub mod tools;
+pub mod trust;
 pub mod users;
 pub mod vault;
 

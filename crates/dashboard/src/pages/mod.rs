@@ -6,6 +6,7 @@ pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod catalog_admin;
+pub mod connections;
 pub mod consent;
 pub mod deploy;
 pub mod login;
@@ -15,6 +16,7 @@ pub mod servers;
 pub mod tool_changes;
 pub mod toolbelt;
 pub mod toolboxes;
+pub mod trust;
 
 use crate::error::Page;
 use askama::Template;

@@ -7,6 +7,7 @@ mod agents;
 mod audit;
 mod browser;
 mod charts;
+mod connections;
 mod marketplace;
 mod pages;
 mod tenancy;
