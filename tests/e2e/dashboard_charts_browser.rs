@@ -1,6 +1,7 @@
 //! Browser test 1, continued (issue 9): an admin's server page shows charts with the data
 //! of the calls just made — drawn (SVG polylines with points) and summarised (the numbers
-//! match the calls) — and they fill in without a reload (the `window` marker survives).
+//! match the calls) — and they fill in without a reload (the `window` marker survives);
+//! its log tail shows the last lines at once and new ones live, bounded in the page.
 
 use serde_json::json;
 use std::time::Duration;
@@ -101,6 +102,46 @@ async fn browser_server_page_charts_the_calls_made_without_reload() {
     );
     let day = b.text("#chart-calls-summary").await;
     assert!(day.starts_with("5 calls in the last 24 hours"), "{day}");
+    b.checked().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_server_page_tails_its_log_live_and_bounded() {
+    let plane = plane().await;
+    let admin = plane.admin().clone();
+    let tools = admin.deploy("tools", "fixture").on("local").await;
+    tools.running().await;
+    let id = tools.id().await;
+    let bot = admin.agent("logger").await;
+    admin.grant("logger").server("tools", "local").await;
+
+    let b = Browser::open(&plane.url).await;
+    b.sign_in(&admin)
+        .await
+        .goto(&format!("/servers/{id}"))
+        .await;
+    // In the page as rendered (no script needed): the fixture's first words on stderr.
+    b.until_text("#server-logs", "fixture-mcp ready").await;
+    b.until("#server-logs[data-log-state=following]").await;
+    b.mark().await;
+
+    // 1 MiB of stderr in 1 KiB lines: far more than the page keeps.
+    let mut sdk = bot.mcp("legacy").await;
+    let r = sdk
+        .call("tools__stderr_flood", json!({ "mb": 1, "line_kb": 1 }))
+        .await;
+    sdk.quit().await;
+    assert!(format!("{r}").contains("wrote 1 MB"), "{r}");
+    b.until_js(
+        "the new lines to arrive, the oldest dropped past 200",
+        "const lines = document.querySelectorAll('#server-logs .log-line'); \
+         return lines.length === 200 && lines[199].textContent.length === 1024 \
+             && /^e+$/.test(lines[199].textContent) \
+             && ![...lines].some(l => l.textContent.includes('fixture-mcp ready'));",
+    )
+    .await;
+    b.still_marked().await;
     b.checked().await;
     b.close().await;
 }

@@ -5,7 +5,9 @@
 // - copy buttons ([data-copy="element id"]);
 // - confirmations ([data-confirm] on a submit button);
 // - file pickers that load a file's text into a textarea ([data-load-into="textarea id"]);
-// - expiry countdowns ([data-expires]: the server wrote the time left; this ticks it).
+// - expiry countdowns ([data-expires]: the server wrote the time left; this ticks it);
+// - log tails ([data-log-stream="url"]): an EventSource of lines appended as they come,
+//   the oldest dropped past data-log-max.
 "use strict";
 (function () {
   function copy(btn) {
@@ -54,6 +56,25 @@
     });
   }, 1000);
 
+  document.querySelectorAll("[data-log-stream]").forEach(function (box) {
+    if (!window.EventSource) return;
+    var max = parseInt(box.getAttribute("data-log-max"), 10) || 200;
+    var logs = new EventSource(box.getAttribute("data-log-stream"));
+    logs.onmessage = function (m) {
+      var atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+      var line = document.createElement("div");
+      line.className = "log-line";
+      line.textContent = m.data;
+      box.appendChild(line);
+      while (box.childElementCount > max) box.removeChild(box.firstElementChild);
+      if (atEnd) box.scrollTop = box.scrollHeight;
+      var empty = document.getElementById("server-logs-empty");
+      if (empty) empty.hidden = true;
+    };
+    logs.onopen = function () { box.setAttribute("data-log-state", "following"); };
+    logs.addEventListener("unavailable", function (m) { box.setAttribute("data-log-state", m.data); });
+  });
+
   var live = document.body.getAttribute("data-live");
   if (!live || !window.EventSource) return;
 
@@ -64,7 +85,7 @@
   function refresh() {
     if (busy) { again = true; return; }
     busy = true;
-    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Toolbelt-Region": "1" } })
       .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
             "/servers/{id}/delete",
             get(servers::confirm_delete).post(servers::delete),
         )
+        .route("/servers/{id}/logs/stream", get(logs::stream))
         .route("/servers/{id}/{action}", post(servers::act))
         .route("/approvals", get(approvals::list))
         .route("/approvals/{id}/{decision}", post(approvals::decide))

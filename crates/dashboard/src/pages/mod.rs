@@ -10,6 +10,7 @@ pub mod connections;
 pub mod consent;
 pub mod deploy;
 pub mod login;
+pub mod logs;
 pub mod marketplace;
 pub mod overview;
 pub mod servers;

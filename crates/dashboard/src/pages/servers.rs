@@ -2,6 +2,7 @@
 //! charts of its calls and resources, recent calls) and its lifecycle buttons. Deleting asks first on a page of its own, so
 //! the confirmation works without JavaScript too.
 
+use super::logs::{self, LogTail};
 use crate::charts::series::{self, Of, Window};
 use crate::charts::{Figure, Range};
 use crate::error::{Page, PageResult};
@@ -10,6 +11,7 @@ use crate::session::Dash;
 use crate::view::{Chrome, ago, tone, when};
 use askama::Template;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use std::collections::HashMap;
 use toolbelt_control::AppState;
@@ -156,6 +158,8 @@ struct DetailPage {
     config: String,
     figures: Vec<Figure>,
     ranges: Vec<(&'static str, &'static str)>,
+    log: LogTail,
+    log_lines: usize,
 }
 
 /// The range links (`?range=`), the current one marked.
@@ -181,6 +185,7 @@ pub async fn detail(
     d: Dash,
     Path(id): Path<String>,
     Query(q): Query<DetailQuery>,
+    headers: HeaderMap,
 ) -> PageResult {
     let range = Range::parse(q.range.as_deref());
     let now = toolbelt_store::metrics::this_minute();
@@ -188,6 +193,16 @@ pub async fn detail(
     let a = service::activity::server(&st, &d.caller, &id, None, range.minutes()).await?;
     let mut figures = series::call_figures(&window, &a.calls);
     figures.extend(series::resource_figures(&window, &a.resources, Of::Server));
+    // A live-region refresh (app.js says so) replaces only the region, which holds no log:
+    // it does not wait on the toolbox for lines nobody shows.
+    let log = if headers.contains_key("x-toolbelt-region") {
+        LogTail {
+            lines: Vec::new(),
+            unavailable: None,
+        }
+    } else {
+        logs::tail(&st, &d, a.server.id.as_str()).await
+    };
     let s = &a.server;
     let tools = a
         .tools
@@ -254,6 +269,8 @@ pub async fn detail(
         calls,
         figures,
         ranges: ranges(range),
+        log,
+        log_lines: logs::LINES,
     })
 }
 

@@ -8,6 +8,7 @@ mod audit;
 mod browser;
 mod charts;
 mod connections;
+mod logs;
 mod marketplace;
 mod pages;
 mod tenancy;
