@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmarks in release mode and prints their tables:
-#   ./scripts/bench.sh [control|dtma|gateway|gateway-instructions|oauth|search|chat|all]
+#   ./scripts/bench.sh [control|dashboard|dtma|gateway|gateway-instructions|oauth|search|chat|all]
 # Needs what the tests need: PostgreSQL (TOOLBELT_TEST_POSTGRES_URL, else a throwaway
 # cluster started here) and a Docker engine (`gateway` runs its DTMA-HTTP row only with
 # one), and for `oauth` the Python venv with Authlib that scripts/test.sh makes
@@ -40,6 +40,7 @@ echo "# Toolbelt benchmarks — $(date -u +%FT%TZ), $(nproc) cores, $(uname -r)"
 echo
 case "$what" in
 control) target/release/toolbelt-bench control ;;
+dashboard) target/release/toolbelt-bench dashboard ;;
 dtma) target/release/toolbelt-bench dtma ;;
 gateway) target/release/toolbelt-bench gateway ;;
 gateway-instructions) target/release/toolbelt-bench gateway-instructions --calls "${2:-500}" ;;
@@ -48,11 +49,12 @@ search) target/release/toolbelt-bench search ;;
 chat) target/release/toolbelt-bench chat ;;
 all)
     target/release/toolbelt-bench control; echo
+    target/release/toolbelt-bench dashboard; echo
     target/release/toolbelt-bench dtma; echo
     target/release/toolbelt-bench gateway; echo
     target/release/toolbelt-bench oauth; echo
     target/release/toolbelt-bench search; echo
     target/release/toolbelt-bench chat
     ;;
-*) echo "usage: $0 [control|dtma|gateway|gateway-instructions [CALLS]|oauth|search|chat|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [control|dashboard|dtma|gateway|gateway-instructions [CALLS]|oauth|search|chat|all]" >&2; exit 2 ;;
 esac

@@ -5,6 +5,7 @@ mod api;
 mod callgrind;
 mod chat;
 mod control;
+mod dashboard;
 mod dtma;
 mod gateway;
 mod gateway_scale;
@@ -31,6 +32,19 @@ enum What {
         #[arg(long, default_value_t = 10)]
         rounds: usize,
         #[arg(long, default_value_t = 2000)]
+        requests: usize,
+    },
+    /// Dashboard: every page's render time and size at 1,000 servers, 500 agents and
+    /// 100,000 audit events (SQLite); CSS + JS size; CPU of 200 idle `/events` streams.
+    Dashboard {
+        #[arg(long, default_value_t = 1000)]
+        servers: usize,
+        #[arg(long, default_value_t = 500)]
+        agents: usize,
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// Requests timed per page.
+        #[arg(long, default_value_t = 200)]
         requests: usize,
     },
     /// DTMA: deploy time, 20 concurrent deploys, bridge overhead, idle cost.
@@ -83,6 +97,12 @@ enum What {
 async fn main() -> anyhow::Result<()> {
     match Args::parse().what {
         What::Control { rounds, requests } => control::run(rounds, requests).await,
+        What::Dashboard {
+            servers,
+            agents,
+            events,
+            requests,
+        } => dashboard::run(servers, agents, events, requests).await,
         What::Dtma { calls } => dtma::run(calls).await,
         What::Gateway { calls, lists } => gateway::run(calls, lists).await,
         What::GatewayInstructions { calls } => callgrind::run(calls).await,

@@ -5,7 +5,8 @@ use crate::{Backend, Result, StoreError};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 use toolbelt_model::audit::{
-    ActorKind, AuditEvent, ChainFields, GENESIS_HASH, NewAuditEvent, Outcome, VerifyReport,
+    ActorKind, AuditAction, AuditEvent, ChainFields, GENESIS_HASH, NewAuditEvent, Outcome,
+    VerifyReport,
 };
 use toolbelt_model::{Page, Scope, UserId, canonical};
 
@@ -159,6 +160,11 @@ pub struct Filter {
 }
 
 /// Newest first. Members see the events of their own things and their own actions.
+///
+/// The WHERE clause holds only the filters given (not `$n IS NULL OR …` for each), so
+/// the planner can walk the `(action, seq)`, `(actor_id, seq)` or `(owner_id, seq)`
+/// index newest first instead of scanning the whole log for a filter that matches little.
+/// Parameters are numbered once and may be used in several places.
 pub async fn list(
     c: &mut AnyConnection,
     scope: &Scope,
@@ -166,36 +172,137 @@ pub async fn list(
     limit: u32,
     before_seq: Option<i64>,
 ) -> Result<Page<AuditEvent>> {
-    let rows = sqlx::query(
-        "SELECT * FROM audit_events
-         WHERE ($1 = 1 OR owner_id = $2 OR actor_id = $2)
-           AND ($3 IS NULL OR actor_id = $3)
-           AND ($4 IS NULL OR action = $4 OR action LIKE $5)
-           AND ($6 IS NULL OR target_id = $6)
-           AND ($7 IS NULL OR outcome = $7)
-           AND ($8 IS NULL OR ts >= $8)
-           AND ($9 IS NULL OR ts < $9)
-           AND ($10 IS NULL OR seq < $10)
-           AND ($12 IS NULL OR actor_id = $12 OR target_id = $12 OR detail LIKE $13)
-         ORDER BY seq DESC LIMIT $11",
-    )
-    .bind(scope.admin_flag())
-    .bind(scope.user_id.as_str().to_string())
-    .bind(f.actor_id.clone())
-    .bind(f.action.clone())
-    .bind(f.action.as_ref().map(|a| format!("{a}.%")))
-    .bind(f.target_id.clone())
-    .bind(f.outcome.map(|o| o.as_str()))
-    .bind(f.since_ms)
-    .bind(f.until_ms)
-    .bind(before_seq)
-    .bind(i64::from(limit) + 1)
-    .bind(f.involving.clone())
-    .bind(f.involving.as_ref().map(|id| format!("%\"{id}\"%")))
-    .fetch_all(&mut *c)
-    .await?;
+    let mut q = Where::default();
+    if !scope.is_admin() {
+        let me = scope.user_id.as_str().to_string();
+        let (a, b) = (q.text(me.clone()), q.text(me));
+        q.cond(format!("(owner_id = {a} OR actor_id = {b})"));
+    }
+    if let Some(actor) = &f.actor_id {
+        let p = q.text(actor.clone());
+        q.cond(format!("actor_id = {p}"));
+    }
+    if let Some(target) = &f.target_id {
+        let p = q.text(target.clone());
+        q.cond(format!("target_id = {p}"));
+    }
+    if let Some(o) = f.outcome {
+        let p = q.text(o.as_str().to_string());
+        q.cond(format!("outcome = {p}"));
+    }
+    if let Some(ms) = f.since_ms {
+        let p = q.int(ms);
+        q.cond(format!("ts >= {p}"));
+    }
+    if let Some(ms) = f.until_ms {
+        let p = q.int(ms);
+        q.cond(format!("ts < {p}"));
+    }
+    if let Some(seq) = before_seq {
+        let p = q.int(seq);
+        q.cond(format!("seq < {p}"));
+    }
+    if let Some(id) = &f.involving {
+        let (a, b, d) = (
+            q.text(id.clone()),
+            q.text(id.clone()),
+            q.text(format!("%\"{id}\"%")),
+        );
+        q.cond(format!(
+            "(actor_id = {a} OR target_id = {b} OR detail LIKE {d})"
+        ));
+    }
+    let lim = q.int(i64::from(limit) + 1);
+    let sql = match &f.action {
+        None => format!(
+            "SELECT * FROM audit_events{} ORDER BY seq DESC LIMIT {lim}",
+            q.clause(None)
+        ),
+        // An action and those under it (`agent` → `agent.create`, …): one branch per
+        // action, each the newest `lim` of its `(action, seq)` index range, merged. A
+        // single range would make the database sort every match (all 100,000 for
+        // `tool`), a scan in seq order would read the whole log for a rare action.
+        Some(action) => {
+            let prefix = format!("{action}.");
+            let mut actions = vec![action.clone()];
+            actions.extend(
+                AuditAction::ALL
+                    .iter()
+                    .map(|a| a.as_str().to_string())
+                    .filter(|a| a.starts_with(&prefix)),
+            );
+            let branches: Vec<String> = actions
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    let p = q.text(a);
+                    format!(
+                        "SELECT * FROM (SELECT * FROM audit_events{} ORDER BY seq DESC \
+                         LIMIT {lim}) AS b{i}",
+                        q.clause(Some(format!("action = {p}")))
+                    )
+                })
+                .collect();
+            format!(
+                "{} ORDER BY seq DESC LIMIT {lim}",
+                branches.join(" UNION ALL ")
+            )
+        }
+    };
+    // Safe: the text is ours; every value is a bound parameter.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in q.binds {
+        query = match b {
+            Bind::Text(t) => query.bind(t),
+            Bind::Int(i) => query.bind(i),
+        };
+    }
+    let rows = query.fetch_all(&mut *c).await?;
     let events = rows.iter().map(event).collect::<Result<Vec<_>>>()?;
     Ok(Page::from_rows(events, limit, |e| e.seq.to_string()))
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// A WHERE clause being built: conditions and their numbered parameters.
+#[derive(Default)]
+struct Where {
+    conds: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Where {
+    fn text(&mut self, v: String) -> String {
+        self.binds.push(Bind::Text(v));
+        format!("${}", self.binds.len())
+    }
+
+    fn int(&mut self, v: i64) -> String {
+        self.binds.push(Bind::Int(v));
+        format!("${}", self.binds.len())
+    }
+
+    fn cond(&mut self, c: String) {
+        self.conds.push(c);
+    }
+
+    /// ` WHERE …` of the conditions and `extra`, or nothing.
+    fn clause(&self, extra: Option<String>) -> String {
+        let all: Vec<&str> = self
+            .conds
+            .iter()
+            .map(String::as_str)
+            .chain(extra.as_deref())
+            .collect();
+        if all.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", all.join(" AND "))
+        }
+    }
 }
 
 /// Walks the whole chain in order: contiguous sequence numbers, each `prev_hash` equal to

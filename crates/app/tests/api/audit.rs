@@ -5,7 +5,10 @@ use serde_json::json;
 use toolbelt_testkit::backend_tests;
 use toolbelt_testkit::db::TestDb;
 
-backend_tests!(each_mutation_appends_one_event_and_failures_are_recorded);
+backend_tests!(
+    each_mutation_appends_one_event_and_failures_are_recorded,
+    an_action_prefix_lists_every_action_under_it_newest_first_across_pages
+);
 
 async fn each_mutation_appends_one_event_and_failures_are_recorded(db: TestDb) {
     let app = App::new(db).await;
@@ -109,4 +112,65 @@ async fn each_mutation_appends_one_event_and_failures_are_recorded(db: TestDb) {
     let v = app.get("/api/v1/audit/verify", ADMIN).await;
     assert_eq!(v.body["ok"], true, "{}", v.body);
     assert_eq!(v.body["checked"], v.body["head_seq"]);
+}
+
+/// `action=agent` is `agent` and everything under it (`agent.create`, `agent.token.*`,
+/// …) — one indexed branch per action, merged — newest first, and its pages follow on.
+async fn an_action_prefix_lists_every_action_under_it_newest_first_across_pages(db: TestDb) {
+    let app = App::new(db).await;
+    for name in ["p1", "p2"] {
+        app.ok("/api/v1/agents", ADMIN, json!({ "name": name }))
+            .await;
+        app.ok(
+            "/api/v1/toolboxes",
+            ADMIN,
+            json!({ "name": format!("{name}-box") }),
+        )
+        .await;
+        app.ok(&format!("/api/v1/agents/{name}/tokens"), ADMIN, json!({}))
+            .await;
+    }
+    let all = app.get("/api/v1/audit?action=agent&limit=100", ADMIN).await;
+    let items = all.body["items"].as_array().unwrap().clone();
+    let actions: Vec<&str> = items
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.iter().all(|a| a.starts_with("agent.")),
+        "only agent actions: {actions:?}"
+    );
+    assert_eq!(actions.iter().filter(|a| **a == "agent.create").count(), 2);
+    assert!(actions.iter().any(|a| *a != "agent.create"), "{actions:?}");
+    let seqs: Vec<i64> = items.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seqs:?}"
+    );
+    // A prefix that is not a whole segment matches nothing (`agen` is not `agent`).
+    let none = app.get("/api/v1/audit?action=agen", ADMIN).await;
+    assert_eq!(none.body["items"].as_array().unwrap().len(), 0);
+
+    // One at a time, the cursor walks the same events in the same order.
+    let (mut walked, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/audit?action=agent&limit=1&cursor={c}"),
+            None => "/api/v1/audit?action=agent&limit=1".to_string(),
+        };
+        let page = app.get(&path, ADMIN).await;
+        walked.extend(
+            page.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_i64().unwrap()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+        assert!(walked.len() <= seqs.len(), "the walk ends");
+    }
+    assert_eq!(walked, seqs);
 }
