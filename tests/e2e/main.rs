@@ -9,6 +9,7 @@ mod dashboard_admin_browser;
 mod dashboard_browser;
 mod dashboard_charts_browser;
 mod dashboard_trust_browser;
+mod dashboard_chat_browser;
 mod dtma_address;
 mod dtma_channel;
 mod dtma_channel_mitm;

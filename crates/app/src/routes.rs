@@ -27,6 +27,11 @@ pub fn routes(p: &Parts) -> Router {
         .merge(p.mcp.clone())
         // /, /login, /servers, … (the browser UI; /assets, /events)
         .merge(toolbelt_dashboard::router(p.state.clone()))
+        // /agents/{id}/chat… (the dashboard's chat page, over the chat runtime)
+        .merge(toolbelt_dashboard::chat_router(
+            p.state.clone(),
+            p.chat.clone(),
+        ))
         // /.well-known/oauth-*, /oauth2/… (the MCP authorization server)
         .merge(toolbelt_authz::router(p.state.clone()))
 }

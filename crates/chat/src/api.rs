@@ -179,14 +179,20 @@ pub async fn post_message(
     JsonBody(req): JsonBody<PostMessage>,
 ) -> ApiResult<Response> {
     let turn = run::post_message(&chat, &caller, &r, req).await?;
-    Ok((
+    Ok(event_stream(turn))
+}
+
+/// A running turn as a `text/event-stream` reply (the API's and the dashboard's): closing
+/// the connection drops the stream, which cancels the turn.
+pub fn event_stream(turn: TurnStream) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "text/event-stream"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
         Body::from_stream(sse(turn)),
     )
-        .into_response())
+        .into_response()
 }
 
 fn frame(e: &ChatEvent) -> Bytes {

@@ -27,6 +27,20 @@ use toolbelt_control::AppState;
 
 pub use session::{CSRF_FIELD, csrf_token};
 
+/// The chat page of an agent (`pages::chat`): its handlers need the chat runtime too.
+pub fn chat_router(state: AppState, runtime: toolbelt_chat::Chat) -> Router {
+    use pages::chat;
+    Router::new()
+        .route("/agents/{id}/chat", get(chat::show).post(chat::post))
+        .route("/agents/{id}/chat/stream", post(chat::stream))
+        .route(
+            "/agents/{id}/chat/{chat}/delete",
+            get(chat::confirm_delete).post(chat::delete),
+        )
+        .layer(axum::Extension(runtime))
+        .with_state(state)
+}
+
 /// The dashboard's routes (no fallback: the control plane's answers unknown routes).
 pub fn router(state: AppState) -> Router {
     use pages::*;
@@ -50,6 +64,12 @@ pub fn router(state: AppState) -> Router {
         .route("/agents/{id}", get(agents::detail))
         .route("/agents/{id}/toolbelt", post(agents::save_toolbelt))
         .route("/agents/{id}/tokens", post(agents::issue_token))
+        .route("/agents/{id}/discovery", post(discovery::save))
+        .route("/agents/{id}/toolsets", post(discovery::create_toolset))
+        .route(
+            "/agents/{id}/toolsets/{toolset}/delete",
+            post(discovery::delete_toolset),
+        )
         .route(
             "/agents/{id}/tokens/{token}/revoke",
             post(agents::revoke_token),

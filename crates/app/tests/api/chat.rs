@@ -17,7 +17,7 @@ backend_tests!(
 );
 
 /// An OpenAI-style endpoint answering each request with the next scripted SSE body.
-async fn scripted_llm(replies: Vec<String>) -> String {
+pub(crate) async fn scripted_llm(replies: Vec<String>) -> String {
     let q = Arc::new(Mutex::new(VecDeque::from(replies)));
     let app = axum::Router::new().route(
         "/v1/chat/completions",
@@ -35,7 +35,7 @@ async fn scripted_llm(replies: Vec<String>) -> String {
     format!("http://{addr}/v1")
 }
 
-fn text_reply(parts: &[&str]) -> String {
+pub(crate) fn text_reply(parts: &[&str]) -> String {
     let mut s = String::new();
     for p in parts {
         s.push_str(&format!(

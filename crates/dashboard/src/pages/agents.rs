@@ -2,7 +2,7 @@
 //! tokens, its toolbelt (Toolbox → Server → Tool, allow / deny / ask per tool) and what it
 //! sees now; a new token is shown once, with ready client configurations.
 
-use super::toolbelt;
+use super::{discovery, toolbelt};
 use crate::error::{Page, PageResult};
 use crate::form::Form;
 use crate::pages::overview::Notice;
@@ -183,6 +183,10 @@ struct DetailPage {
     tree: Vec<toolbelt::TreeToolbox>,
     sees: Vec<toolbelt_control::service::activity::SeenTool>,
     sees_error: String,
+    /// Discovery mode, always-visible tools, toolsets.
+    disc: discovery::View,
+    /// The caller owns the agent (only the owner chats with it).
+    own: bool,
     errors: Errors,
 }
 
@@ -220,15 +224,32 @@ async fn detail_page(
             Ok(s) => (s, String::new()),
             Err(e) => (Vec::new(), e.to_string()),
         };
+    let disc = discovery::view(st, &d.caller, a.id.as_str()).await;
     Ok(DetailPage {
         c,
+        own: &a.owner_id == d.caller.id(),
         a: AgentRow::of(&a),
         tokens,
         tree,
         sees,
         sees_error,
+        disc,
         errors,
     })
+}
+
+/// The agent's page again, with a form's refusal (`status`) shown next to its fields.
+pub(crate) async fn refused(
+    st: &AppState,
+    d: &Dash,
+    id: &str,
+    status: axum::http::StatusCode,
+    errors: Errors,
+) -> PageResult {
+    let c = Chrome::new(d, "agents");
+    let mut res = super::render(&detail_page(st, d, id, c, errors).await?)?;
+    *res.status_mut() = status;
+    Ok(res)
 }
 
 pub async fn detail(

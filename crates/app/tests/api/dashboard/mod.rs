@@ -9,6 +9,7 @@ mod browser;
 mod charts;
 mod connections;
 mod logs;
+mod chat;
 mod marketplace;
 mod pages;
 mod tenancy;
