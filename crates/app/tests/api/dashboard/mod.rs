@@ -10,6 +10,7 @@ mod charts;
 mod connections;
 mod logs;
 mod chat;
+mod connections;
 mod marketplace;
 mod pages;
 mod tenancy;
