@@ -67,12 +67,17 @@ pub struct ConnRow {
     pub owner: Option<String>,
 }
 
+/// A connection's status as its badge shows it: (label, tone). The trust centre's too.
+pub(super) fn badge(s: ConnectionStatus) -> (&'static str, &'static str) {
+    match s {
+        ConnectionStatus::Active => ("active", "good"),
+        ConnectionStatus::NeedsReauth => ("needs re-auth", "bad"),
+    }
+}
+
 impl ConnRow {
     pub fn of(c: &Connection, me: &toolbelt_model::UserId) -> ConnRow {
-        let (status, tone_of) = match c.status {
-            ConnectionStatus::Active => ("active", "good"),
-            ConnectionStatus::NeedsReauth => ("needs re-auth", "bad"),
-        };
+        let (status, tone_of) = badge(c.status);
         ConnRow {
             id: c.id.to_string(),
             provider: c.provider.to_string(),

@@ -17,7 +17,6 @@ use toolbelt_control::service;
 use toolbelt_control::service::trust::{AgentAccess, Reach, Trust};
 use toolbelt_model::audit::AuditEvent;
 use toolbelt_model::grant::{Grant, GrantKind};
-use toolbelt_model::oauth::ConnectionStatus;
 
 /// A column of the matrix: one of the user's connections, a server or a toolbox.
 pub struct Column {
@@ -239,10 +238,7 @@ pub async fn page(State(st): State<AppState>, d: Dash, Query(n): Query<Notice>) 
         .connections
         .iter()
         .map(|k| {
-            let (status, tone_of) = match k.status {
-                ConnectionStatus::Active => ("active", "good"),
-                ConnectionStatus::NeedsReauth => ("needs re-auth", "bad"),
-            };
+            let (status, tone_of) = super::connections::badge(k.status);
             ConnRow {
                 id: k.id.to_string(),
                 provider: k.provider.to_string(),
