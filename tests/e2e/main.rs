@@ -4,6 +4,7 @@ mod browser_harness;
 mod chat;
 mod chat_cli;
 mod chat_llm_fixture;
+mod cimd_cache;
 mod cli_walkthrough;
 mod dashboard_admin_browser;
 mod dashboard_browser;

@@ -210,6 +210,9 @@ fn login(v: &Vars<'_>, l: &mut LoginLimits) -> Result<()> {
     if let Some(n) = v.number("TOOLBELT_LOGIN_LIMIT_ACCOUNT")? {
         l.per_account.free = n;
     }
+    if let Some(n) = v.number("TOOLBELT_REGISTER_LIMIT_ADDRESS")? {
+        l.registrations.free = n;
+    }
     if let Some(d) = v.millis("TOOLBELT_LOGIN_BACKOFF_MS")? {
         l.per_address.base = d;
         l.per_account.base = d;
@@ -304,6 +307,7 @@ mod tests {
             ("TOOLBELT_LOGIN_LIMIT_ADDRESS", "50"),
             ("TOOLBELT_LOGIN_BACKOFF_MAX_MS", "60000"),
             ("TOOLBELT_LOGIN_HASH_PERMITS", "3"),
+            ("TOOLBELT_REGISTER_LIMIT_ADDRESS", "200"),
         ])
         .unwrap();
         assert_eq!(o.metrics.retention, Duration::from_secs(2 * 86400));
@@ -318,6 +322,7 @@ mod tests {
         assert_eq!(o.control.login.per_account.max, Duration::from_secs(60));
         assert_eq!(o.control.login.per_account.forget, Duration::from_secs(60));
         assert_eq!(o.control.login.hashing.permits, 3);
+        assert_eq!(o.control.login.registrations.free, 200);
         assert_eq!(
             o.control_key_path(),
             std::path::Path::new("/srv/tb/control.key")

@@ -13,6 +13,7 @@ use axum::extract::ConnectInfo;
 use http::{Method, Request, header};
 use serde_json::json;
 use std::net::SocketAddr;
+use toolbelt_control::ControlConfig;
 use toolbelt_testkit::backend_tests;
 use toolbelt_testkit::db::TestDb;
 
@@ -226,8 +227,11 @@ async fn register_from(app: &App, peer: &str, n: usize) -> Reply {
 }
 
 async fn registration_is_throttled_per_address(db: TestDb) {
-    let app = App::new(db).await;
-    let free = toolbelt_control::service::mcp_auth::REGISTER_LIMIT.free as usize;
+    // A limit other than the default's 20: the configured one is the one in force.
+    let mut config = ControlConfig::default();
+    config.login.registrations.free = 4;
+    let app = App::with_config(db, config).await;
+    let free = 4;
     for n in 0..free {
         let r = register_from(&app, "198.51.100.7:40000", n).await;
         assert_eq!(r.status, 201, "registration {n}: {}", r.text);

@@ -18,6 +18,9 @@ pub struct LoginLimits {
     pub per_address: Backoff,
     /// Per account (by email, known or not): strict.
     pub per_account: Backoff,
+    /// Anonymous MCP client registrations (RFC 7591) per client address
+    /// (`TOOLBELT_REGISTER_LIMIT_ADDRESS`); counted in the same table as logins.
+    pub registrations: Backoff,
     pub hashing: HashingLimits,
     /// How often anonymous failures are summed up into the audit log.
     pub failure_window: Duration,
@@ -39,6 +42,7 @@ impl Default for LoginLimits {
                 max: quarter_hour,
                 forget: quarter_hour,
             },
+            registrations: crate::service::mcp_auth::REGISTER_LIMIT,
             hashing: HashingLimits::default(),
             failure_window: Duration::from_secs(60),
         }

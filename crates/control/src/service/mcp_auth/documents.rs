@@ -4,9 +4,11 @@
 //! (the URL itself), `client_name`, `redirect_uris`. The authorization server fetches it
 //! when the client asks, through the SSRF guard (a client must not make Toolbelt read a
 //! private or metadata address: only what `TOOLBELT_SSRF_ALLOW` lists), with no
-//! redirects, a small size and a short timeout, and keeps it a few minutes in a bounded
-//! cache. The client is stored like a registered one (its id the URL) so codes and tokens
-//! refer to it; each fetch refreshes the stored copy.
+//! redirects, a small size and a short timeout, and keeps it in a bounded cache for as long
+//! as the document's `Cache-Control` says (the draft asks authorization servers to respect
+//! HTTP caching): `no-store`/`no-cache` not at all, `max-age` up to a day, five minutes
+//! when it says nothing. The client is stored like a registered one (its id the URL) so
+//! codes and tokens refer to it; each fetch refreshes the stored copy.
 
 use super::error::AuthzError;
 use super::register::check_redirect_uri;
@@ -23,8 +25,10 @@ use toolbelt_store::mcp_auth::{self, Client};
 /// The draft's recommended bound: a metadata document is a few hundred bytes.
 const MAX_BYTES: usize = 5 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a fetched document stands for its client.
+/// How long a fetched document stands for its client when its response says nothing.
 const TTL: Duration = Duration::from_secs(300);
+/// The longest a `max-age` keeps a document: a changed or withdrawn one is seen within it.
+const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Documents kept at most; a full cache drops its oldest entry.
 const MAX_CACHED: usize = 1000;
 const MAX_URL_LEN: usize = 2000;
@@ -38,6 +42,7 @@ pub fn is_document_id(client_id: &str) -> bool {
 pub struct Documents {
     http: reqwest::Client,
     guard: Arc<Guard>,
+    /// Each client with the instant its document goes stale.
     cache: Mutex<HashMap<String, (Client, Instant)>>,
 }
 
@@ -76,16 +81,20 @@ impl Documents {
             let cache = self.cache.lock().expect("cache lock");
             cache
                 .get(url)
-                .filter(|(_, at)| at.elapsed() < TTL)
+                .filter(|(_, stale)| Instant::now() < *stale)
                 .map(|(c, _)| c.clone())
         };
         if let Some(c) = hit {
             return Ok(c);
         }
-        let client = self.fetch(url).await?;
+        let (client, ttl) = self.fetch(url).await?;
         let mut c = store.conn().await?;
         mcp_auth::upsert_client(&mut c, &client).await?;
         let mut cache = self.cache.lock().expect("cache lock");
+        if ttl.is_zero() {
+            cache.remove(url);
+            return Ok(client);
+        }
         if cache.len() >= MAX_CACHED
             && !cache.contains_key(url)
             && let Some(oldest) = cache
@@ -95,11 +104,12 @@ impl Documents {
         {
             cache.remove(&oldest);
         }
-        cache.insert(url.to_string(), (client.clone(), Instant::now()));
+        cache.insert(url.to_string(), (client.clone(), Instant::now() + ttl));
         Ok(client)
     }
 
-    async fn fetch(&self, url: &str) -> Result<Client, AuthzError> {
+    /// The document's client and how long it may be kept.
+    async fn fetch(&self, url: &str) -> Result<(Client, Duration), AuthzError> {
         let bad =
             |why: String| AuthzError::client(format!("client metadata document {url}: {why}"));
         let u = check_url(url).map_err(|w| bad(w.into()))?;
@@ -120,6 +130,7 @@ impl Documents {
         if !res.status().is_success() {
             return Err(bad(format!("answered {}", res.status())));
         }
+        let ttl = keep_for(res.headers());
         let mut body = Vec::new();
         while let Some(chunk) = res
             .chunk()
@@ -171,14 +182,38 @@ impl Documents {
                     .and_then(|u| u.host_str().map(str::to_string))
                     .unwrap_or_default()
             });
-        Ok(Client {
+        let client = Client {
             id: url.to_string(),
             name,
             redirect_uris: doc.redirect_uris,
             metadata: json!({ "client_uri": doc.client_uri, "metadata_document": true }),
             created_at: toolbelt_model::now(),
-        })
+        };
+        Ok((client, ttl))
     }
+}
+
+/// How long a response's `Cache-Control` lets a document be kept: zero for `no-store` or
+/// `no-cache` (this cache does not revalidate), `max-age` (at most [`MAX_TTL`]), else
+/// [`TTL`]. A header that does not parse counts as absent.
+fn keep_for(headers: &reqwest::header::HeaderMap) -> Duration {
+    let mut max_age = None;
+    for value in headers.get_all(reqwest::header::CACHE_CONTROL) {
+        let Ok(value) = value.to_str() else { continue };
+        for directive in value.split(',').map(str::trim) {
+            let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
+            match name.trim().to_ascii_lowercase().as_str() {
+                "no-store" | "no-cache" => return Duration::ZERO,
+                "max-age" => {
+                    if let Ok(secs) = arg.trim().trim_matches('"').parse::<u64>() {
+                        max_age = Some(Duration::from_secs(secs).min(MAX_TTL));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    max_age.unwrap_or(TTL)
 }
 
 /// The draft's rules for a client_id URL: https, a path, no fragment, no credentials, no
@@ -208,7 +243,29 @@ fn check_url(url: &str) -> Result<url::Url, &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_url;
+    use super::{MAX_TTL, TTL, check_url, keep_for};
+    use reqwest::header::{CACHE_CONTROL, HeaderMap, HeaderValue};
+    use std::time::Duration;
+
+    fn cc(values: &[&'static str]) -> Duration {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(CACHE_CONTROL, HeaderValue::from_static(v));
+        }
+        keep_for(&h)
+    }
+
+    #[test]
+    fn cache_control_sets_how_long_a_document_is_kept() {
+        assert_eq!(cc(&[]), TTL);
+        assert_eq!(cc(&["public, max-age=60"]), Duration::from_secs(60));
+        assert_eq!(cc(&["Max-Age=\"7\""]), Duration::from_secs(7));
+        assert_eq!(cc(&["max-age=0"]), Duration::ZERO);
+        assert_eq!(cc(&["max-age=99999999"]), MAX_TTL);
+        assert_eq!(cc(&["max-age=60", "no-store"]), Duration::ZERO);
+        assert_eq!(cc(&["private, no-cache"]), Duration::ZERO);
+        assert_eq!(cc(&["max-age=soon"]), TTL);
+    }
 
     #[test]
     fn client_id_urls() {

@@ -99,9 +99,10 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), AuthzError> {
     }
 }
 
-/// Registrations one client address may make before it waits: registration is
+/// Registrations one client address may make before it waits, by default: registration is
 /// anonymous (RFC 7591 open registration), so without a bound one script could fill the
-/// client table. Generous for people behind one NAT; a wait that doubles after that.
+/// client table. Generous for people behind one NAT; a wait that doubles after that. The
+/// limit in force is `LoginLimits::registrations` (`TOOLBELT_REGISTER_LIMIT_ADDRESS`).
 pub const REGISTER_LIMIT: Backoff = Backoff {
     free: 20,
     base: Duration::from_secs(30),
@@ -116,7 +117,7 @@ async fn admit(st: &AppState, from: Option<IpAddr>) -> Result<(), AuthzError> {
     let now = toolbelt_model::now().timestamp_millis();
     let keys = [Key {
         key: &key,
-        policy: &REGISTER_LIMIT,
+        policy: &st.config.login.registrations,
     }];
     match throttle::attempt(&st.store, &keys, now).await? {
         Verdict::Allowed => Ok(()),
