@@ -18,6 +18,11 @@ impl Api {
             .tcp_nodelay(true)
             .build()
             .expect("a plain HTTP client builds");
+        Api::with_client(url, http)
+    }
+
+    /// Through `http` (one trusting a test CA, for a gateway serving TLS).
+    pub fn with_client(url: &str, http: reqwest::Client) -> Api {
         Api {
             url: url.to_string(),
             http,

@@ -11,7 +11,7 @@
 
 use crate::api::Api;
 use crate::loadgen::{Route, interleave};
-use crate::procs::{self, Launch, Proc, healthy};
+use crate::procs::{self, Launch, Proc};
 use crate::rpc;
 use crate::stats::{fmt, rss_mib};
 use anyhow::{Context, Result};
@@ -34,8 +34,9 @@ pub struct Gateway {
 pub async fn gateway(data: &Path, how: &Launch, limit: Duration) -> Result<Gateway> {
     let port = free_port();
     let proc = procs::serve(data, port, how)?;
-    healthy(&format!("{}/readyz", proc.url), limit).await?;
-    let api = Api::new(&proc.url);
+    let http = procs::client_for(how)?;
+    procs::healthy_with(&http, &format!("{}/readyz", proc.url), limit).await?;
+    let api = Api::with_client(&proc.url, http);
     Ok(Gateway { proc, api, port })
 }
 
@@ -158,6 +159,10 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
     )
     .await?;
     let fsync_token = remote_world(&fsync, &up_url).await?;
+    // The same remote route on a gateway serving HTTPS (the bench DTMA's test CA): what
+    // inbound TLS adds to a call once the connection is open.
+    let https = gateway(&dir.path().join("https"), &sealed, limit).await?;
+    let https_token = remote_world(&https, &up_url).await?;
     let pg = match postgres_db().await? {
         Some(url) => {
             let how = Launch::default().env("TOOLBELT_DATABASE_URL", &url);
@@ -181,6 +186,9 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
         if let Some(d) = &docker {
             routes.push(Route::open("Toolbelt DTMA HTTP: → gateway → DTMA → fixture container (HTTP)", "hfx__echo", &mcp, &token, vec![g, d.pid()], WIDE).await?);
         }
+        let tls_mcp = format!("{}/mcp", https.proc.url);
+        let trusting = || rpc::https(ca.ca.as_path()).expect("the test CA loads");
+        routes.push(Route::open_via(trusting, "Toolbelt remote over HTTPS: → gateway (TLS) → upstream", "rfx__echo", &tls_mcp, &https_token, vec![https.proc.pid()], WIDE).await?);
         let fs_mcp = format!("{}/mcp", fsync.proc.url);
         routes.push(Route::open("Toolbelt remote, `--fsync`", "rfx__echo", &fs_mcp, &fsync_token, vec![fsync.proc.pid()], WIDE).await?);
         if let Some((p, t)) = &pg {
@@ -194,9 +202,16 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
             routes.push(Route::open(format!("peer gateway {peer} ({tool})"), &tool, &peer, &tok, pids, WIDE).await?);
         }
         println!("| route | c | calls/s | share of direct | p50 | added p50 | p99 | added p99 | CPU per call (gateway + DTMA) | n |\n|---|---|---|---|---|---|---|---|---|---|");
+        let mut tls_added = vec![];
         for (c, per, total) in [(1, 250, calls), (WIDE, 40, calls * 4)] {
             interleave(&mut routes, c, per, total / (c * per)).await?;
             let base = routes[0].result();
+            let p50 = |prefix: &str| routes.iter().find(|r| r.label.starts_with(prefix)).map(|r| r.result().lat.p50);
+            for (what, plain, sealed) in [("inbound (client → gateway)", "Toolbelt remote:", "Toolbelt remote over HTTPS"), ("DTMA channel (gateway → DTMA)", "Toolbelt DTMA stdio:", "Toolbelt DTMA stdio over TLS")] {
+                if let (Some(a), Some(b)) = (p50(plain), p50(sealed)) {
+                    tls_added.push(format!("- TLS on the {what}, c={c}: {} p50", diff(b, a)));
+                }
+            }
             for r in &routes {
                 let m = r.result();
                 let cpu = if r.label.starts_with("direct") { "–".to_string() } else { format!("{:.0} µs", m.cpu_us) };
@@ -210,8 +225,10 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
         println!(
             "\n(throughput: the median repetition; latency: percentiles over every call of every repetition; CPU: utime+stime from /proc/PID/stat of the gateway and DTMA processes over the route's repetitions ÷ its calls, 10 ms ticks)\n"
         );
+        println!("What TLS adds per call once connections are open (the TLS row's p50 − its plain twin's):\n{}\n", tls_added.join("\n"));
         println!("| process | RSS after the calls |\n|---|---|");
         println!("| gateway (SQLite) | {:.1} MiB |", rss_mib(gw.proc.pid()));
+        println!("| gateway (HTTPS) | {:.1} MiB |", rss_mib(https.proc.pid()));
         println!("| gateway (`--fsync`) | {:.1} MiB |", rss_mib(fsync.proc.pid()));
         if let Some((p, _)) = &pg {
             println!("| gateway (PostgreSQL) | {:.1} MiB |", rss_mib(p.proc.pid()));
@@ -228,7 +245,7 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
         eprintln!("gateway log, last lines:\n{}", gw.proc.tail(40));
         return Err(e);
     }
-    drop((fsync, pg, docker, upstream, tls_dtma));
+    drop((fsync, https, pg, docker, upstream, tls_dtma));
     let result = crate::gateway_scale::run(gw, dir.path(), lists).await;
     drop(stdio_dtma);
     result

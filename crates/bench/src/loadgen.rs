@@ -40,10 +40,23 @@ impl Route {
         pids: Vec<u32>,
         wide: usize,
     ) -> Result<Route> {
+        Route::open_via(rpc::http, label, tool, url, token, pids, wide).await
+    }
+
+    /// [`Route::open`] with clients that `client` makes (one trusting a test CA).
+    pub async fn open_via(
+        client: impl Fn() -> reqwest::Client,
+        label: impl Into<String>,
+        tool: &str,
+        url: &str,
+        token: &str,
+        pids: Vec<u32>,
+        wide: usize,
+    ) -> Result<Route> {
         let mut clients = Vec::with_capacity(wide);
         for _ in 0..wide {
             // A client per session: one keep-alive connection each.
-            clients.push(Arc::new(Rpc::connect(&rpc::http(), url, token).await?));
+            clients.push(Arc::new(Rpc::connect(&client(), url, token).await?));
         }
         let args = Arc::new(json!({ "name": tool, "arguments": { "text": "benchmark" } }));
         Ok(Route {

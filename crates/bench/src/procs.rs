@@ -104,9 +104,15 @@ pub fn serve(data: &Path, port: u16, how: &Launch) -> Result<Proc> {
         .envs(how.env.iter().map(|(k, v)| (k, v)))
         .stdout(out)
         .stderr(err);
+    // Given a certificate, `serve` answers HTTPS only.
+    let scheme = if how.env.iter().any(|(k, _)| k == "TOOLBELT_TLS_CERT") {
+        "https"
+    } else {
+        "http"
+    };
     Ok(Proc {
         child: cmd.spawn().context("toolbelt serve")?,
-        url: format!("http://127.0.0.1:{port}"),
+        url: format!("{scheme}://127.0.0.1:{port}"),
         log,
     })
 }
@@ -143,14 +149,8 @@ pub async fn dtma(
         url: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
         log,
     };
-    let http = match how.env.iter().find(|(k, _)| k == "TOOLBELT_CA_FILE") {
-        Some((_, f)) => toolbelt_net::http::Outbound::with_ca_file(f.as_ref())?
-            .builder()
-            .build()?,
-        None => toolbelt_net::http::client(),
-    };
     healthy_with(
-        &http,
+        &client_for(how)?,
         &format!("{}/healthz", p.url),
         Duration::from_secs(120),
     )
@@ -193,7 +193,21 @@ pub async fn healthy(url: &str, limit: Duration) -> Result<()> {
     healthy_with(&toolbelt_net::http::client(), url, limit).await
 }
 
-async fn healthy_with(http: &reqwest::Client, url: &str, limit: Duration) -> Result<()> {
+/// A client for a process started with `how`: trusting the CA it names
+/// (TOOLBELT_CA_FILE), as one serving TLS with a test CA needs.
+pub fn client_for(how: &Launch) -> Result<reqwest::Client> {
+    Ok(
+        match how.env.iter().find(|(k, _)| k == "TOOLBELT_CA_FILE") {
+            Some((_, f)) => toolbelt_net::http::Outbound::with_ca_file(f.as_ref())?
+                .builder()
+                .tcp_nodelay(true)
+                .build()?,
+            None => toolbelt_net::http::client(),
+        },
+    )
+}
+
+pub async fn healthy_with(http: &reqwest::Client, url: &str, limit: Duration) -> Result<()> {
     let start = Instant::now();
     loop {
         if let Ok(r) = http.get(url).send().await

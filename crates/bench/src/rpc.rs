@@ -13,12 +13,21 @@ const SESSION: &str = "mcp-session-id";
 
 /// A plain HTTP/1.1 client for one target: no Nagle, enough idle connections for c=32.
 pub fn http() -> reqwest::Client {
-    toolbelt_net::http::builder()
-        .tcp_nodelay(true)
+    tuned(toolbelt_net::http::builder())
+}
+
+/// [`http`] trusting the CA in `ca_file` too (a gateway serving TLS with a test CA).
+pub fn https(ca_file: &std::path::Path) -> Result<reqwest::Client> {
+    let outbound = toolbelt_net::http::Outbound::with_ca_file(ca_file)?;
+    Ok(tuned(outbound.builder()))
+}
+
+fn tuned(b: reqwest::ClientBuilder) -> reqwest::Client {
+    b.tcp_nodelay(true)
         .pool_max_idle_per_host(256)
         .timeout(Duration::from_secs(60))
         .build()
-        .expect("a plain HTTP client builds")
+        .expect("an HTTP client builds")
 }
 
 /// One MCP session at one URL.
