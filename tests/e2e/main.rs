@@ -1,5 +1,6 @@
 //! End-to-end: the real binary, as a user drives it.
 
+mod audit_evidence;
 mod browser_harness;
 mod chat;
 mod chat_cli;

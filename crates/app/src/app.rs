@@ -123,6 +123,16 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
         key,
         credentials,
     );
+    let audit_key = control_key::load_or_create_audit(&options.audit_key_path())?;
+    let checkpoints = toolbelt_control::audit_checkpoints::Checkpointer::open(
+        audit_key,
+        toolbelt_control::audit_checkpoints::CheckpointConfig {
+            file: options.audit_checkpoint_path(),
+            every_events: options.audit_checkpoint_every,
+            interval: options.audit_checkpoint_interval,
+        },
+    )?;
+    state.set_audit_checkpoints(Arc::new(checkpoints));
     // MCP clients get tokens for the gateway's `/mcp` from this app's public URL.
     state.set_mcp_issuer(
         toolbelt_control::service::mcp_auth::Issuer::from_public_url(

@@ -51,6 +51,20 @@ impl Options {
         o.bootstrap_token = v.get("TOOLBELT_BOOTSTRAP_TOKEN")?;
         o.admin_email = v.get("TOOLBELT_ADMIN_EMAIL")?;
         o.control_key_file = v.get("TOOLBELT_CONTROL_KEY_FILE")?.map(Into::into);
+        o.audit_key_file = v.get("TOOLBELT_AUDIT_KEY_FILE")?.map(Into::into);
+        o.audit_checkpoint_file = v.get("TOOLBELT_AUDIT_CHECKPOINT_FILE")?.map(Into::into);
+        if let Some(n) = v.number::<i64>("TOOLBELT_AUDIT_CHECKPOINT_EVENTS")? {
+            if n < 1 {
+                return Err(invalid(
+                    "TOOLBELT_AUDIT_CHECKPOINT_EVENTS",
+                    "must be 1 or more",
+                ));
+            }
+            o.audit_checkpoint_every = n;
+        }
+        if let Some(d) = v.millis("TOOLBELT_AUDIT_CHECKPOINT_MS")? {
+            o.audit_checkpoint_interval = d.max(Duration::from_millis(10));
+        }
         o.vault_keys = match v.get(toolbelt_vault::ENV_VAR)? {
             Some(k) => VaultKeys::Given(Zeroizing::new(k)),
             None => VaultKeys::File(v.get("TOOLBELT_VAULT_KEY_FILE")?.map(Into::into)),
@@ -287,6 +301,13 @@ mod tests {
         assert!(!o.local_toolbox && !o.fsync_every_commit && o.bootstrap_token.is_none());
         assert_eq!(o.metrics.retention, Duration::from_secs(7 * 86400));
         assert_eq!(o.metrics.flush_every, Duration::from_secs(10));
+        assert_eq!(o.audit_key_path(), o.data_dir.join("audit.key"));
+        assert_eq!(
+            o.audit_checkpoint_path(),
+            o.data_dir.join("audit-checkpoints.jsonl")
+        );
+        assert_eq!(o.audit_checkpoint_every, 1000);
+        assert_eq!(o.audit_checkpoint_interval, Duration::from_secs(60));
     }
 
     #[test]
@@ -308,8 +329,17 @@ mod tests {
             ("TOOLBELT_LOGIN_BACKOFF_MAX_MS", "60000"),
             ("TOOLBELT_LOGIN_HASH_PERMITS", "3"),
             ("TOOLBELT_REGISTER_LIMIT_ADDRESS", "200"),
+            ("TOOLBELT_AUDIT_CHECKPOINT_FILE", "/evidence/tb.jsonl"),
+            ("TOOLBELT_AUDIT_CHECKPOINT_EVENTS", "50"),
+            ("TOOLBELT_AUDIT_CHECKPOINT_MS", "2000"),
         ])
         .unwrap();
+        assert_eq!(
+            o.audit_checkpoint_path(),
+            std::path::Path::new("/evidence/tb.jsonl")
+        );
+        assert_eq!(o.audit_checkpoint_every, 50);
+        assert_eq!(o.audit_checkpoint_interval, Duration::from_millis(2000));
         assert_eq!(o.metrics.retention, Duration::from_secs(2 * 86400));
         assert_eq!(o.metrics.flush_every, Duration::from_millis(500));
         assert!(

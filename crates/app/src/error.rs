@@ -32,6 +32,16 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{} is not an audit key", path.display())]
+    BadAuditKey { path: PathBuf },
+    #[error("cannot create {}", path.display())]
+    AuditKeyFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    AuditCheckpoints(#[from] toolbelt_control::audit_checkpoints::CheckpointWriteError),
     /// The vault's keys (`what`: the key file, or `TOOLBELT_VAULT_KEY`) are unusable.
     #[error("{what}")]
     VaultKeys {

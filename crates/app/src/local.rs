@@ -24,6 +24,8 @@ pub async fn start(
     // The control plane's files: no server of the local toolbox may see them.
     d.protect = std::iter::once(options.data_dir.clone())
         .chain(std::iter::once(options.control_key_path()))
+        .chain(std::iter::once(options.audit_key_path()))
+        .chain(std::iter::once(options.audit_checkpoint_path()))
         .chain(options.vault_key_path())
         .collect();
     if !dir.join("credential.json").exists() {

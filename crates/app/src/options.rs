@@ -30,6 +30,14 @@ pub struct Options {
     pub admin_email: Option<String>,
     /// The Ed25519 key signing calls to DTMAs (`None`: `<data dir>/control.key`).
     pub control_key_file: Option<PathBuf>,
+    /// The Ed25519 key signing audit checkpoints (`None`: `<data dir>/audit.key`); its own
+    /// key, so a leaked control key forges no evidence. Replicas share it like the control key.
+    pub audit_key_file: Option<PathBuf>,
+    /// Where signed checkpoints are appended (`None`: `<data dir>/audit-checkpoints.jsonl`;
+    /// better a path outside the database's backups) and how often.
+    pub audit_checkpoint_file: Option<PathBuf>,
+    pub audit_checkpoint_every: i64,
+    pub audit_checkpoint_interval: Duration,
     pub vault_keys: VaultKeys,
     /// Where browsers reach this app (`None`: `http://<listen address>`); OAuth callbacks
     /// are under it. Overrides `oauth.public_url`.
@@ -81,6 +89,10 @@ impl Options {
             bootstrap_token: None,
             admin_email: None,
             control_key_file: None,
+            audit_key_file: None,
+            audit_checkpoint_file: None,
+            audit_checkpoint_every: 1000,
+            audit_checkpoint_interval: Duration::from_secs(60),
             vault_keys: VaultKeys::File(None),
             public_url: None,
             control: ControlConfig::default(),
@@ -109,6 +121,14 @@ impl Options {
 
     pub fn control_key_path(&self) -> PathBuf {
         self.in_data_dir(&self.control_key_file, "control.key")
+    }
+
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.in_data_dir(&self.audit_key_file, "audit.key")
+    }
+
+    pub fn audit_checkpoint_path(&self) -> PathBuf {
+        self.in_data_dir(&self.audit_checkpoint_file, "audit-checkpoints.jsonl")
     }
 
     /// The vault's key file, when its keys come from one.

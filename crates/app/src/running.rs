@@ -68,8 +68,11 @@ impl Bound {
                 state.clone(),
                 std::future::pending::<()>(),
             )),
-            tokio::spawn(toolbelt_control::login_upkeep::run(state)),
+            tokio::spawn(toolbelt_control::login_upkeep::run(state.clone())),
         ];
+        if let Some(cp) = state.audit_checkpoints.get() {
+            background.push(tokio::spawn(cp.clone().run(state.store.clone())));
+        }
         if let Some(cr) = credentials {
             background.push(tokio::spawn(cr.oauth.run_refresher()));
         }
@@ -218,6 +221,12 @@ impl Running {
         }
         // The window's anonymous-failure summaries, before the store closes.
         toolbelt_control::login_upkeep::tick(self.state()).await;
+        // The last events signed, so a clean stop leaves no tail only the chain vouches for.
+        if let Some(cp) = self.state().audit_checkpoints.get()
+            && let Err(e) = cp.checkpoint(self.store()).await
+        {
+            tracing::warn!(error = %e, "could not write the last audit checkpoint");
+        }
         self.store().close().await;
     }
 }

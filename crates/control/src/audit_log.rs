@@ -78,6 +78,8 @@ pub fn action_for(method: &Method, route: &str) -> Option<RouteAction> {
         ("DELETE", "/vault/keys/{kek}") => (AuditAction::VaultKeyDelete, TargetKind::Kek),
         ("POST", "/providers") => (AuditAction::ProviderCreate, TargetKind::Provider),
         ("DELETE", "/providers/{provider}") => (AuditAction::ProviderDelete, TargetKind::Provider),
+        ("POST", "/audit/checkpoints") => (AuditAction::AuditCheckpoint, TargetKind::Checkpoint),
+        ("POST", "/audit/verify") => (AuditAction::AuditVerify, TargetKind::Checkpoint),
         ("POST", "/connections") => (AuditAction::ConnectionStart, TargetKind::Connection),
         ("DELETE", "/connections/{connection}") => {
             (AuditAction::ConnectionRevoke, TargetKind::Connection)

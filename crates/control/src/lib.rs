@@ -3,6 +3,7 @@
 //! metrics. The gateway (`/mcp`), the DTMA channel and the dashboard mount beside it.
 
 pub mod api;
+pub mod audit_checkpoints;
 pub mod audit_log;
 pub mod auth;
 pub mod bootstrap;

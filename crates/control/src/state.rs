@@ -79,6 +79,8 @@ pub struct Inner {
     pub mcp_issuer: std::sync::OnceLock<crate::service::mcp_auth::Issuer>,
     /// MCP clients known by their metadata documents (fetched, cached).
     pub mcp_documents: crate::service::mcp_auth::Documents,
+    /// Signs audit checkpoints into their file (set once the app has loaded the audit key).
+    pub audit_checkpoints: std::sync::OnceLock<Arc<crate::audit_checkpoints::Checkpointer>>,
 }
 
 /// The vault, how its keys are held, and OAuth on top of it.
@@ -121,6 +123,7 @@ impl AppState {
             tool_search: std::sync::OnceLock::new(),
             mcp_issuer: std::sync::OnceLock::new(),
             mcp_documents,
+            audit_checkpoints: std::sync::OnceLock::new(),
         }))
     }
 
@@ -144,6 +147,19 @@ impl AppState {
         self.mcp_issuer
             .get()
             .ok_or_else(|| ServiceError::unavailable("this control plane has no public URL set"))
+    }
+
+    /// Connects the audit checkpoint writer (the app does it at start).
+    pub fn set_audit_checkpoints(&self, c: Arc<crate::audit_checkpoints::Checkpointer>) {
+        let _ = self.audit_checkpoints.set(c);
+    }
+
+    pub fn audit_checkpoints(
+        &self,
+    ) -> Result<&Arc<crate::audit_checkpoints::Checkpointer>, ServiceError> {
+        self.audit_checkpoints.get().ok_or_else(|| {
+            ServiceError::unavailable("this control plane writes no audit checkpoints")
+        })
     }
 
     /// The vault and OAuth, or unavailable: they are not configured.

@@ -138,6 +138,11 @@ str_enum!(
         McpClientReplay = "mcp_client.replay",
         /// A token of an MCP client revoked (RFC 7009).
         McpClientRevoke = "mcp_client.revoke",
+        /// An admin had the chain's head signed into the checkpoint file now (periodic
+        /// checkpoints are not audited: each would call for the next).
+        AuditCheckpoint = "audit.checkpoint",
+        /// A verification against signed checkpoints that was refused (failures only).
+        AuditVerify = "audit.verify",
         /// A failed write to a route that has no action of its own.
         Request = "request",
     }
@@ -170,6 +175,8 @@ str_enum!(
         Chat = "chat",
         /// A client of Toolbelt's authorization server (its `client_id`).
         McpClient = "mcp_client",
+        /// A signed checkpoint of the audit chain (its id: the sequence number signed).
+        Checkpoint = "checkpoint",
         /// A route without an action of its own (failures only).
         Route = "route",
     }
@@ -291,6 +298,13 @@ pub struct VerifyReport {
     pub first_broken_seq: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Signed checkpoints compared (`audit verify --checkpoint`), when any were given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints_checked: Option<i64>,
+    /// The last event a matching signed checkpoint vouches for (with checkpoints given):
+    /// events after it are covered by the chain alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_through: Option<i64>,
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod strenum;
 
 pub mod agent;
 pub mod audit;
+pub mod audit_checkpoint;
 pub mod canonical;
 pub mod catalog;
 pub mod chat;

@@ -8,6 +8,7 @@ use toolbelt_model::audit::{
     ActorKind, AuditAction, AuditEvent, ChainFields, GENESIS_HASH, NewAuditEvent, Outcome,
     VerifyReport,
 };
+use toolbelt_model::audit_checkpoint::Expected;
 use toolbelt_model::{Page, Scope, UserId, canonical};
 
 /// Takes the chain lock for the rest of the transaction. SQLite transactions already hold
@@ -309,23 +310,41 @@ impl Where {
 /// the previous row's hash, each hash recomputed from its row, and the last row equal to
 /// the head kept in `audit_head`. Names the first row that fails.
 pub async fn verify(c: &mut AnyConnection) -> Result<VerifyReport> {
+    verify_against(c, &[]).await
+}
+
+/// [`verify`], and the chain's hash at each checkpoint's sequence number compared with
+/// the signed one (the caller checked the signatures). A chain rewritten and re-hashed
+/// consistently passes [`verify`] but not this: its hash at the first later checkpoint
+/// differs, and the rewrite lies after the last checkpoint that still matches. A
+/// checkpoint past the chain's end means its tail was cut (and the head moved back).
+pub async fn verify_against(c: &mut AnyConnection, expected: &[Expected]) -> Result<VerifyReport> {
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_one(&mut *c)
         .await?;
     let head_seq = int(&head, "seq")?;
     let head_hash = text(&head, "hash")?;
+    let mut expected = expected.to_vec();
+    // No event has a seq below 1; such a checkpoint would never be reached and hold back
+    // every later one (callers refuse them; this keeps the walk sound regardless).
+    expected.retain(|e| e.seq >= 1);
+    expected.sort_by_key(|e| e.seq);
+    let with_checkpoints = !expected.is_empty();
     let mut report = VerifyReport {
         ok: true,
         checked: 0,
         head_seq,
         first_broken_seq: None,
         reason: None,
+        checkpoints_checked: with_checkpoints.then_some(0),
+        signed_through: None,
     };
     let broken = |report: &mut VerifyReport, seq: i64, why: String| {
         report.ok = false;
         report.first_broken_seq = Some(seq);
         report.reason = Some(why);
     };
+    let mut next_cp = 0usize;
     let (mut expect_seq, mut prev_hash) = (1i64, GENESIS_HASH.to_string());
     loop {
         let rows =
@@ -353,34 +372,24 @@ pub async fn verify(c: &mut AnyConnection) -> Result<VerifyReport> {
                 );
                 return Ok(report);
             }
-            let (actor_id, owner_id, target_id) = (
-                opt_text(r, "actor_id")?,
-                opt_text(r, "owner_id")?,
-                opt_text(r, "target_id")?,
-            );
-            let (ak, action, tk, outcome, detail) = (
-                text(r, "actor_kind")?,
-                text(r, "action")?,
-                text(r, "target_kind")?,
-                text(r, "outcome")?,
-                text(r, "detail")?,
-            );
-            let fields = ChainFields {
-                seq,
-                ts_ms: int(r, "ts")?,
-                actor_kind: &ak,
-                actor_id: actor_id.as_deref(),
-                owner_id: owner_id.as_deref(),
-                action: &action,
-                target_kind: &tk,
-                target_id: target_id.as_deref(),
-                outcome: &outcome,
-                detail: &detail,
-            };
             let hash = text(r, "hash")?;
-            if fields.hash(&row_prev) != hash {
+            if row_hash(r, seq, &row_prev)? != hash {
                 broken(&mut report, seq, "content does not match its hash".into());
                 return Ok(report);
+            }
+            while let Some(cp) = expected.get(next_cp).filter(|cp| cp.seq == seq) {
+                if cp.hash != hash {
+                    let from = report.signed_through.unwrap_or(0) + 1;
+                    let why = format!(
+                        "the chain was rewritten: event {seq}'s hash is not the one signed in \
+                         its checkpoint, so events {from} to {seq} were changed and re-hashed"
+                    );
+                    broken(&mut report, from, why);
+                    return Ok(report);
+                }
+                report.signed_through = Some(seq);
+                report.checkpoints_checked = report.checkpoints_checked.map(|n| n + 1);
+                next_cp += 1;
             }
             report.checked += 1;
             prev_hash = hash;
@@ -406,8 +415,46 @@ pub async fn verify(c: &mut AnyConnection) -> Result<VerifyReport> {
             last_seq,
             "the last event does not match the head's hash".into(),
         );
+    } else if let Some(cp) = expected.last().filter(|cp| cp.seq > last_seq) {
+        let why = format!(
+            "the chain was cut: it ends at event {last_seq} but a signed checkpoint \
+             vouches for event {}, so events {} to at least {} were removed",
+            cp.seq,
+            last_seq + 1,
+            cp.seq
+        );
+        broken(&mut report, last_seq + 1, why);
     }
     Ok(report)
+}
+
+/// A row's hash recomputed from its columns.
+fn row_hash(r: &AnyRow, seq: i64, prev_hash: &str) -> Result<String> {
+    let (actor_id, owner_id, target_id) = (
+        opt_text(r, "actor_id")?,
+        opt_text(r, "owner_id")?,
+        opt_text(r, "target_id")?,
+    );
+    let (ak, action, tk, outcome, detail) = (
+        text(r, "actor_kind")?,
+        text(r, "action")?,
+        text(r, "target_kind")?,
+        text(r, "outcome")?,
+        text(r, "detail")?,
+    );
+    let fields = ChainFields {
+        seq,
+        ts_ms: int(r, "ts")?,
+        actor_kind: &ak,
+        actor_id: actor_id.as_deref(),
+        owner_id: owner_id.as_deref(),
+        action: &action,
+        target_kind: &tk,
+        target_id: target_id.as_deref(),
+        outcome: &outcome,
+        detail: &detail,
+    };
+    Ok(fields.hash(prev_hash))
 }
 
 /// The chain's head: the last event's sequence number and hash (0 and the genesis hash

@@ -2,6 +2,7 @@
 //! vault and OAuth included), every test on SQLite and on PostgreSQL.
 
 mod audit;
+mod audit_checkpoints;
 mod bad_input;
 mod chat;
 mod credentials_matrix;

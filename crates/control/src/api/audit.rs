@@ -1,16 +1,19 @@
-//! `/api/v1/audit`: list with filters, verify the chain. Rules: [`service::audit`].
+//! `/api/v1/audit`: list with filters, verify the chain (alone or against signed
+//! checkpoints), the audit key's public half, a checkpoint now. Rules: [`service::audit`].
 
-use super::common::CommonErrors;
+use super::common::{CommonErrors, WriteErrors};
 use crate::auth::SignedIn;
-use crate::extract::Query;
+use crate::extract::{Body, Query};
 use crate::problem::ApiResult;
 use crate::service;
+use crate::service::audit::{AuditKeyInfo, VerifyRequest};
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use toolbelt_model::Page;
 use toolbelt_model::audit::{AuditEvent, Outcome, VerifyReport};
+use toolbelt_model::audit_checkpoint::Checkpoint;
 use utoipa::IntoParams;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -63,4 +66,39 @@ pub async fn verify(
     SignedIn(caller): SignedIn,
 ) -> ApiResult<Json<VerifyReport>> {
     Ok(Json(service::audit::verify(&st, &caller).await?))
+}
+
+/// Walks the chain and compares it with signed checkpoints' hashes (admins only): a chain
+/// rewritten and re-hashed consistently, or cut, fails here though it passes `GET`. Check
+/// the checkpoints' signatures yourself first (`toolbelt audit verify --checkpoint` does).
+#[utoipa::path(post, path = "/api/v1/audit/verify", tag = "audit", request_body = VerifyRequest,
+    responses((status = 200, body = VerifyReport, description = "The report; `ok` is false when the chain is broken or differs from a checkpoint"), CommonErrors, WriteErrors))]
+pub async fn verify_against(
+    State(st): State<AppState>,
+    SignedIn(caller): SignedIn,
+    Body(req): Body<VerifyRequest>,
+) -> ApiResult<Json<VerifyReport>> {
+    Ok(Json(
+        service::audit::verify_against(&st, &caller, &req.checkpoints).await?,
+    ))
+}
+
+/// The audit key's public half (Ed25519, base64url) and the checkpoint file (admins only).
+#[utoipa::path(get, path = "/api/v1/audit/public-key", tag = "audit",
+    responses((status = 200, body = AuditKeyInfo), CommonErrors))]
+pub async fn public_key(
+    State(st): State<AppState>,
+    SignedIn(caller): SignedIn,
+) -> ApiResult<Json<AuditKeyInfo>> {
+    Ok(Json(service::audit::public_key(&st, &caller)?))
+}
+
+/// Signs the chain's head into the checkpoint file now and returns the line (admins only).
+#[utoipa::path(post, path = "/api/v1/audit/checkpoints", tag = "audit",
+    responses((status = 200, body = Checkpoint), CommonErrors, WriteErrors))]
+pub async fn checkpoint(
+    State(st): State<AppState>,
+    SignedIn(caller): SignedIn,
+) -> ApiResult<Json<Checkpoint>> {
+    Ok(Json(service::audit::checkpoint(&st, &caller).await?))
 }

@@ -20,7 +20,7 @@ backend_tests!(
     members_list_only_their_own_events,
 );
 
-fn event(i: usize) -> NewAuditEvent {
+pub(crate) fn event(i: usize) -> NewAuditEvent {
     NewAuditEvent {
         actor_kind: ActorKind::User,
         actor_id: Some(format!("usr_{i}")),
@@ -33,7 +33,7 @@ fn event(i: usize) -> NewAuditEvent {
     }
 }
 
-async fn append(s: &Store, n: usize) {
+pub(crate) async fn append(s: &Store, n: usize) {
     for i in 0..n {
         s.begin_audited()
             .await
@@ -50,7 +50,7 @@ async fn verify(s: &Store) -> toolbelt_model::audit::VerifyReport {
 }
 
 /// Runs raw SQL as a database administrator would (the append-only triggers dropped first).
-async fn tamper(s: &Store, db: &TestDb, sql: &str) {
+pub(crate) async fn tamper(s: &Store, db: &TestDb, sql: &str) {
     let mut c = s.conn().await.unwrap();
     let drop = if db.is_postgres() {
         "DROP TRIGGER IF EXISTS audit_events_no_update ON audit_events"

@@ -2,6 +2,7 @@
 //! the two migrated schemas.
 
 mod audit_chain;
+mod audit_checkpoints;
 mod basics;
 mod live;
 mod schema_parity;

@@ -5,6 +5,11 @@ use super::output::{Col, Format};
 use super::{Ctx, usage};
 use anyhow::Result;
 use clap::Subcommand;
+use serde_json::json;
+use toolbelt_model::audit_checkpoint::{AuditPublicKey, CheckpointError, read_verified, thin};
+
+/// At most this many checkpoints go to the server (it takes 4096); see [`thin`].
+const MAX_SENT: usize = 4096;
 
 const COLS: &[Col] = &[
     ("SEQ", "/seq"),
@@ -31,8 +36,20 @@ pub enum AuditCmd {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
-    /// Walk the hash chain; exits non-zero when it is broken.
-    Verify,
+    /// Walk the hash chain; exits non-zero when it is broken. With --checkpoint and
+    /// --public-key, also against signed checkpoints: a rewritten or cut chain fails.
+    Verify {
+        /// A checkpoint file (JSON lines, TOOLBELT_AUDIT_CHECKPOINT_FILE on the server).
+        #[arg(long, requires = "public_key")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// The audit key's public half (`toolbelt audit public-key`), from a record you trust.
+        #[arg(long, requires = "checkpoint")]
+        public_key: Option<String>,
+    },
+    /// The audit key's public half (Ed25519, base64url), for `audit verify --public-key`.
+    PublicKey,
+    /// Sign the chain's head into the checkpoint file now.
+    Checkpoint,
     /// Every event, oldest first, as JSON lines.
     Export,
 }
@@ -85,23 +102,22 @@ pub async fn run(cmd: AuditCmd, ctx: &Ctx) -> Result<()> {
                 COLS,
             );
         }
-        AuditCmd::Verify => {
-            let r = ctx.api.get("/api/v1/audit/verify").await?;
-            let ok = r["ok"].as_bool() == Some(true);
+        AuditCmd::Verify {
+            checkpoint,
+            public_key,
+        } => verify(ctx, checkpoint.zip(public_key)).await?,
+        AuditCmd::PublicKey => {
+            let r = ctx.api.get("/api/v1/audit/public-key").await?;
             match ctx.out.format {
                 Format::Json => ctx.out.json(&r),
-                Format::Table if ok => println!(
-                    "The audit chain is intact: {} events, head at {}.",
-                    r["checked"], r["head_seq"]
-                ),
-                Format::Table => println!(
-                    "The audit chain is BROKEN at event {}: {}",
-                    r["first_broken_seq"],
-                    r["reason"].as_str().unwrap_or("?")
-                ),
+                Format::Table => println!("{}", r["public_key"].as_str().unwrap_or("?")),
             }
-            if !ok {
-                return Err(anyhow::anyhow!("audit chain verification failed"));
+        }
+        AuditCmd::Checkpoint => {
+            let r = ctx.api.post("/api/v1/audit/checkpoints", json!({})).await?;
+            match ctx.out.format {
+                Format::Json => ctx.out.json(&r),
+                Format::Table => println!("Checkpoint written: event {}, {}.", r["seq"], r["time"]),
             }
         }
         AuditCmd::Export => {
@@ -111,6 +127,58 @@ pub async fn run(cmd: AuditCmd, ctx: &Ctx) -> Result<()> {
                 println!("{}", serde_json::to_string(&e)?);
             }
         }
+    }
+    Ok(())
+}
+
+/// The chain alone, or against a checkpoint file whose every line must verify with the
+/// given key (checked here, by the verifier, before anything is sent).
+async fn verify(ctx: &Ctx, checkpoints: Option<(std::path::PathBuf, String)>) -> Result<()> {
+    let r = match checkpoints {
+        None => ctx.api.get("/api/v1/audit/verify").await?,
+        Some((file, key)) => {
+            let key = match AuditPublicKey::parse(&key) {
+                Ok(k) => k,
+                Err(e) => return usage(format!("--public-key: {e}")),
+            };
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let cps = match read_verified(&text, &key) {
+                Ok(c) => c,
+                Err(e @ CheckpointError::BadSignature { .. }) => {
+                    println!("The checkpoint file {} is FORGED: {e}", file.display());
+                    return Err(anyhow::anyhow!("audit checkpoint verification failed"));
+                }
+                Err(e) => return Err(anyhow::anyhow!("{}: {e}", file.display())),
+            };
+            let body = json!({ "checkpoints": thin(&cps, MAX_SENT) });
+            ctx.api.post("/api/v1/audit/verify", body).await?
+        }
+    };
+    let ok = r["ok"].as_bool() == Some(true);
+    match ctx.out.format {
+        Format::Json => ctx.out.json(&r),
+        Format::Table if ok => {
+            print!(
+                "The audit chain is intact: {} events, head at {}.",
+                r["checked"], r["head_seq"]
+            );
+            match r["signed_through"].as_i64() {
+                Some(s) => println!(
+                    " {} signed checkpoints match it, the last at event {s}.",
+                    r["checkpoints_checked"]
+                ),
+                None => println!(),
+            }
+        }
+        Format::Table => println!(
+            "The audit chain is BROKEN at event {}: {}",
+            r["first_broken_seq"],
+            r["reason"].as_str().unwrap_or("?")
+        ),
+    }
+    if !ok {
+        return Err(anyhow::anyhow!("audit chain verification failed"));
     }
     Ok(())
 }
