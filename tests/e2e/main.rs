@@ -23,6 +23,7 @@ mod gateway_audit;
 mod gateway_browser;
 mod gateway_fast;
 mod gateway_limits;
+mod gateway_metrics;
 mod gateway_pins;
 mod gateway_process;
 mod gateway_reply;

@@ -113,6 +113,19 @@ impl Options {
         if let Some(d) = v.millis("TOOLBELT_METRICS_FLUSH_MS")? {
             o.metrics.flush_every = d.max(Duration::from_millis(50));
         }
+        if let Some(n) = v.number::<usize>("TOOLBELT_METRICS_MAX_SERIES")? {
+            o.control.metrics_max_series = n;
+        }
+        if let Some(t) = v.get("TOOLBELT_METRICS_TOKEN")? {
+            // A guessable scrape token would show every agent's and server's name.
+            if t.trim().chars().count() < 16 {
+                return Err(invalid(
+                    "TOOLBELT_METRICS_TOKEN",
+                    "must be at least 16 characters",
+                ));
+            }
+            o.control.metrics_token = Some(toolbelt_model::token::TokenDigest::of(t.trim()));
+        }
         Ok(o)
     }
 }
@@ -308,6 +321,8 @@ mod tests {
         );
         assert_eq!(o.audit_checkpoint_every, 1000);
         assert_eq!(o.audit_checkpoint_interval, Duration::from_secs(60));
+        assert_eq!(o.control.metrics_max_series, 5000);
+        assert!(o.control.metrics_token.is_none());
     }
 
     #[test]
@@ -332,6 +347,8 @@ mod tests {
             ("TOOLBELT_AUDIT_CHECKPOINT_FILE", "/evidence/tb.jsonl"),
             ("TOOLBELT_AUDIT_CHECKPOINT_EVENTS", "50"),
             ("TOOLBELT_AUDIT_CHECKPOINT_MS", "2000"),
+            ("TOOLBELT_METRICS_MAX_SERIES", "100"),
+            ("TOOLBELT_METRICS_TOKEN", " scrape-token-of-16+ "),
         ])
         .unwrap();
         assert_eq!(
@@ -340,6 +357,13 @@ mod tests {
         );
         assert_eq!(o.audit_checkpoint_every, 50);
         assert_eq!(o.audit_checkpoint_interval, Duration::from_millis(2000));
+        assert_eq!(o.control.metrics_max_series, 100);
+        let digest = toolbelt_model::token::TokenDigest::of("scrape-token-of-16+");
+        assert_eq!(
+            o.control.metrics_token,
+            Some(digest),
+            "trimmed, kept as a digest"
+        );
         assert_eq!(o.metrics.retention, Duration::from_secs(2 * 86400));
         assert_eq!(o.metrics.flush_every, Duration::from_millis(500));
         assert!(
@@ -392,6 +416,8 @@ mod tests {
             ("TOOLBELT_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local"),
             ("TOOLBELT_LOGIN_LIMIT_ACCOUNT", "-1"),
             ("TOOLBELT_LOGIN_HASH_PERMITS", "0"),
+            ("TOOLBELT_METRICS_MAX_SERIES", "lots"),
+            ("TOOLBELT_METRICS_TOKEN", "short"),
         ] {
             let e = from(&[(name, value)])
                 .err()

@@ -7,6 +7,7 @@ pub mod audit_checkpoints;
 pub mod audit_log;
 pub mod auth;
 pub mod bootstrap;
+pub mod call_metrics;
 pub mod client_ip;
 pub mod extract;
 pub mod failure_ledger;

@@ -1,11 +1,14 @@
-//! Prometheus metrics of the control plane, served at `/metrics`.
+//! Prometheus metrics of the control plane, served at `/metrics`: the process's own
+//! (HTTP requests, logins…) to anyone, and the gateway's tool calls
+//! ([`crate::call_metrics`], labelled with agents', servers' and tools' names) to an
+//! admin or a scraper presenting `TOOLBELT_METRICS_TOKEN`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -30,10 +33,13 @@ pub struct Metrics {
     pub password_hashes: Counter,
     /// Logins refused by the throttle.
     pub login_throttled: Counter,
+    /// Tool calls (the store feeds them once [`crate::AppState::new`] connects it).
+    pub calls: Arc<crate::call_metrics::CallMetrics>,
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// `max_series`: the cap on tool-call label combinations.
+    pub fn new(max_series: usize) -> Metrics {
         let mut registry = Registry::with_prefix("toolbelt");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
@@ -77,19 +83,26 @@ impl Metrics {
             audit_events,
             password_hashes,
             login_throttled,
+            calls: Arc::new(crate::call_metrics::CallMetrics::new(max_series)),
         }
     }
 
-    pub fn encode(&self) -> String {
+    /// The text exposition; with `calls`, the tool-call series too.
+    pub fn encode(&self, calls: bool) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
         let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = prometheus_client::encoding::text::encode(&mut out, &reg);
+        let _ = encode_registry(&mut out, &reg);
+        if calls {
+            let _ = encode_registry(&mut out, self.calls.registry());
+        }
+        let _ = encode_eof(&mut out);
         out
     }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(crate::call_metrics::DEFAULT_MAX_SERIES)
     }
 }

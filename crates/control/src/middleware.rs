@@ -25,9 +25,15 @@ pub async fn api_layer(State(st): State<AppState>, req: Request, next: Next) -> 
         .unwrap_or_else(|| "unmatched".into());
     let path = req.uri().path().to_string();
 
-    let auth = match auth::resolve(&st.store, req.headers()).await {
-        Ok(a) => a,
-        Err(p) => return p.into_response(),
+    // The scrape token is no user's: it is not looked up (nor counted as refused).
+    let scraper = route == "/metrics" && crate::health::is_scraper(&st, req.headers());
+    let auth = if scraper {
+        Auth::Anonymous
+    } else {
+        match auth::resolve(&st.store, req.headers()).await {
+            Ok(a) => a,
+            Err(p) => return p.into_response(),
+        }
     };
     if matches!(auth, Auth::Rejected(_)) {
         st.metrics.auth_failures.inc();
@@ -44,6 +50,9 @@ pub async fn api_layer(State(st): State<AppState>, req: Request, next: Next) -> 
     let client = ClientIp::of(&parts, &st.config.trusted_proxies);
     parts.extensions.insert(client);
     parts.extensions.insert(auth.clone());
+    if scraper {
+        parts.extensions.insert(crate::health::Scraper);
+    }
     let req = Request::from_parts(parts, body);
 
     let res = next.run(req).await;

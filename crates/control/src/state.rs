@@ -36,6 +36,11 @@ pub struct ControlConfig {
     /// Addresses the SSRF guard lets through (`TOOLBELT_SSRF_ALLOW`): for client metadata
     /// documents, as for remote servers.
     pub ssrf_allow: toolbelt_net::ssrf::AllowList,
+    /// The cap on tool-call label combinations on `/metrics` (`TOOLBELT_METRICS_MAX_SERIES`).
+    pub metrics_max_series: usize,
+    /// The digest of `TOOLBELT_METRICS_TOKEN`: a bearer token that shows a scraper the
+    /// tool-call series without being a user.
+    pub metrics_token: Option<toolbelt_model::token::TokenDigest>,
 }
 
 impl Default for ControlConfig {
@@ -50,6 +55,8 @@ impl Default for ControlConfig {
             login: LoginLimits::default(),
             outbound: Default::default(),
             ssrf_allow: Default::default(),
+            metrics_max_series: crate::call_metrics::DEFAULT_MAX_SERIES,
+            metrics_token: None,
         }
     }
 }
@@ -105,7 +112,9 @@ impl AppState {
             credentials.vault.clone(),
             Some(credentials.oauth.clone()),
         ));
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(config.metrics_max_series);
+        // Tool calls reach /metrics where they reach the dashboard's meter.
+        store.set_call_sink(metrics.calls.clone());
         let passwords = Passwords::new(config.login.hashing, metrics.password_hashes.clone());
         let toolboxes = ToolboxClient::new(&config.outbound);
         let mcp_documents =

@@ -28,12 +28,14 @@ struct Record<'a> {
 }
 
 impl Record<'_> {
-    /// `connection`: the OAuth connection whose token the call carried.
+    /// `connection`: the OAuth connection whose token the call carried; `agent_name`: the
+    /// agent's name as its policy has it (metrics label calls with it).
     fn event(
         &self,
         hit: Option<&Exposed>,
         res: &Result<CallToolResponse, CallError>,
         connection: Option<&toolbelt_model::ConnectionId>,
+        agent_name: Option<&str>,
     ) -> NewAuditEvent {
         let end = ending(res);
         let args_hash = hex::encode(Sha256::digest(
@@ -52,6 +54,9 @@ impl Record<'_> {
         }
         if let Some(c) = connection {
             detail["connection"] = json!(c);
+        }
+        if let Some(n) = agent_name {
+            detail["agent_name"] = json!(n);
         }
         if let Some(chat) = &self.agent.chat {
             detail["via"] = json!("chat");
@@ -165,11 +170,20 @@ pub async fn call_direct(
         armed: true,
     };
     let mut connection = None;
-    let Attempt { hit, result } = run(hub, agent, &req, &args, ctx, &mut connection).await;
+    let Attempt {
+        hit,
+        result,
+        agent_name,
+    } = run(hub, agent, &req, &args, ctx, &mut connection).await;
     unanswered.armed = false;
     // Durable before the agent sees anything; no event, no result.
     hub.audit
-        .record(rec.event(hit.as_ref(), &result, connection.as_ref()))
+        .record(rec.event(
+            hit.as_ref(),
+            &result,
+            connection.as_ref(),
+            agent_name.as_deref(),
+        ))
         .await
         .map_err(CallError::from)?;
     Ok(result?)
@@ -179,6 +193,7 @@ pub async fn call_direct(
 struct Attempt {
     hit: Option<Exposed>,
     result: Result<CallToolResponse, CallError>,
+    agent_name: Option<std::sync::Arc<str>>,
 }
 
 impl Attempt {
@@ -186,6 +201,7 @@ impl Attempt {
         Attempt {
             hit: None,
             result: Err(e),
+            agent_name: None,
         }
     }
 }
@@ -206,7 +222,7 @@ impl Drop for Unanswered<'_> {
         let gone = Err(CallError::Cancelled(
             "the agent went away before the answer".into(),
         ));
-        let ev = self.rec.event(None, &gone, None);
+        let ev = self.rec.event(None, &gone, None, None);
         let audit = self.hub.audit.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
@@ -251,13 +267,18 @@ async fn run(
     }
     // A toolset endpoint calls its own tools only; what it may not call does not exist.
     let lens = crate::search::lens::of(agent, &policy);
+    let agent_name = policy.agent_name.clone();
     let Some(hit) = view.lookup(&req.name).filter(|e| lens.callable(e)).cloned() else {
-        return Attempt::missed(CallError::UnknownTool(req.name.to_string()));
+        return Attempt {
+            agent_name,
+            ..Attempt::missed(CallError::UnknownTool(req.name.to_string()))
+        };
     };
     let result = forward(hub, agent, &hit, req, args, ctx, used).await;
     Attempt {
         hit: Some(hit),
         result,
+        agent_name,
     }
 }
 

@@ -37,6 +37,8 @@ pub struct AgentIdentity {
 #[derive(Debug, Default)]
 pub struct AgentPolicy {
     pub owner: Option<Scope>,
+    /// The agent's name (its calls' audit events and metrics carry it).
+    pub agent_name: Option<Arc<str>>,
     toolboxes: HashSet<ToolboxId>,
     servers: HashSet<ServerId>,
     rules: HashMap<(ServerId, String), ToolRule>,
@@ -248,7 +250,7 @@ impl Policies {
         }
         let mut c = self.store.conn().await?;
         let gs = grants::for_agent(&mut c, agent).await?;
-        let owner_id = sqlx_owner(&mut c, agent).await?;
+        let (owner_id, agent_name) = sqlx_owner(&mut c, agent).await?.unzip();
         let discovery = crate::search::settings::load(&mut c, agent).await?;
         let owner = match owner_id {
             Some(id) => users::get(&mut c, &id).await.ok().map(|u| Scope {
@@ -259,6 +261,7 @@ impl Policies {
         };
         let mut p = AgentPolicy {
             owner,
+            agent_name: agent_name.map(|n| Arc::from(n.as_str())),
             discovery,
             ..Default::default()
         };
@@ -292,16 +295,17 @@ impl Policies {
     }
 }
 
+/// The agent's owner and name.
 async fn sqlx_owner(
     c: &mut toolbelt_store::AnyConnection,
     agent: &AgentId,
-) -> Result<Option<UserId>, StoreError> {
+) -> Result<Option<(UserId, String)>, StoreError> {
     let admin = Scope {
         user_id: UserId::from_db(String::new()),
         role: toolbelt_model::Role::Admin,
     };
     match toolbelt_store::agents::get(c, &admin, agent).await {
-        Ok(a) => Ok(Some(a.owner_id)),
+        Ok(a) => Ok(Some((a.owner_id, a.name.to_string()))),
         Err(StoreError::NotFound) => Ok(None),
         Err(e) => Err(e),
     }

@@ -1,13 +1,13 @@
 //! Connecting, migrating, and transactions that carry an audit event.
 
 use crate::events::{Bus, Event};
-use crate::metrics::Meter;
+use crate::metrics::{CallSink, Meter};
 use crate::{Result, audit};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Once, RwLock};
 use std::time::Duration;
 use toolbelt_model::audit::{AuditAction, AuditEvent, NewAuditEvent, TargetKind};
 
@@ -74,6 +74,8 @@ pub struct Store {
     events: Bus,
     /// Call metrics of this process, not yet written (see [`crate::metrics`]).
     meter: Arc<Meter>,
+    /// Fed the same samples as the meter (the Prometheus exposition), once set.
+    call_sink: Arc<RwLock<Option<Arc<dyn CallSink>>>>,
     /// The database URL, on PostgreSQL (the event relay LISTENs on its own connection).
     postgres_url: Option<Arc<str>>,
 }
@@ -137,6 +139,7 @@ impl Store {
             epoch: Arc::new(AtomicU64::new(1)),
             events: Bus::new(),
             meter: Arc::new(Meter::default()),
+            call_sink: Arc::default(),
             postgres_url,
         })
     }
@@ -149,6 +152,12 @@ impl Store {
     /// This process's call metrics, not yet written.
     pub fn meter(&self) -> &Meter {
         &self.meter
+    }
+
+    /// Every finished call from now on also goes to `sink`, at the point the [`Meter`]
+    /// sees it (replacing an earlier sink).
+    pub fn set_call_sink(&self, sink: Arc<dyn CallSink>) {
+        *self.call_sink.write().unwrap_or_else(|p| p.into_inner()) = Some(sink);
     }
 
     /// The database URL when it is PostgreSQL (for the event relay's own connection).
@@ -222,8 +231,16 @@ impl Store {
     /// After the commit: the metrics samples and the live-update notes of a batch.
     fn appended(&self, out: Vec<AuditEvent>, after: Appended) -> Vec<AuditEvent> {
         let at = crate::rows::now_ms();
+        let sink = self
+            .call_sink
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         for s in &after.samples {
             self.meter.record(at, s);
+            if let Some(k) = &sink {
+                k.record(s);
+            }
         }
         for n in after.notes {
             self.events.local(n);

@@ -71,13 +71,28 @@ struct Cell {
 
 type Key = (i64, ServerId, String);
 
-/// One finished call, as the meter needs it.
+/// One finished call, as the meter (and any [`CallSink`]) needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
     pub server: ServerId,
     pub tool: String,
     pub latency_us: u64,
     pub error: bool,
+    /// The names a sink labels the call with (from the event's detail; empty when an
+    /// older event lacks them).
+    pub agent_id: String,
+    pub agent: String,
+    pub toolbox: String,
+    pub server_name: String,
+    /// `success`, the error's name from the gateway's table (`upstream_timeout`,
+    /// `rate_limited`…), else the audit outcome (`failure`, `denied`).
+    pub outcome: String,
+}
+
+/// Another consumer of every finished call, fed at the same point as the [`Meter`]
+/// (after the call's audit event committed): the Prometheus exposition.
+pub trait CallSink: Send + Sync {
+    fn record(&self, s: &Sample);
 }
 
 /// Calls of this process, per minute, server and tool, not yet final.
@@ -114,11 +129,22 @@ impl Meter {
         }
         let d = &ev.detail;
         let server = ServerId::parse(d["server"].as_str()?)?;
+        let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+        let outcome = match (d["error_kind"].as_str(), ev.outcome) {
+            (_, Outcome::Success) => "success".to_string(),
+            (Some(kind), _) => kind.to_string(),
+            (None, o) => o.as_str().to_string(),
+        };
         Some(Sample {
             server,
             tool: d["upstream_tool"].as_str()?.to_string(),
             latency_us: d["latency_us"].as_u64().unwrap_or(0),
             error: ev.outcome != Outcome::Success,
+            agent_id: ev.actor_id.clone().unwrap_or_default(),
+            agent: text("agent_name"),
+            toolbox: text("toolbox"),
+            server_name: text("server_name"),
+            outcome,
         })
     }
 

@@ -15,7 +15,7 @@
 
 mod meter;
 
-pub use meter::{Meter, Sample};
+pub use meter::{CallSink, Meter, Sample};
 
 use crate::events::Event;
 use crate::rows::int;
