@@ -16,6 +16,8 @@ pub mod eventually;
 pub mod llm;
 #[path = "harness/mcp.rs"]
 pub mod mcp;
+#[path = "harness/netns.rs"]
+pub mod netns;
 #[path = "harness/oauth.rs"]
 pub mod oauth;
 #[path = "harness/plane.rs"]
@@ -38,6 +40,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 use toolbelt_testkit::proc::{free_port, toolbelt_bin};
 
+const LOOPBACK: &str = "127.0.0.1";
+
 /// A `toolbelt up` (or `serve`) process on a free loopback port.
 pub struct Server {
     pub child: Child,
@@ -49,18 +53,23 @@ pub struct Server {
 impl Server {
     /// Starts `toolbelt up` with the given data dir and extra environment.
     pub async fn up(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        Self::start("up", data_dir, env, None).await
+        Self::start("up", LOOPBACK, data_dir, env, None).await
     }
 
     /// `toolbelt up` as the user `uid` (a root test runs it as an unprivileged one; the
     /// data dir is made that user's).
     pub async fn up_as(data_dir: &Path, env: &[(&str, &str)], uid: Option<u32>) -> Server {
-        Self::start("up", data_dir, env, uid).await
+        Self::start("up", LOOPBACK, data_dir, env, uid).await
     }
 
     /// Starts `toolbelt serve` (no local toolbox).
     pub async fn serve(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        Self::start("serve", data_dir, env, None).await
+        Self::start("serve", LOOPBACK, data_dir, env, None).await
+    }
+
+    /// `toolbelt serve` listening on `host` (an address a test's namespace reaches).
+    pub async fn serve_at(host: &str, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start("serve", host, data_dir, env, None).await
     }
 
     /// The control plane's signing key (tests sign DTMA calls with it).
@@ -73,7 +82,13 @@ impl Server {
         toolbelt_model::signed::ControlKey::from_seed(bytes.try_into().unwrap())
     }
 
-    async fn start(sub: &str, data_dir: &Path, env: &[(&str, &str)], uid: Option<u32>) -> Server {
+    async fn start(
+        sub: &str,
+        host: &str,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        uid: Option<u32>,
+    ) -> Server {
         let port = free_port();
         std::fs::create_dir_all(data_dir).unwrap();
         if let Some(uid) = uid {
@@ -83,7 +98,7 @@ impl Server {
         let mut cmd = Command::new(toolbelt_bin());
         cmd.args([sub, "--data-dir"])
             .arg(data_dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--listen", &format!("{host}:{port}")])
             .env_remove("TOOLBELT_DATABASE_URL")
             .env("TOOLBELT_LOG", "info")
             .stdin(Stdio::null())
@@ -100,7 +115,7 @@ impl Server {
         }
         let child = cmd.spawn().expect("toolbelt up starts");
         let tls = env.iter().any(|(k, _)| *k == "TOOLBELT_TLS_CERT");
-        let url = format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" });
+        let url = format!("{}://{host}:{port}", if tls { "https" } else { "http" });
         // Readiness over HTTPS trusts the CA the server is given.
         let http = match env.iter().find(|(k, _)| *k == "TOOLBELT_CA_FILE") {
             Some((_, f)) => toolbelt_net::http::Outbound::with_ca_file(f.as_ref())
@@ -179,10 +194,37 @@ impl DtmaProc {
         runtime: &str,
         env: &[(&str, &str)],
     ) -> DtmaProc {
+        Self::spawn(None, server, join, data_dir, runtime, env).await
+    }
+
+    /// A DTMA inside `net`'s namespace, listening on (and advertising) its address.
+    pub async fn start_in(
+        net: &netns::Netns,
+        server: &str,
+        join: Option<&str>,
+        data_dir: &Path,
+        runtime: &str,
+        env: &[(&str, &str)],
+    ) -> DtmaProc {
+        Self::spawn(Some(net), server, join, data_dir, runtime, env).await
+    }
+
+    async fn spawn(
+        net: Option<&netns::Netns>,
+        server: &str,
+        join: Option<&str>,
+        data_dir: &Path,
+        runtime: &str,
+        env: &[(&str, &str)],
+    ) -> DtmaProc {
         let port = free_port();
         std::fs::create_dir_all(data_dir.parent().unwrap()).unwrap();
         let log = data_dir.with_extension(format!("{port}.log"));
-        let mut cmd = Command::new(toolbelt_bin());
+        let host = net.map_or(LOOPBACK, |n| n.ns_ip.as_str());
+        let mut cmd = match net {
+            Some(n) => n.command(&toolbelt_bin()),
+            None => Command::new(toolbelt_bin()),
+        };
         cmd.args([
             "dtma",
             "--server",
@@ -190,7 +232,7 @@ impl DtmaProc {
             "--runtime",
             runtime,
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            &format!("{host}:{port}"),
             "--data-dir",
         ])
         .arg(data_dir)
@@ -209,7 +251,7 @@ impl DtmaProc {
         let child = cmd.spawn().expect("toolbelt dtma starts");
         let d = DtmaProc {
             child,
-            addr: format!("127.0.0.1:{port}"),
+            addr: format!("{host}:{port}"),
             log,
         };
         let url = format!("http://{}/healthz", d.addr);

@@ -30,6 +30,7 @@ mod gateway_reply;
 mod gateway_rugpull;
 mod gw_setup;
 mod mcp_oauth_sdk_browser;
+mod net_faults;
 mod oauth_flow;
 mod oauth_world;
 mod process_limits;
