@@ -25,6 +25,7 @@ mod gateway_fast;
 mod gateway_limits;
 mod gateway_metrics;
 mod gateway_pins;
+mod gateway_prefixes;
 mod gateway_process;
 mod gateway_reply;
 mod gateway_rugpull;

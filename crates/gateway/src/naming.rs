@@ -40,8 +40,14 @@ pub fn exposed(prefix: &str, tool: &str) -> String {
     name
 }
 
-/// The prefix of each server: its name, or `name-toolbox` when several servers the agent
-/// sees share the name (servers are named uniquely only within a toolbox).
+/// The prefix of each server, unique among the servers given: its name, or
+/// `name-toolbox` when several servers the agent sees share the name (servers are named
+/// uniquely only within a toolbox). A prefix made so can still be another server's:
+/// `mine` on `alpha` beside a server named `mine-alpha`, or `mine` on `a-b` beside
+/// `mine-a` on `b`. Then every made prefix in the clash gets `-<hash of its server's name
+/// and toolbox>`, again until none is shared; a server's own name is never changed for
+/// another's. Since prefixes hold no `_`, distinct prefixes give distinct `prefix__tool`
+/// names (the view still refuses any name two tools would share: see `view::build`).
 pub fn prefixes<'a>(
     servers: impl Iterator<Item = (&'a str, &'a str)> + Clone,
 ) -> std::collections::HashMap<(String, String), String> {
@@ -49,16 +55,41 @@ pub fn prefixes<'a>(
     for (name, _) in servers.clone() {
         *count.entry(name).or_default() += 1;
     }
-    servers
+    // (server, prefix, whether the prefix was made rather than the server's own name)
+    let mut out: Vec<((String, String), String, bool)> = servers
         .map(|(name, toolbox)| {
-            let prefix = if count[name] > 1 {
+            let made = count[name] > 1;
+            let prefix = if made {
                 clean(&format!("{name}-{toolbox}"))
             } else {
                 name.to_string()
             };
-            ((name.to_string(), toolbox.to_string()), prefix)
+            ((name.to_string(), toolbox.to_string()), prefix, made)
         })
-        .collect()
+        .collect();
+    // A few rounds: one settles any clash that is not contrived (a server named after
+    // another's made prefix and its hash); what is left, the view hides.
+    for round in 0..4u8 {
+        let mut seen = std::collections::HashMap::<&str, usize>::new();
+        for (_, p, _) in &out {
+            *seen.entry(p.as_str()).or_default() += 1;
+        }
+        let clashing: Vec<usize> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, p, made))| *made && seen[p.as_str()] > 1)
+            .map(|(i, _)| i)
+            .collect();
+        if clashing.is_empty() {
+            break;
+        }
+        for i in clashing {
+            let ((name, toolbox), p, _) = &mut out[i];
+            let h = short_hash(&format!("{name}\u{0}{toolbox}\u{0}{round}"));
+            *p = format!("{p}-{h}");
+        }
+    }
+    out.into_iter().map(|(k, p, _)| (k, p)).collect()
 }
 
 #[cfg(test)]
@@ -102,5 +133,41 @@ mod tests {
         assert_eq!(p[&("tools".into(), "alpha".into())], "tools-alpha");
         assert_eq!(p[&("tools".into(), "beta".into())], "tools-beta");
         assert_eq!(p[&("git".into(), "alpha".into())], "git");
+    }
+
+    /// `mine` on two toolboxes beside a server named `mine-alpha`: the made prefix of
+    /// `mine` on `alpha` would be `mine-alpha`, the other server's own name.
+    #[test]
+    fn a_made_prefix_never_takes_another_servers_name() {
+        let servers = [("mine", "alpha"), ("mine", "beta"), ("mine-alpha", "beta")];
+        let p = prefixes(servers.iter().copied());
+        let k = |n: &str, t: &str| (n.to_string(), t.to_string());
+        assert_eq!(
+            p[&k("mine-alpha", "beta")],
+            "mine-alpha",
+            "its own name stays"
+        );
+        assert_eq!(p[&k("mine", "beta")], "mine-beta");
+        let made = &p[&k("mine", "alpha")];
+        assert!(made.starts_with("mine-alpha-") && ok(made), "{made}");
+        // Two made prefixes clashing (`mine` on `a-b`, `mine-a` on `b`), and a server
+        // named after what the first round would make: all distinct in the end.
+        let first_round = format!("mine-a-b-{}", short_hash("mine\u{0}a-b\u{0}0"));
+        let servers = [
+            ("mine", "a-b"),
+            ("mine", "c"),
+            ("mine-a", "b"),
+            ("mine-a", "d"),
+            (first_round.as_str(), "e"),
+        ];
+        let p = prefixes(servers.iter().copied());
+        let mut all: Vec<&String> = p.values().collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 5, "{p:?}");
+        assert_eq!(p[&k(&first_round, "e")], first_round);
+        for v in p.values() {
+            assert!(!v.contains('_'), "{v}");
+        }
     }
 }

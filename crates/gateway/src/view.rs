@@ -167,6 +167,24 @@ fn build(registry: &Registry, policy: &AgentPolicy) -> View {
         }
     }
     v.tools.sort_by(|a, b| a.name.cmp(&b.name));
+    // A name two tools would share resolves to neither: a call must never reach a server
+    // other than the one whose tool the agent was shown. Distinct prefixes make this rare
+    // (a truncated name's short hash, a cleaned name matching another's literal one).
+    let shared = |names: Vec<&str>| -> std::collections::HashSet<String> {
+        let mut seen = std::collections::HashSet::new();
+        names
+            .into_iter()
+            .filter(|n| !seen.insert(*n))
+            .map(String::from)
+            .collect()
+    };
+    let clash = shared(v.tools.iter().map(|t| &*t.name).collect());
+    let prompt_clash = shared(v.prompts.iter().map(|p| p.name.as_str()).collect());
+    for n in clash.iter().chain(&prompt_clash) {
+        tracing::warn!(name = %n, "two tools or prompts would share this name; both hidden");
+    }
+    v.tools.retain(|t| !clash.contains(&*t.name));
+    v.prompts.retain(|p| !prompt_clash.contains(&p.name));
     v.by_name = v
         .tools
         .iter()

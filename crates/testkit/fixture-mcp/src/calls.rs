@@ -80,7 +80,10 @@ pub async fn run(
         "whoami" => {
             // SAFETY: getuid and getgid cannot fail and touch no memory.
             let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-            let data = json!({ "uid": uid, "gid": gid, "pid": std::process::id() });
+            let mut data = json!({ "uid": uid, "gid": gid, "pid": std::process::id() });
+            if let Some(l) = crate::label() {
+                data["label"] = json!(l);
+            }
             Ok(structured(data.to_string(), data))
         }
         "env" => {

@@ -17,6 +17,7 @@
 //!                                       changed definition that survives restarts)
 //! fixture-mcp --start-delay-ms MS       wait MS before serving (a slow server: its status
 //!                                       stays `starting` that long, for live-update tests)
+//! fixture-mcp --label TEXT              `whoami` answers TEXT too (which server answered)
 //! ```
 
 mod args;
@@ -38,6 +39,13 @@ static STDIO_MODE: AtomicBool = AtomicBool::new(false);
 
 pub fn stdio_mode() -> bool {
     STDIO_MODE.load(Ordering::Relaxed)
+}
+
+/// `--label`: tells servers running this same binary apart in `whoami`'s answer.
+static LABEL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+pub fn label() -> Option<&'static str> {
+    LABEL.get().map(String::as_str)
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +118,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Usage> 
                 )
             }
             "--start-delay-ms" => o.start_delay_ms = parsed("--start-delay-ms", args.next())?,
+            "--label" => {
+                let _ = LABEL.set(args.next().ok_or(Usage::MissingValue("--label"))?);
+            }
             _ => return Err(Usage::Unknown(arg)),
         }
     }
