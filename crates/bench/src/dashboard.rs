@@ -81,6 +81,14 @@ pub async fn run(servers: usize, agents: usize, events: usize, requests: usize) 
             "agent builder (1,000 servers to grant)",
             format!("/agents/{}", ids.agent),
         ),
+        (
+            "agent builder, one toolbox open (100 servers)",
+            format!("/agents/{}?toolbox={}", ids.agent, ids.toolbox),
+        ),
+        (
+            "agent builder, one server open",
+            format!("/agents/{}?server={}", ids.agent, ids.server),
+        ),
         ("toolboxes", "/toolboxes".into()),
         (
             "toolbox detail (100 servers)",

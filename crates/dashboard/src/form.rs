@@ -37,6 +37,15 @@ impl Form {
         self.get(name).is_some()
     }
 
+    /// A switch posted as a checkbox after a hidden field of the same name whose value is
+    /// `off`: `None` when the form did not carry it, else whether any value but `off` came
+    /// (the checkbox's). A bare checkbox (no hidden field) reads as on when posted.
+    pub fn switch(&self, name: &str) -> Option<bool> {
+        let mut values = self.0.iter().filter(|(k, _)| k == name).peekable();
+        values.peek()?;
+        Some(values.any(|(_, v)| v != "off"))
+    }
+
     /// The fields whose names start with `prefix`, with the prefix removed.
     pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
         self.0

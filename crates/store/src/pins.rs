@@ -48,6 +48,34 @@ pub async fn for_server(c: &mut AnyConnection, server: &ServerId) -> Result<Vec<
     rows.iter().map(pin).collect()
 }
 
+/// The pins of many servers at once, by server (a tree of every server the caller sees
+/// would otherwise be one query per server). Servers without pins are absent.
+pub async fn for_servers(
+    c: &mut AnyConnection,
+    servers: &[ServerId],
+) -> Result<std::collections::HashMap<ServerId, Vec<Pin>>> {
+    // Bound parameters per statement stay far below SQLite's and PostgreSQL's limits.
+    const CHUNK: usize = 500;
+    let mut out: std::collections::HashMap<ServerId, Vec<Pin>> = Default::default();
+    for chunk in servers.chunks(CHUNK) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT * FROM tool_pins WHERE server_id IN ({}) ORDER BY server_id, tool",
+            marks.join(", ")
+        );
+        // Only placeholders are formatted into the statement; the ids are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for s in chunk {
+            q = q.bind(s.to_string());
+        }
+        for r in q.fetch_all(&mut *c).await? {
+            let p = pin(&r)?;
+            out.entry(p.server_id.clone()).or_default().push(p);
+        }
+    }
+    Ok(out)
+}
+
 /// How pins hash a definition now: the whole forwarded tool (1: before icons and `_meta`).
 pub const HASHING: i64 = 2;
 

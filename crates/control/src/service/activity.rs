@@ -101,22 +101,34 @@ pub async fn tool_tree(st: &AppState, caller: &Caller) -> Result<Vec<ToolboxTool
             None => break,
         }
     }
+    let mut servers = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
         let p = toolbelt_store::servers::list(&mut c, scope, None, 1000, cursor.as_deref()).await?;
-        for s in p.items {
-            if s.desired == toolbelt_model::server::DesiredState::Deleted {
-                continue;
-            }
-            let mut tools = pins::for_server(&mut c, &s.id).await?;
-            tools.sort_by(|a, b| a.tool.cmp(&b.tool));
-            if let Some(t) = out.iter_mut().find(|t| t.toolbox.id == s.toolbox_id) {
-                t.servers.push((s, tools));
-            }
-        }
+        servers.extend(
+            p.items
+                .into_iter()
+                .filter(|s| s.desired != toolbelt_model::server::DesiredState::Deleted),
+        );
         match p.next_cursor {
             Some(n) => cursor = Some(n),
             None => break,
+        }
+    }
+    // One query for every server's pins (not one per server: 1,000 servers made the agent
+    // builder's page slow), sorted by tool name within each server.
+    let ids: Vec<_> = servers.iter().map(|s| s.id.clone()).collect();
+    let mut pinned = pins::for_servers(&mut c, &ids).await?;
+    let at: std::collections::HashMap<_, _> = out
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.toolbox.id.clone(), i))
+        .collect();
+    for s in servers {
+        let mut tools = pinned.remove(&s.id).unwrap_or_default();
+        tools.sort_by(|a, b| a.tool.cmp(&b.tool));
+        if let Some(&i) = at.get(&s.toolbox_id) {
+            out[i].servers.push((s, tools));
         }
     }
     Ok(out)

@@ -181,7 +181,14 @@ struct DetailPage {
     a: AgentRow,
     tokens: Vec<TokenRow>,
     tree: Vec<toolbelt::TreeToolbox>,
+    /// The editor's hidden fields naming what of the tree is open.
+    open_fields: Vec<(&'static str, String)>,
+    /// A page of what it sees now (`sees_page` rows from `sees_first`, of `sees_total`).
     sees: Vec<toolbelt_control::service::activity::SeenTool>,
+    sees_first: usize,
+    sees_total: usize,
+    sees_prev: Option<String>,
+    sees_next: Option<String>,
     sees_error: String,
     /// Discovery mode, always-visible tools, toolsets.
     disc: discovery::View,
@@ -190,12 +197,31 @@ struct DetailPage {
     errors: Errors,
 }
 
+/// Rows of "what this agent sees now" per page (`?sees=N` is the first row shown).
+pub const SEES_PAGE: usize = 100;
+
+#[derive(serde::Deserialize, Default)]
+pub struct SeesAt {
+    sees: Option<String>,
+}
+
+/// The page of "what it sees now" asked for by its first row `at`: the row it starts at
+/// (past the end: the last page) and where the previous and next pages start.
+fn sees_window(total: usize, at: usize) -> (usize, Option<usize>, Option<usize>) {
+    let first = at.min(total.saturating_sub(1) / SEES_PAGE * SEES_PAGE);
+    let prev = (first > 0).then(|| first.saturating_sub(SEES_PAGE));
+    let next = (first + SEES_PAGE < total).then_some(first + SEES_PAGE);
+    (first, prev, next)
+}
+
 async fn detail_page(
     st: &AppState,
     d: &Dash,
     id: &str,
     c: Chrome,
     errors: Errors,
+    open: &toolbelt::Open,
+    sees_at: usize,
 ) -> PageResult<DetailPage> {
     let a = service::agents::get(st, &d.caller, id).await?;
     let tokens = service::agents::list_tokens(st, &d.caller, a.id.as_str())
@@ -218,12 +244,22 @@ async fn detail_page(
             revoked: t.revoked_at.is_some(),
         })
         .collect();
-    let (tree, raw) = toolbelt::tree(st, &d.caller, a.id.as_str()).await?;
+    let (tree, raw) = toolbelt::tree(st, &d.caller, a.id.as_str(), open).await?;
     let (sees, sees_error) =
         match service::activity::agent_sees(st, &d.caller, a.id.as_str(), &raw).await {
             Ok(s) => (s, String::new()),
             Err(e) => (Vec::new(), e.to_string()),
         };
+    // A page of it: thousands of rows would be most of the page's weight.
+    let sees_total = sees.len();
+    let (sees_first, prev, next) = sees_window(sees_total, sees_at);
+    let sees_link = |at: usize| {
+        let base = open.url(a.id.as_str());
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}sees={at}")
+    };
+    let (sees_prev, sees_next) = (prev.map(sees_link), next.map(sees_link));
+    let sees = sees.into_iter().skip(sees_first).take(SEES_PAGE).collect();
     let disc = discovery::view(st, &d.caller, a.id.as_str()).await;
     Ok(DetailPage {
         c,
@@ -231,7 +267,12 @@ async fn detail_page(
         a: AgentRow::of(&a),
         tokens,
         tree,
+        open_fields: open.fields(),
         sees,
+        sees_first,
+        sees_total,
+        sees_prev,
+        sees_next,
         sees_error,
         disc,
         errors,
@@ -247,7 +288,8 @@ pub(crate) async fn refused(
     errors: Errors,
 ) -> PageResult {
     let c = Chrome::new(d, "agents");
-    let mut res = super::render(&detail_page(st, d, id, c, errors).await?)?;
+    let open = toolbelt::Open::default();
+    let mut res = super::render(&detail_page(st, d, id, c, errors, &open, 0).await?)?;
     *res.status_mut() = status;
     Ok(res)
 }
@@ -257,9 +299,12 @@ pub async fn detail(
     d: Dash,
     Path(id): Path<String>,
     Query(n): Query<Notice>,
+    Query(open): Query<toolbelt::Open>,
+    Query(at): Query<SeesAt>,
 ) -> PageResult {
     let c = Chrome::new(&d, "agents").with_notice(n.done);
-    super::render(&detail_page(&st, &d, &id, c, Errors::default()).await?)
+    let sees_at = at.sees.and_then(|s| s.parse().ok()).unwrap_or(0);
+    super::render(&detail_page(&st, &d, &id, c, Errors::default(), &open, sees_at).await?)
 }
 
 /// Saves the toolbelt editor: each difference becomes one grant created, switched or
@@ -272,15 +317,18 @@ pub async fn save_toolbelt(
     f: Form,
 ) -> PageResult {
     let a = service::agents::get(&st, &d.caller, &id).await?;
+    // Back to the same part of the tree.
+    let open = toolbelt::Open::from_form(&f);
     match toolbelt::save(&st, &d.caller, &a, &f).await {
         Ok(n) => Ok(super::done(
-            &format!("/agents/{}", a.id),
+            &open.url(a.id.as_str()),
             &format!("toolbelt saved: {n} change(s)"),
         )),
         Err(e) => {
             let status = Page::from(e.clone()).status;
             let c = Chrome::new(&d, "agents");
-            let page = detail_page(&st, &d, a.id.as_str(), c, Errors::from_service(&e)).await?;
+            let errors = Errors::from_service(&e);
+            let page = detail_page(&st, &d, a.id.as_str(), c, errors, &open, 0).await?;
             let mut res = super::render(&page)?;
             *res.status_mut() = status;
             Ok(res)
@@ -321,7 +369,8 @@ pub async fn issue_token(
         Err(e) => {
             let status = Page::from(e.clone()).status;
             let c = Chrome::new(&d, "agents");
-            let page = detail_page(&st, &d, a.id.as_str(), c, Errors::from_service(&e)).await?;
+            let (errors, open) = (Errors::from_service(&e), toolbelt::Open::default());
+            let page = detail_page(&st, &d, a.id.as_str(), c, errors, &open, 0).await?;
             let mut res = super::render(&page)?;
             *res.status_mut() = status;
             Ok(res)
@@ -370,4 +419,19 @@ pub async fn delete(
 ) -> PageResult {
     let a = service::agents::delete(&st, &d.caller, &id).await?;
     Ok(super::done("/agents", &format!("agent {} deleted", a.name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_it_sees_is_paged_from_the_asked_row_and_never_past_the_end() {
+        assert_eq!(sees_window(0, 0), (0, None, None));
+        assert_eq!(sees_window(100, 0), (0, None, None));
+        assert_eq!(sees_window(106, 0), (0, None, Some(100)));
+        assert_eq!(sees_window(106, 100), (100, Some(0), None));
+        assert_eq!(sees_window(106, 5_000), (100, Some(0), None));
+        assert_eq!(sees_window(350, 150), (150, Some(50), Some(250)));
+    }
 }

@@ -5,6 +5,7 @@ mod audit_chain;
 mod audit_checkpoints;
 mod basics;
 mod live;
+mod pins;
 mod schema_parity;
 mod secrets;
 mod tenancy;

@@ -167,8 +167,11 @@ async fn tokens_are_issued_and_revoked_and_the_toolbelt_editor_grants() {
     );
 
     // Unchecking switches the server off (kept), clearing a rule removes it.
-    b.post(&format!("{page}/toolbelt"), &[(&echo, ""), (&wipe, "")])
-        .await;
+    b.post(
+        &format!("{page}/toolbelt"),
+        &[(&server_field, "off"), (&echo, ""), (&wipe, "")],
+    )
+    .await;
     let grants = app.get(&format!("/api/v1/grants?agent={id}"), &ann).await;
     let items = grants.body["items"].as_array().unwrap().clone();
     assert_eq!(items.len(), 1, "{items:?}");
