@@ -130,6 +130,23 @@ async fn a_cli_session_survives_a_restart_and_the_audit_chain_catches_tampering(
     let missing = ann_cli.run(&["agent", "get", "ghost"]);
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.contains("not found"), "{}", missing.stderr);
+    // Roles: an admin changes Ann's and back; Ann may not; a role clap does not know is a
+    // usage error.
+    let promoted = admin
+        .ok(&["user", "set-role", "ann@example.com", "admin", "-o", "json"])
+        .json();
+    assert_eq!(promoted["role"], "admin", "{promoted}");
+    let back = admin.ok(&["user", "set-role", "ann@example.com", "member"]);
+    assert!(back.stdout.contains("is now member"), "{}", back.stdout);
+    let refused = ann_cli.run(&["user", "set-role", "ann@example.com", "admin"]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("only admins"), "{}", refused.stderr);
+    assert_eq!(
+        admin
+            .run(&["user", "set-role", "ann@example.com", "root"])
+            .code,
+        2
+    );
 
     server.stop();
     let server = Server::up(&data, &[]).await;

@@ -27,6 +27,7 @@ pub fn action_for(method: &Method, route: &str) -> Option<RouteAction> {
         ("DELETE", "/me/tokens/{token_id}") => (AuditAction::TokenRevoke, TargetKind::Token),
         ("POST", "/users") => (AuditAction::UserCreate, TargetKind::User),
         ("DELETE", "/users/{user}") => (AuditAction::UserDelete, TargetKind::User),
+        ("PATCH", "/users/{user}") => (AuditAction::UserRole, TargetKind::User),
         ("POST", "/toolboxes") => (AuditAction::ToolboxCreate, TargetKind::Toolbox),
         ("DELETE", "/toolboxes/{toolbox}") => (AuditAction::ToolboxDelete, TargetKind::Toolbox),
         ("POST", "/toolboxes/{toolbox}/join-token") => {

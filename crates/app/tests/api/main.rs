@@ -15,3 +15,4 @@ mod mcp_auth_hardening;
 mod openapi;
 mod session;
 mod support;
+mod users;

@@ -86,7 +86,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(session::list_tokens, session::issue_token))
         .routes(routes!(session::revoke_token))
         .routes(routes!(users::list, users::create))
-        .routes(routes!(users::get, users::delete))
+        .routes(routes!(users::get, users::delete, users::update))
         .routes(routes!(toolboxes::list, toolboxes::create))
         .routes(routes!(toolboxes::get, toolboxes::delete))
         .routes(routes!(toolboxes::join_token))

@@ -1,10 +1,10 @@
-//! `/api/v1/users`: admins create, list and delete users. Rules: [`service::users`].
+//! `/api/v1/users`: admins create, list, re-role and delete users. Rules: [`service::users`].
 
 use super::common::{CommonErrors, ListQuery, WriteErrors};
 use crate::auth::SignedIn;
 use crate::extract::{Body, Query};
 use crate::problem::ApiResult;
-use crate::service::users::{CreateUser, UserCreated};
+use crate::service::users::{CreateUser, UpdateUser, UserCreated};
 use crate::service::{self, Paging};
 use crate::state::AppState;
 use axum::Json;
@@ -60,4 +60,19 @@ pub async fn delete(
     Path(r): Path<String>,
 ) -> ApiResult<Json<User>> {
     Ok(Json(service::users::delete(&st, &caller, &r).await?))
+}
+
+/// Changes a user's role (admins only; never their own, so the last admin stays one).
+#[utoipa::path(patch, path = "/api/v1/users/{user}", tag = "users", request_body = UpdateUser,
+    params(("user" = String, Path, description = "User id or email")),
+    responses((status = 200, body = User), CommonErrors, WriteErrors))]
+pub async fn update(
+    State(st): State<AppState>,
+    SignedIn(caller): SignedIn,
+    Path(r): Path<String>,
+    Body(req): Body<UpdateUser>,
+) -> ApiResult<Json<User>> {
+    Ok(Json(
+        service::users::set_role(&st, &caller, &r, req.role).await?,
+    ))
 }

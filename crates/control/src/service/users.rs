@@ -24,6 +24,13 @@ pub struct CreateUser {
     pub password: Option<String>,
 }
 
+/// A change to a user: their role (`PATCH /api/v1/users/{user}`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    pub role: Role,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserCreated {
     pub user: User,

@@ -5,6 +5,7 @@ use super::client::seg;
 use super::output::Col;
 use anyhow::Result;
 use clap::Subcommand;
+use reqwest::Method;
 use serde_json::json;
 
 const COLS: &[Col] = &[
@@ -28,6 +29,13 @@ pub enum UserCmd {
     List,
     Get {
         user: String,
+    },
+    /// Make a user an admin or a member (admins; never yourself).
+    SetRole {
+        /// Id or email.
+        user: String,
+        #[arg(value_parser = ["admin", "member"])]
+        role: String,
     },
     Delete {
         user: String,
@@ -60,6 +68,24 @@ pub async fn run(cmd: UserCmd, ctx: &Ctx) -> Result<()> {
                 .await?,
             COLS,
         ),
+        UserCmd::SetRole { user, role } => {
+            let v = ctx
+                .api
+                .send(
+                    Method::PATCH,
+                    &format!("/api/v1/users/{}", seg(&user)),
+                    Some(json!({ "role": role })),
+                )
+                .await?;
+            ctx.out.done(
+                &v,
+                &format!(
+                    "{} is now {}",
+                    v["email"].as_str().unwrap_or(&user),
+                    v["role"].as_str().unwrap_or(&role)
+                ),
+            );
+        }
         UserCmd::Delete { user } => {
             let v = ctx
                 .api
