@@ -9,6 +9,7 @@ mod cimd_cache;
 mod cli_walkthrough;
 mod dashboard_admin_browser;
 mod dashboard_browser;
+mod dashboard_catalog_browser;
 mod dashboard_charts_browser;
 mod dashboard_chat_browser;
 mod dashboard_trust_browser;

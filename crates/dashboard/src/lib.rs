@@ -95,6 +95,10 @@ pub fn router(state: AppState) -> Router {
             "/marketplace/{slug}/deprecate",
             post(catalog_admin::deprecate),
         )
+        .route(
+            "/marketplace/{slug}/edit",
+            get(catalog_admin::edit).post(catalog_admin::update),
+        )
         .route("/tool-changes", get(tool_changes::list))
         .route("/tool-changes/{id}/{decision}", post(tool_changes::decide))
         .route("/admin", get(admin::page))
@@ -110,6 +114,10 @@ pub fn router(state: AppState) -> Router {
             get(admin::providers::confirm_delete).post(admin::providers::delete),
         )
         .route("/admin/vault/rotate", post(admin::vault::rotate))
+        .route(
+            "/admin/vault/keys/{kek}/delete",
+            get(admin::vault::confirm_delete).post(admin::vault::delete),
+        )
         .route("/audit", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))

@@ -1,6 +1,7 @@
 //! The Marketplace for admins: add an entry (its spec as YAML or JSON — what
 //! `POST /api/v1/catalog` takes and `toolbelt catalog create --file` reads — pasted
-//! into a textarea or loaded from a file into it) and deprecate one. Validation and the
+//! into a textarea or loaded from a file into it), edit one (its spec as YAML on a page of
+//! its own, `PUT /api/v1/catalog/{slug}`'s rules) and deprecate one. Validation and the
 //! admin rule are `service::catalog`'s.
 
 use super::marketplace::{Filter, list_page};
@@ -8,6 +9,7 @@ use crate::error::{Page, PageResult};
 use crate::form::Form;
 use crate::session::Dash;
 use crate::view::{Chrome, Errors};
+use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use toolbelt_control::AppState;
@@ -58,6 +60,77 @@ pub async fn create(State(st): State<AppState>, d: Dash, f: Form) -> PageResult 
             let c = Chrome::new(&d, "marketplace");
             let add = AddForm { spec: text, errors };
             let mut res = super::render(&list_page(&st, &d, c, Filter::default(), add).await?)?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+    }
+}
+
+fn title_of(spec: &CatalogSpec) -> String {
+    if spec.display_name.is_empty() {
+        spec.slug.clone()
+    } else {
+        spec.display_name.clone()
+    }
+}
+
+#[derive(Template)]
+#[template(path = "entry_edit.html")]
+struct EditPage {
+    c: Chrome,
+    slug: String,
+    title: String,
+    form: AddForm,
+}
+
+/// The entry's spec as YAML, to edit (admins; a member is refused as by the API).
+pub async fn edit(State(st): State<AppState>, d: Dash, Path(slug): Path<String>) -> PageResult {
+    d.caller.require_admin("write the catalog")?;
+    let e = service::catalog::get(&st, &d.caller, &slug).await?;
+    let spec = serde_norway::to_string(&e.spec).map_err(|err| Page {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("cannot show the entry as YAML: {err}"),
+    })?;
+    super::render(&EditPage {
+        c: Chrome::new(&d, "marketplace"),
+        title: title_of(&e.spec),
+        slug: e.spec.slug.clone(),
+        form: AddForm {
+            spec,
+            errors: Errors::default(),
+        },
+    })
+}
+
+/// Replaces the entry with the posted spec; a refusal re-renders the text with each error
+/// at the spec's field (422), the entry unchanged.
+pub async fn update(
+    State(st): State<AppState>,
+    d: Dash,
+    Path(slug): Path<String>,
+    f: Form,
+) -> PageResult {
+    d.caller.require_admin("write the catalog")?;
+    let current = service::catalog::get(&st, &d.caller, &slug).await?;
+    let text = f.get("spec").unwrap_or("").to_string();
+    let result = match parse(&text) {
+        Ok(spec) => service::catalog::update(&st, &d.caller, &current.spec.slug, spec)
+            .await
+            .map_err(|e| (Errors::from_service(&e), Page::from(e).status)),
+        Err(errors) => Err((errors, StatusCode::UNPROCESSABLE_ENTITY)),
+    };
+    match result {
+        Ok(e) => Ok(super::done(
+            &format!("/marketplace/{}", e.spec.slug),
+            &format!("entry {} saved", e.spec.slug),
+        )),
+        Err((errors, status)) => {
+            let mut res = super::render(&EditPage {
+                c: Chrome::new(&d, "marketplace"),
+                title: title_of(&current.spec),
+                slug: current.spec.slug.clone(),
+                form: AddForm { spec: text, errors },
+            })?;
             *res.status_mut() = status;
             Ok(res)
         }

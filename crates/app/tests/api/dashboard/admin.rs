@@ -58,18 +58,26 @@ async fn members_are_refused_on_every_admin_page_and_post_and_nothing_changes() 
             .has(r#"id="entry-deprecate""#)
     );
 
+    let kek = app.get("/api/v1/vault/keys", ADMIN).await.body["keys"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (users, audit) = (user_count(&app).await, app.audit_count().await);
     for path in [
         "/admin".to_string(),
         "/tool-changes".into(),
         format!("/admin/users/{ann_id}/delete"),
         format!("/admin/users/{admin_id}/delete"),
+        "/marketplace/fx/edit".into(),
+        format!("/admin/vault/keys/{kek}/delete"),
     ] {
         let p = b.get(&path).await;
         assert_eq!(p.status, StatusCode::FORBIDDEN, "GET {path}: {}", p.html);
     }
     b.get("/").await;
     let spec = "slug: sneaky\ntransport: stdio\nsource: {type: image, image: x}\n";
+    let fx_edit =
+        "slug: fx\ndescription: defaced\ntransport: stdio\nsource: {type: image, image: x}\n";
     let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
         (
             "/admin/users".into(),
@@ -91,6 +99,8 @@ async fn members_are_refused_on_every_admin_page_and_post_and_nothing_changes() 
         ("/admin/vault/rotate".into(), vec![("new_key", "on")]),
         ("/marketplace".into(), vec![("spec", spec)]),
         ("/marketplace/fx/deprecate".into(), vec![]),
+        ("/marketplace/fx/edit".into(), vec![("spec", fx_edit)]),
+        (format!("/admin/vault/keys/{kek}/delete"), vec![]),
         ("/tool-changes/tch_nope/approve".into(), vec![]),
     ];
     for (path, fields) in &posts {
@@ -103,6 +113,7 @@ async fn members_are_refused_on_every_admin_page_and_post_and_nothing_changes() 
     assert_eq!(me.body["role"], "member");
     let fx = app.get("/api/v1/catalog/fx", ADMIN).await;
     assert_eq!(fx.body["status"], "available", "{}", fx.body);
+    assert_eq!(fx.body["description"], "", "not edited: {}", fx.body);
     assert_eq!(app.get("/api/v1/catalog/sneaky", ADMIN).await.status, 404);
     let keys = app.get("/api/v1/vault/keys", ADMIN).await;
     assert_eq!(
@@ -252,6 +263,33 @@ async fn rotating_the_vault_keys_shows_the_report_and_moves_every_secret() {
         "still readable: {}",
         secret.body
     );
+
+    // The old key, wrapping nothing now, may be deleted behind a question; the current
+    // one is not offered, and posting it anyway is the service's 409 in the vault section.
+    let current = current["id"].as_str().unwrap().to_string();
+    let page = b.get("/admin").await;
+    assert!(
+        page.has(&format!(r#"id="kek-delete-{old}""#)),
+        "{}",
+        page.html
+    );
+    assert!(!page.has(&format!(r#"id="kek-delete-{current}""#)));
+    let refused = b
+        .post(&format!("/admin/vault/keys/{current}/delete"), &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.html);
+    assert!(refused.has(r#"id="vault-error""#) && refused.has("is the current key"));
+    let unknown = b.get("/admin/vault/keys/nope/delete").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let ask = b.get(&format!("/admin/vault/keys/{old}/delete")).await;
+    assert!(ask.has(r#"id="confirm-delete""#), "{}", ask.html);
+    let gone = b
+        .post(&format!("/admin/vault/keys/{old}/delete"), &[])
+        .await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER, "{}", gone.html);
+    let keys = app.get("/api/v1/vault/keys", ADMIN).await.body;
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "{keys}");
+    assert_eq!(keys["keys"][0]["id"], current.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,6 +383,35 @@ async fn admin_adds_a_catalog_entry_from_yaml_and_deprecates_it() {
     );
     let entry = b.get("/marketplace/weather").await;
     assert!(entry.has(r#"id="entry-deprecate""#), "{}", entry.html);
+    // Edited as YAML: the page shows the spec; a rename is refused at `slug`, a good edit
+    // saved.
+    let edit = b.get("/marketplace/weather/edit").await;
+    assert_eq!(edit.status, StatusCode::OK, "{}", edit.html);
+    assert!(
+        edit.has("slug: weather") && edit.has("forecasts"),
+        "{}",
+        edit.html
+    );
+    let renamed = yaml.replace("slug: weather", "slug: climate");
+    let r = b
+        .post("/marketplace/weather/edit", &[("spec", &renamed)])
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.html);
+    assert!(
+        r.has(r#"id="catalog-error-slug""#) && r.has("slug: climate"),
+        "{}",
+        r.html
+    );
+    let better = yaml.replace("forecasts", "forecasts, hourly");
+    let r = b
+        .post("/marketplace/weather/edit", &[("spec", &better)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.html);
+    let api = app.get("/api/v1/catalog/weather", ADMIN).await;
+    assert_eq!(api.body["description"], "forecasts, hourly", "{}", api.body);
+    assert_eq!(app.get("/api/v1/catalog/climate", ADMIN).await.status, 404);
+    let entry = b.get("/marketplace/weather").await;
+    assert!(entry.has("forecasts, hourly") && entry.has(r#"id="entry-edit""#));
     let dep = b.post("/marketplace/weather/deprecate", &[]).await;
     assert_eq!(dep.status, StatusCode::SEE_OTHER, "{}", dep.html);
     let api = app.get("/api/v1/catalog/weather", ADMIN).await;

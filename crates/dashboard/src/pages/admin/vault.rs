@@ -1,14 +1,16 @@
 //! The vault on the admin page: its key-encryption keys (which is current, how many
 //! secrets each wraps, any a secret needs that the provider no longer holds) and Rotate —
 //! optionally a fresh key first, then every data key re-wrapped under the current one —
-//! with the rotation's report shown on the page. `service::vault` does the work.
+//! with the rotation's report shown on the page — and Delete for an old key that wraps
+//! nothing, behind a confirmation page. `service::vault` does the work and the refusing.
 
 use super::{ProviderForm, UserForm, admin_only, admin_page, with_status};
 use crate::error::{Page, PageResult};
 use crate::form::Form;
 use crate::session::Dash;
 use crate::view::Chrome;
-use axum::extract::State;
+use askama::Template;
+use axum::extract::{Path, State};
 use toolbelt_control::AppState;
 use toolbelt_control::service;
 use toolbelt_control::service::vault::{KekInfo, RotateReport, RotateRequest, VaultKeys};
@@ -120,4 +122,54 @@ pub async fn rotate(State(st): State<AppState>, d: Dash, f: Form) -> PageResult 
     )
     .await?;
     with_status(&page, status)
+}
+
+#[derive(Template)]
+#[template(path = "admin_kek_delete.html")]
+struct ConfirmDelete {
+    c: Chrome,
+    kek: String,
+}
+
+/// Asks before deleting a key (a key the vault does not hold is 404, as on delete).
+pub async fn confirm_delete(
+    State(st): State<AppState>,
+    d: Dash,
+    Path(kek): Path<String>,
+) -> PageResult {
+    admin_only(&d)?;
+    let keys = service::vault::keys(&st, &d.caller).await?;
+    let Some(k) = keys.keys.iter().find(|k| k.id == kek) else {
+        return Err(Page {
+            status: axum::http::StatusCode::NOT_FOUND,
+            message: format!("no key {kek} in the vault"),
+        });
+    };
+    super::super::render(&ConfirmDelete {
+        c: Chrome::new(&d, "admin"),
+        kek: k.id.clone(),
+    })
+}
+
+/// Deletes the key; the service's refusal (the current key, one still wrapping secrets,
+/// keys from `TOOLBELT_VAULT_KEY`) is shown in the vault section with its status.
+pub async fn delete(
+    State(st): State<AppState>,
+    d: Dash,
+    Path(kek): Path<String>,
+    _f: Form,
+) -> PageResult {
+    admin_only(&d)?;
+    match service::vault::delete_key(&st, &d.caller, &kek).await {
+        Ok(_) => Ok(super::super::done("/admin", &format!("key {kek} deleted"))),
+        Err(e) => {
+            let mut s = VaultSection::read(&st, &d).await;
+            s.error = Some(e.to_string());
+            let status = Page::from(e).status;
+            let c = Chrome::new(&d, "admin");
+            let (u, p) = (UserForm::default(), ProviderForm::default());
+            let page = admin_page(&st, &d, c, u, p, Some(s)).await?;
+            with_status(&page, status)
+        }
+    }
 }
