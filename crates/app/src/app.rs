@@ -92,6 +92,7 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
         &url,
         StoreOptions {
             fsync_every_commit: options.fsync_every_commit,
+            migrate_url: options.migrate_database_url.clone(),
             ..StoreOptions::default()
         },
     )

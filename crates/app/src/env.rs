@@ -39,6 +39,7 @@ impl Options {
             .parse()
             .map_err(|e| invalid("TOOLBELT_LISTEN", e))?;
         o.database_url = v.get("TOOLBELT_DATABASE_URL")?;
+        o.migrate_database_url = v.get("TOOLBELT_MIGRATE_DATABASE_URL")?;
         o.runtime = v
             .get("TOOLBELT_RUNTIME")?
             .map(|r| {
@@ -320,6 +321,7 @@ mod tests {
             o.data_dir.join("audit-checkpoints.jsonl")
         );
         assert_eq!(o.audit_checkpoint_every, 1000);
+        assert!(o.migrate_database_url.is_none());
         assert_eq!(o.audit_checkpoint_interval, Duration::from_secs(60));
         assert_eq!(o.control.metrics_max_series, 5000);
         assert!(o.control.metrics_token.is_none());
@@ -344,6 +346,7 @@ mod tests {
             ("TOOLBELT_LOGIN_BACKOFF_MAX_MS", "60000"),
             ("TOOLBELT_LOGIN_HASH_PERMITS", "3"),
             ("TOOLBELT_REGISTER_LIMIT_ADDRESS", "200"),
+            ("TOOLBELT_MIGRATE_DATABASE_URL", "postgres://owner:pw@db/tb"),
             ("TOOLBELT_AUDIT_CHECKPOINT_FILE", "/evidence/tb.jsonl"),
             ("TOOLBELT_AUDIT_CHECKPOINT_EVENTS", "50"),
             ("TOOLBELT_AUDIT_CHECKPOINT_MS", "2000"),
@@ -356,6 +359,10 @@ mod tests {
             std::path::Path::new("/evidence/tb.jsonl")
         );
         assert_eq!(o.audit_checkpoint_every, 50);
+        assert_eq!(
+            o.migrate_database_url.as_deref(),
+            Some("postgres://owner:pw@db/tb")
+        );
         assert_eq!(o.audit_checkpoint_interval, Duration::from_millis(2000));
         assert_eq!(o.control.metrics_max_series, 100);
         let digest = toolbelt_model::token::TokenDigest::of("scrape-token-of-16+");

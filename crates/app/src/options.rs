@@ -18,6 +18,9 @@ pub struct Options {
     pub listen: SocketAddr,
     /// `None`: SQLite in the data dir.
     pub database_url: Option<String>,
+    /// PostgreSQL: migrations run as this owner role; the app serves as `database_url`'s
+    /// role, granted only SELECT and INSERT on `audit_events`.
+    pub migrate_database_url: Option<String>,
     /// `toolbelt up`: the shared `local` toolbox, its DTMA in this process once started.
     pub local_toolbox: bool,
     /// The local toolbox's runtime (`None`: Docker when an engine answers, else processes).
@@ -83,6 +86,7 @@ impl Options {
             data_dir: data_dir.into(),
             listen: DEFAULT_LISTEN.parse().expect("a literal address"),
             database_url: None,
+            migrate_database_url: None,
             local_toolbox: false,
             runtime: None,
             fsync_every_commit: false,

@@ -38,7 +38,7 @@ impl Backend {
         }
     }
 
-    fn migrator(self) -> &'static sqlx::migrate::Migrator {
+    pub(crate) fn migrator(self) -> &'static sqlx::migrate::Migrator {
         match self {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
@@ -46,12 +46,29 @@ impl Backend {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreOptions {
     pub max_connections: u32,
     /// SQLite: `synchronous=FULL` (fsync at every commit, survives power loss) instead of
     /// `NORMAL` (survives a process crash; WAL synced at checkpoints).
     pub fsync_every_commit: bool,
+    /// PostgreSQL: run migrations as this (owner) role and serve as the URL's role, which
+    /// then may only SELECT and INSERT `audit_events` (see [`crate::roles`]).
+    pub migrate_url: Option<String>,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The migration URL carries the owner's password.
+        f.debug_struct("StoreOptions")
+            .field("max_connections", &self.max_connections)
+            .field("fsync_every_commit", &self.fsync_every_commit)
+            .field(
+                "migrate_url",
+                &self.migrate_url.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 impl Default for StoreOptions {
@@ -59,6 +76,7 @@ impl Default for StoreOptions {
         StoreOptions {
             max_connections: 8,
             fsync_every_commit: false,
+            migrate_url: None,
         }
     }
 }
@@ -132,7 +150,10 @@ impl Store {
             })
             .connect_with(connect)
             .await?;
-        backend.migrator().run(&pool).await?;
+        match &opts.migrate_url {
+            Some(owner) => crate::roles::migrate_as_owner(backend, &pool, owner).await?,
+            None => backend.migrator().run(&pool).await?,
+        }
         Ok(Store {
             pool,
             backend,

@@ -22,6 +22,7 @@ pub mod mcp_auth;
 pub mod metrics;
 pub mod oauth;
 pub mod pins;
+mod roles;
 mod rows;
 pub mod secrets;
 pub mod servers;

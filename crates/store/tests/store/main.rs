@@ -6,6 +6,7 @@ mod audit_checkpoints;
 mod basics;
 mod live;
 mod pins;
+mod roles;
 mod schema_parity;
 mod secrets;
 mod tenancy;
