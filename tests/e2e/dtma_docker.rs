@@ -1,6 +1,6 @@
 //! The DTMA with the Docker runtime against the real engine: hardening proven from
 //! `docker inspect` on an image that asks for root and sets no limits, secrets as files
-//! and nowhere else, re-adoption after `kill -9`, failures that end in `error_runtime`.
+//! and nowhere else (a value the server prints is masked in its log), re-adoption after `kill -9`, failures that end in `error_runtime`.
 
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -198,7 +198,8 @@ async fn a_canary_secret_reaches_the_container_as_a_file_and_nowhere_else() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("dtma");
     let dtma = DtmaProc::start(&plane.url, Some(&join), &data, "docker", &[]).await;
-    plane.catalog(json!({ "slug": "fx-secret", "source": { "type": "image", "image": image }, "transport": "stdio",
+    // It prints the value too (stderr, the engine's log): the DTMA serves it masked.
+    plane.catalog(json!({ "slug": "fx-secret", "source": { "type": "image", "image": image, "args": ["--print-secret", "API_KEY"] }, "transport": "stdio",
         "secrets": [{ "name": "API_KEY", "delivery": "file" }] })).await;
     // Sealed in the vault through the API, as the shared `team-key`; the vault opens it at
     // deploy.
@@ -343,6 +344,13 @@ async fn a_canary_secret_reaches_the_container_as_a_file_and_nowhere_else() {
     for (what, text) in &hay {
         assert!(!text.contains(&canary), "the canary leaked into {what}");
     }
+    assert!(
+        hay[6]
+            .1
+            .contains("split secret API_KEY=[secret:API_KEY] (two writes)"),
+        "the printed value is masked in the server's log: {:.2000}",
+        hay[6].1
+    );
     plane
         .ok("DELETE", "/api/v1/servers/keyed?toolbox=sec", json!(null))
         .await;

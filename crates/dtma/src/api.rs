@@ -185,9 +185,9 @@ pub async fn logs(
             format!("server {name} has no running instance"),
         );
     };
+    // Through the supervisor, which masks the server's secret values.
     match st
         .sup
-        .runtime
         .logs(
             &inst,
             q.tail.unwrap_or(100).min(10_000),

@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod control;
 pub mod logs;
 pub mod reconcile;
+pub mod redact;
 pub mod runtime;
 pub mod supervisor;
 pub mod system;

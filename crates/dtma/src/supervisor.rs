@@ -5,6 +5,7 @@ use crate::bridge::mux::Upstream;
 use crate::bridge::{Bridges, Target};
 use crate::logs::LogRing;
 use crate::reconcile::history::History;
+use crate::redact::Redactor;
 use crate::runtime::secrets::SecretStore;
 use crate::runtime::{Instance, Runtime};
 use std::collections::{BTreeMap, HashMap};
@@ -51,6 +52,8 @@ pub(crate) struct Managed {
     pub upstream: Option<Arc<Upstream>>,
     pub discovery: Option<Discovery>,
     pub logs: Arc<LogRing>,
+    /// Masks its secret values in its log (built when it is started or re-adopted).
+    pub redactor: Option<Arc<Redactor>>,
     /// A create, attach or remove is running for it.
     pub busy: bool,
     /// No longer desired: being removed.
@@ -74,6 +77,7 @@ impl Managed {
             upstream: None,
             discovery: None,
             logs: Arc::new(LogRing::new(200)),
+            redactor: None,
             busy: false,
             removing: false,
         }

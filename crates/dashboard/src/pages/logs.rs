@@ -7,7 +7,8 @@
 //!
 //! Lines pass [`redact`] first: a Toolbelt credential a server happens to print (a
 //! `tbu_…`/`tba_…` token, a `Bearer …` header) is masked. Secret values the server was
-//! given are not known here and are not masked (the DTMA's log is raw; see the README).
+//! given are not known here: the DTMA masks them before it serves a line (`[secret:NAME]`;
+//! see the README, "Secret values in server logs").
 
 use crate::error::{Page, PageResult};
 use crate::session::Dash;

@@ -159,7 +159,8 @@ impl Upstream {
 
     fn on_junk(&self, line: &str) {
         self.junk_lines.fetch_add(1, Ordering::Relaxed);
-        let shown: String = line.chars().take(200).collect();
+        // Masked whole, then shortened: a value crossing the 200th char is not half-shown.
+        let shown: String = self.logs.mask(line).chars().take(200).collect();
         self.logs.push(format!("[stdout, not JSON-RPC] {shown}"));
     }
 

@@ -218,6 +218,14 @@ async fn junk_and_oversized_lines_from_the_child_are_logged_and_skipped() {
     let mut call = up.call(request(id.clone(), "ping", json!({})), "s");
     let req = child.recv().await;
     child.send_bytes(b"hello from a print statement\n").await;
+    // A secret value across the 200th character: masked before the line is shortened.
+    let key = "sk-live-ABCDEFGH1234";
+    up.logs.set_redactor(Arc::new(crate::redact::Redactor::new(
+        &[("API_KEY".to_string(), key.to_string())].into(),
+    )));
+    child
+        .send_bytes(format!("{}{key}\n", "p".repeat(190)).as_bytes())
+        .await;
     child.send_bytes(b"\n   \n").await; // blank lines are not junk
     child.send(json!({ "jsonrpc": "2.0" })).await; // neither request nor reply
     child
@@ -236,13 +244,17 @@ async fn junk_and_oversized_lines_from_the_child_are_logged_and_skipped() {
     assert!(up.is_alive());
     assert_eq!(
         up.junk_lines.load(std::sync::atomic::Ordering::Relaxed),
-        5,
+        6,
         "{:?}",
         up.logs.tail(10)
     );
     let logs = up.logs.tail(10);
     assert!(
         logs[0].starts_with("[stdout, not JSON-RPC] hello from a print statement"),
+        "{logs:?}"
+    );
+    assert!(
+        logs[1].ends_with(&format!("{}[secret:AP", "p".repeat(190))),
         "{logs:?}"
     );
     assert!(

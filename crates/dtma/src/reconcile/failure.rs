@@ -3,9 +3,11 @@
 //! started again after a backoff or left in `error_runtime`.
 
 use super::history::{Verdict, failure_report};
-use crate::runtime::Instance;
+use crate::runtime::{Instance, RuntimeError};
 use crate::supervisor::Supervisor;
+use bytes::Bytes;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -17,6 +19,28 @@ use toolbelt_model::server::ServerStatus;
 const TAIL_LINES: usize = 20;
 
 impl Supervisor {
+    /// An instance's log as the API serves it: the runtime's (an engine's own log, which
+    /// the DTMA does not keep, or a process's ring, masked already) re-cut into lines and
+    /// masked with the server's secret values; it starts by naming any value too short
+    /// to be masked.
+    pub async fn logs(
+        &self,
+        inst: &Instance,
+        tail: usize,
+        follow: bool,
+    ) -> Result<BoxStream<'static, Bytes>, RuntimeError> {
+        let r = self.redactor(&inst.server_id).await;
+        let stream = self.runtime.logs(inst, tail, follow).await?;
+        let notes: Vec<Bytes> = r
+            .unmasked()
+            .iter()
+            .map(|n| Bytes::from(crate::redact::unmasked_note(n) + "\n"))
+            .collect();
+        Ok(futures::stream::iter(notes)
+            .chain(crate::logs::masked(stream, r))
+            .boxed())
+    }
+
     pub(super) async fn crashed(self: &Arc<Self>, id: &ServerId, inst: Instance) {
         let inst = if inst.running {
             self.settle(inst).await
@@ -49,6 +73,8 @@ impl Supervisor {
         reason: Option<String>,
     ) {
         let tail = self.log_tail(&inst, TAIL_LINES).await;
+        // A handshake error may quote the server's own reply.
+        let reason = reason.map(|r| self.masked(id, r));
         let _ = self.runtime.remove(&inst).await;
         let name = {
             let mut map = self.lock();
@@ -73,10 +99,10 @@ impl Supervisor {
         tracing::warn!(server = %name, exit = ?inst.exit_code, "server exited");
     }
 
-    /// The instance's last log lines (the runtime's, else what the bridge kept).
+    /// The instance's last log lines (the runtime's, else what the bridge kept), masked.
     async fn log_tail(&self, inst: &Instance, n: usize) -> String {
         let mut out = Vec::new();
-        if let Ok(mut s) = self.runtime.logs(inst, n, false).await {
+        if let Ok(mut s) = self.logs(inst, n, false).await {
             let collect = async {
                 while let Some(b) = s.next().await {
                     out.extend_from_slice(&b);

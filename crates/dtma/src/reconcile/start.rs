@@ -3,6 +3,7 @@
 
 use crate::bridge::Target;
 use crate::bridge::mux::Upstream;
+use crate::redact::Redactor;
 use crate::runtime::{Instance, Launch, RuntimeError, StdioPipes};
 use crate::supervisor::{SecretsError, Supervisor};
 use serde_json::{Value, json};
@@ -39,6 +40,50 @@ impl Supervisor {
         Ok(s)
     }
 
+    /// What masks a server's secret values in its log: made at its start, else (an
+    /// instance re-adopted after a DTMA restart) from its values fetched again. When they
+    /// cannot be had, every line is hidden rather than shown unmasked (not kept: the next
+    /// call tries again).
+    pub(crate) async fn redactor(&self, id: &ServerId) -> Arc<Redactor> {
+        if let Some(r) = self.lock().get(id).and_then(|m| m.redactor.clone()) {
+            return r;
+        }
+        match self.secrets_for(id).await {
+            Ok(s) => self.set_redactor(id, Redactor::new(&s)),
+            Err(e) => {
+                tracing::warn!(server = %id, error = %e, "its secret values are not known: its log is hidden");
+                Arc::new(Redactor::blind())
+            }
+        }
+    }
+
+    /// Keeps `r` (with the values of the one before, for an instance still running) and
+    /// has the bridge's log use it; a value too short to mask is warned of.
+    fn set_redactor(&self, id: &ServerId, r: Redactor) -> Arc<Redactor> {
+        let mut map = self.lock();
+        let Some(m) = map.get_mut(id) else {
+            return Arc::new(r);
+        };
+        let r = Arc::new(match &m.redactor {
+            Some(old) => r.and(old),
+            None => r,
+        });
+        for name in r.unmasked() {
+            tracing::warn!(server = %m.spec.name, secret = %name, "a secret value too short to be masked in the server's log");
+        }
+        m.logs.set_redactor(r.clone());
+        m.redactor = Some(r.clone());
+        r
+    }
+
+    /// `text` (an error that may quote the server) with the server's secret values masked.
+    pub(crate) fn masked(&self, id: &ServerId, text: String) -> String {
+        match self.lock().get(id).and_then(|m| m.redactor.clone()) {
+            Some(r) if !r.is_empty() => r.mask(&text),
+            _ => text,
+        }
+    }
+
     pub(super) async fn create(self: &Arc<Self>, id: &ServerId) {
         let Some(spec) = self.spec(id) else { return };
         let secrets = match self.secrets_for(id).await {
@@ -59,6 +104,8 @@ impl Supervisor {
                 format!("required secret {} was not provided", missing.name),
             );
         }
+        // Every value it is given, env or file: a server may print either.
+        let redactor = self.set_redactor(id, Redactor::new(&secrets));
         let (mut files, mut env) = (BTreeMap::new(), BTreeMap::new());
         for req in &spec.secrets {
             if let Some(v) = secrets.get(&req.name) {
@@ -85,6 +132,7 @@ impl Supervisor {
             server: &spec,
             secrets_dir,
             secret_env: env,
+            redactor,
         };
         match self.runtime.create(launch).await {
             Ok((inst, pipes)) => {
@@ -108,6 +156,7 @@ impl Supervisor {
     /// A start that failed before the server ran: retried with backoff, reported as
     /// `error_runtime` with the reason (a missing image, a missing secret…).
     pub(super) fn failed_start(&self, id: &ServerId, why: String) {
+        let why = self.masked(id, why);
         tracing::warn!(server = %id, error = %why, "start failed");
         if let Some(m) = self.lock().get_mut(id) {
             m.history.start_failed(Instant::now());
@@ -218,6 +267,8 @@ impl Supervisor {
         if let Some(m) = self.lock().get_mut(id) {
             m.history.adopted(&inst.handle, ran, Instant::now());
         }
+        // Before its output is read again: the values this DTMA forgot when it restarted.
+        self.redactor(id).await;
         if spec.transport != Transport::Stdio {
             return self
                 .connect(id, &spec.name, spec.transport, inst, None)

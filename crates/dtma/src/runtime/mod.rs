@@ -42,6 +42,8 @@ pub struct Launch<'a> {
     pub secrets_dir: Option<PathBuf>,
     /// Values of env-delivered secrets (only when the catalog entry asks for env).
     pub secret_env: BTreeMap<String, String>,
+    /// Masks every secret value the server was given (env and files) in its log.
+    pub redactor: std::sync::Arc<crate::redact::Redactor>,
 }
 
 /// A server instance the runtime owns.

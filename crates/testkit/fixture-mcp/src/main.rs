@@ -18,6 +18,10 @@
 //! fixture-mcp --start-delay-ms MS       wait MS before serving (a slow server: its status
 //!                                       stays `starting` that long, for live-update tests)
 //! fixture-mcp --label TEXT              `whoami` answers TEXT too (which server answered)
+//! fixture-mcp --print-secret NAME …     print the value of secret NAME (env, else the file in
+//!                                       $TOOLBELT_SECRETS_DIR or /run/secrets) to stdout and
+//!                                       stderr: whole, split across two writes, straddling
+//!                                       8 KiB in a long line, then every 500 ms (log masking)
 //! ```
 
 mod args;
@@ -58,6 +62,7 @@ struct Options {
     tools: usize,
     change_on_start: Option<String>,
     start_delay_ms: u64,
+    print_secret: Vec<String>,
 }
 
 /// A bad command line (exit code 2).
@@ -121,6 +126,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, Usage> 
             "--label" => {
                 let _ = LABEL.set(args.next().ok_or(Usage::MissingValue("--label"))?);
             }
+            "--print-secret" => o
+                .print_secret
+                .push(args.next().ok_or(Usage::MissingValue("--print-secret"))?),
             _ => return Err(Usage::Unknown(arg)),
         }
     }
@@ -152,6 +160,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     std::thread::sleep(Duration::from_millis(opts.start_delay_ms));
+    for name in &opts.print_secret {
+        print_secret(name, opts.http.is_none());
+    }
     if let Some(code) = opts.crash_on_start {
         eprintln!("fixture-mcp crashing on start with exit code {code}");
         std::process::exit(code);
@@ -212,6 +223,45 @@ async fn serve(opts: Options) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Stdio(e.into()))?;
     eprintln!("fixture-mcp: stdio closed ({reason:?})");
     Ok(())
+}
+
+/// Prints a secret's value as a careless server would (see `--print-secret`). In stdio
+/// mode the stdout line is junk between protocol messages, as a stray `print` is.
+fn print_secret(name: &str, stdio: bool) {
+    use std::io::Write;
+    let from_dir = |dir: &std::path::Path| std::fs::read_to_string(dir.join(name)).ok();
+    let value = std::env::var(name)
+        .ok()
+        .or_else(|| std::env::var_os("TOOLBELT_SECRETS_DIR").and_then(|d| from_dir(d.as_ref())))
+        .or_else(|| from_dir("/run/secrets".as_ref()))
+        .unwrap_or_default();
+    let value = value.trim_end().to_string();
+    println!(
+        "secret {name}={value} (on stdout{})",
+        if stdio { ", not JSON-RPC" } else { "" }
+    );
+    let _ = std::io::stdout().flush();
+    let mut err = std::io::stderr().lock();
+    let half = value.len() / 2;
+    let half = (0..=half)
+        .rev()
+        .find(|i| value.is_char_boundary(*i))
+        .unwrap_or(0);
+    let _ = write!(err, "split secret {name}={}", &value[..half]);
+    let _ = err.flush();
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = writeln!(err, "{} (two writes)", &value[half..]);
+    let pad = (8 * 1024usize).saturating_sub(half);
+    let _ = writeln!(err, "{}{value}{}", "x".repeat(pad), "y".repeat(100));
+    let _ = err.flush();
+    drop(err);
+    let (name, value) = (name.to_string(), value);
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            eprintln!("again secret {name}={value}");
+        }
+    });
 }
 
 /// Resolves on SIGTERM or SIGINT. As PID 1 in a container the default action for SIGTERM

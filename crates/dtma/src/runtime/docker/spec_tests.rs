@@ -40,6 +40,7 @@ fn wire(s: &DesiredServer, secrets_dir: Option<&str>) -> Value {
         server: s,
         secrets_dir: secrets_dir.map(PathBuf::from),
         secret_env: BTreeMap::from([("TOKEN".into(), "t0ken".into())]),
+        redactor: Default::default(),
     };
     let spec = container_spec(&launch, TOOLBOX, NETWORK).expect("an image server");
     assert_eq!(spec.name, "toolbelt-tbx_01hardening-fx-g3");
@@ -211,6 +212,7 @@ fn only_image_sources_run_in_containers() {
         server: &s,
         secrets_dir: None,
         secret_env: BTreeMap::new(),
+        redactor: Default::default(),
     };
     let e = container_spec(&launch, TOOLBOX, NETWORK).unwrap_err();
     assert!(
@@ -224,6 +226,7 @@ fn only_image_sources_run_in_containers() {
         server: &s,
         secrets_dir: None,
         secret_env: BTreeMap::new(),
+        redactor: Default::default(),
     };
     assert!(matches!(
         container_spec(&launch, TOOLBOX, NETWORK),

@@ -6,15 +6,14 @@
 //! `PR_SET_PDEATHSIG` so it dies with the DTMA; after a DTMA restart it is started again
 //! (processes cannot be re-adopted, their pipes are gone). Its memory limit holds on
 //! resident memory where this host gives the DTMA a memory cgroup ([`cgroup`]); its
-//! stderr is read in bounded lines into a bounded log.
+//! stderr is read in bounded lines, its secret values masked, into a bounded log.
 
 pub mod cgroup;
 pub mod sandbox;
 mod spawn;
 
 use super::{Instance, Launch, Runtime, RuntimeError, Stats, StdioPipes};
-use crate::bridge::lines::TolerantLines;
-use crate::logs::LogRing;
+use crate::logs::{LINE_MAX, LogLines, LogRing};
 use async_trait::async_trait;
 use bytes::Bytes;
 use cgroup::{Cgroup, Cgroups};
@@ -41,10 +40,6 @@ struct Entry {
     /// The working directory of a server run as a user of its own (removed with it).
     scratch: Option<PathBuf>,
 }
-
-/// The longest stderr line kept; longer ones are dropped with a note (a newline-free
-/// stream never grows the DTMA's memory).
-pub const STDERR_LINE_MAX: usize = 8 * 1024;
 
 pub struct ProcessRuntime {
     children: Mutex<HashMap<ServerId, Entry>>,
@@ -216,18 +211,16 @@ impl Runtime for ProcessRuntime {
             }
         };
         let pid = child.id().unwrap_or_default();
-        let logs = Arc::new(LogRing::new(500));
+        let logs = Arc::new(LogRing::with_redactor(500, launch.redactor.clone()));
         let (done_tx, stderr_done) = tokio::sync::watch::channel(false);
         if let Some(err) = child.stderr.take() {
             let logs = logs.clone();
             tokio::spawn(async move {
-                let mut lines =
-                    tokio_util::codec::FramedRead::new(err, TolerantLines::new(STDERR_LINE_MAX));
-                while let Some(Ok(l)) = lines.next().await {
-                    match l {
-                        Ok(l) => logs.push(l),
-                        Err(why) => logs.push(format!("[stderr: {why}, dropped]")),
-                    }
+                // Cut into lines of at most LINE_MAX (a newline-free stream never grows the
+                // DTMA's memory), each masked before the ring keeps it.
+                let mut lines = tokio_util::codec::FramedRead::new(err, LogLines::new(LINE_MAX));
+                while let Some(Ok(piece)) = lines.next().await {
+                    logs.push_piece(&piece);
                 }
                 let _ = done_tx.send(true);
             });
