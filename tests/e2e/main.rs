@@ -19,6 +19,7 @@ mod dtma_channel_mitm;
 mod dtma_docker;
 mod dtma_paths;
 mod dtma_process;
+mod full_disk;
 mod gateway_access;
 mod gateway_audit;
 mod gateway_browser;

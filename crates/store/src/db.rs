@@ -137,6 +137,11 @@ impl Store {
             // every acquire (a round trip to its worker thread).
             .test_before_acquire(backend == Backend::Postgres)
             .acquire_timeout(Duration::from_secs(10))
+            .before_acquire(move |conn, _| {
+                Box::pin(async move {
+                    Ok(backend != Backend::Sqlite || !left_in_transaction(conn).await)
+                })
+            })
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -399,6 +404,21 @@ async fn notify(c: &mut AnyConnection, payload: &str) -> std::result::Result<(),
         .await?;
     Ok(())
 }
+/// Whether a SQLite connection is stuck in a transaction sqlx cannot end. When a COMMIT
+/// fails with SQLITE_FULL or an I/O error, SQLite may already have rolled the transaction
+/// back itself; the ROLLBACK sqlx then queues fails ("no transaction is active"), its
+/// depth count stays at one, and every later `BEGIN IMMEDIATE` on that connection is
+/// refused — one full disk would poison the pool for good. A depth of zero costs nothing to
+/// check; otherwise a ping lets the queued ROLLBACK run first, and a connection still
+/// counting a transaction is closed instead of used.
+async fn left_in_transaction(conn: &mut AnyConnection) -> bool {
+    use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return false;
+    }
+    conn.ping().await.is_err() || conn.is_in_transaction()
+}
+
 /// An audit writer's own connection ([`Store::audit_connection`]).
 pub struct AuditConnection {
     conn: AnyConnection,
@@ -409,6 +429,11 @@ impl AuditConnection {
     /// [`Store::append_audit_batch`] on this connection.
     pub async fn append(&mut self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
         use sqlx::Connection;
+        // A batch that failed as a full disk fails may leave this connection counting a
+        // transaction (see `left_in_transaction`): a fresh one takes its place.
+        if self.store.backend == Backend::Sqlite && left_in_transaction(&mut self.conn).await {
+            self.conn = self.store.pool.acquire().await?.detach();
+        }
         let mut tx = match self.store.backend {
             Backend::Sqlite => self.conn.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.conn.begin().await?,

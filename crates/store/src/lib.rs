@@ -64,6 +64,17 @@ impl StoreError {
             )
         )
     }
+
+    /// The database's disk (or its quota) is full: SQLite's `SQLITE_FULL` (13), or
+    /// PostgreSQL's `disk_full` (53100). The statement changed nothing.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(d)) => {
+                matches!(d.code().as_deref(), Some("13" | "53100"))
+            }
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

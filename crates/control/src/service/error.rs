@@ -123,6 +123,12 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::NotFound => ServiceError::NotFound("not found".into()),
             StoreError::Conflict(m) => ServiceError::Conflict(m),
+            other if other.is_storage_full() => {
+                tracing::error!(error = %other, "the database's disk is full");
+                ServiceError::unavailable(
+                    "the database's disk is full: nothing was saved; free space and try again",
+                )
+            }
             other if other.is_unavailable() => {
                 tracing::error!(error = %other, "database unavailable");
                 ServiceError::unavailable("the database is unavailable")
