@@ -31,6 +31,7 @@ mod gateway_prefixes;
 mod gateway_process;
 mod gateway_reply;
 mod gateway_rugpull;
+mod gateway_traces;
 mod gw_setup;
 mod log_masking;
 mod mcp_oauth_sdk_browser;

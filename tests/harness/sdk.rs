@@ -21,10 +21,24 @@ pub fn python() -> String {
 impl Sdk {
     /// Connects as an agent; `mode` is `legacy` or `2026-07-28`.
     pub async fn connect(url: &str, token: &str, mode: &str) -> Sdk {
+        Self::connect_with_headers(url, token, mode, &[]).await
+    }
+
+    /// [`Sdk::connect`] sending `headers` on every request too (a `traceparent`…).
+    pub async fn connect_with_headers(
+        url: &str,
+        token: &str,
+        mode: &str,
+        headers: &[(&str, &str)],
+    ) -> Sdk {
+        let extra: serde_json::Map<String, Value> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python/sdk_driver.py");
         let mut child = tokio::process::Command::new(python())
             .arg(script)
-            .args([url, token, mode])
+            .args([url, token, mode, &Value::Object(extra).to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -96,7 +96,8 @@ def transport(url: str, token: str):
         gateway, agent_token = token.split(" ", 1)
         env = {"PATH": os.environ.get("PATH", ""), "TOOLBELT_URL": gateway, "TOOLBELT_AGENT_TOKEN": agent_token}
         return stdio_client(StdioServerParameters(command=url[len("stdio:"):], args=["stdio"], env=env))
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30.0, read=120.0))
+    headers = {"Authorization": f"Bearer {token}", **EXTRA_HEADERS}
+    http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=120.0))
     return streamable_http_client(url, http_client=http)
 
 
@@ -121,4 +122,6 @@ async def main(url: str, token: str, mode: str) -> None:
 
 
 if __name__ == "__main__":
+    # An optional fourth argument: more headers for every request, as a JSON object.
+    EXTRA_HEADERS = json.loads(sys.argv[4]) if len(sys.argv) > 4 else {}
     asyncio.run(main(*sys.argv[1:4]))

@@ -87,6 +87,14 @@ pub(crate) async fn assemble(options: Options, public_url: String) -> Result<App
         path: options.data_dir.clone(),
         source,
     })?;
+    if let Some(endpoint) = &options.otlp_endpoint {
+        toolbelt_net::otel::init(endpoint, "toolbelt", &options.outbound).map_err(|e| {
+            AppError::Setting {
+                name: "TOOLBELT_OTLP_ENDPOINT",
+                message: e.to_string(),
+            }
+        })?;
+    }
     let url = options.database_url();
     let store = Store::open(
         &url,

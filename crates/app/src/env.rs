@@ -114,6 +114,10 @@ impl Options {
         if let Some(d) = v.millis("TOOLBELT_METRICS_FLUSH_MS")? {
             o.metrics.flush_every = d.max(Duration::from_millis(50));
         }
+        if let Some(e) = v.get("TOOLBELT_OTLP_ENDPOINT")? {
+            toolbelt_net::otel::traces_url(&e).map_err(|e| invalid("TOOLBELT_OTLP_ENDPOINT", e))?;
+            o.otlp_endpoint = Some(e.trim().to_string());
+        }
         if let Some(n) = v.number::<usize>("TOOLBELT_METRICS_MAX_SERIES")? {
             o.control.metrics_max_series = n;
         }
@@ -351,6 +355,7 @@ mod tests {
             ("TOOLBELT_AUDIT_CHECKPOINT_EVENTS", "50"),
             ("TOOLBELT_AUDIT_CHECKPOINT_MS", "2000"),
             ("TOOLBELT_METRICS_MAX_SERIES", "100"),
+            ("TOOLBELT_OTLP_ENDPOINT", " http://collector:4318 "),
             ("TOOLBELT_METRICS_TOKEN", " scrape-token-of-16+ "),
         ])
         .unwrap();
@@ -365,6 +370,7 @@ mod tests {
         );
         assert_eq!(o.audit_checkpoint_interval, Duration::from_millis(2000));
         assert_eq!(o.control.metrics_max_series, 100);
+        assert_eq!(o.otlp_endpoint.as_deref(), Some("http://collector:4318"));
         let digest = toolbelt_model::token::TokenDigest::of("scrape-token-of-16+");
         assert_eq!(
             o.control.metrics_token,
@@ -425,6 +431,7 @@ mod tests {
             ("TOOLBELT_LOGIN_HASH_PERMITS", "0"),
             ("TOOLBELT_METRICS_MAX_SERIES", "lots"),
             ("TOOLBELT_METRICS_TOKEN", "short"),
+            ("TOOLBELT_OTLP_ENDPOINT", "collector:4318"),
         ] {
             let e = from(&[(name, value)])
                 .err()

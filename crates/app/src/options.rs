@@ -63,6 +63,8 @@ pub struct Options {
     /// Chat's budget and timeouts (`TOOLBELT_CHAT_*`); its SSRF allow-list and TLS roots
     /// are the gateway's and `outbound`, copied in when the app is assembled.
     pub chat: toolbelt_chat::ChatConfig,
+    /// Where traces go (`TOOLBELT_OTLP_ENDPOINT`, OTLP/HTTP protobuf); `None`: no tracing.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Where the vault's key-encryption keys come from.
@@ -107,6 +109,7 @@ impl Options {
             tls_reload: std::time::Duration::from_secs(1),
             metrics: MetricsOptions::default(),
             chat: toolbelt_chat::ChatConfig::default(),
+            otlp_endpoint: None,
         }
     }
 

@@ -228,6 +228,10 @@ impl Running {
             tracing::warn!(error = %e, "could not write the last audit checkpoint");
         }
         self.store().close().await;
+        // The last spans batched, sent (the SDK blocks while it flushes).
+        if toolbelt_net::otel::enabled() {
+            let _ = tokio::task::spawn_blocking(toolbelt_net::otel::shutdown).await;
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, TargetKind};
 use toolbelt_model::gateway::ApprovalStatus;
+use toolbelt_net::otel::{Attribute, Kind, Span, TraceContext};
 use toolbelt_store::approvals;
 
 struct Record<'a> {
@@ -103,14 +104,28 @@ pub struct Caller {
     pub peer: Option<Peer<RoleServer>>,
     /// Cancelled when the agent cancels the request.
     pub ct: CancellationToken,
+    /// The span of the agent's HTTP request (empty when tracing is off).
+    pub trace: TraceContext,
 }
+
+/// The request span's context, left in the request's extensions by the HTTP layer for
+/// the requests rmcp serves.
+#[derive(Clone)]
+pub struct Traced(pub TraceContext);
 
 impl Caller {
     pub fn of(ctx: &RequestContext<RoleServer>) -> Caller {
+        let trace = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Traced>())
+            .map(|t| t.0.clone())
+            .unwrap_or_default();
         Caller {
             meta: ctx.meta.clone(),
             peer: Some(ctx.peer.clone()),
             ct: ctx.ct.clone(),
+            trace,
         }
     }
 }
@@ -170,12 +185,28 @@ pub async fn call_direct(
         armed: true,
     };
     let mut connection = None;
+    let span = Span::start("tools/call", Kind::Internal, &ctx.trace, || {
+        vec![
+            Attribute::new("mcp.method.name", "tools/call"),
+            Attribute::new("toolbelt.agent_id", agent.agent_id.to_string()),
+        ]
+    });
     let Attempt {
         hit,
         result,
         agent_name,
-    } = run(hub, agent, &req, &args, ctx, &mut connection).await;
+    } = run(
+        hub,
+        agent,
+        &req,
+        &args,
+        ctx,
+        &span.context(),
+        &mut connection,
+    )
+    .await;
     unanswered.armed = false;
+    traced(&span, hit.as_ref(), &result, agent_name.as_deref());
     // Durable before the agent sees anything; no event, no result.
     hub.audit
         .record(rec.event(
@@ -187,6 +218,39 @@ pub async fn call_direct(
         .await
         .map_err(CallError::from)?;
     Ok(result?)
+}
+
+/// Names and outcome on the call's span (never arguments or results).
+fn traced(
+    span: &Span,
+    hit: Option<&Exposed>,
+    res: &Result<CallToolResponse, CallError>,
+    agent_name: Option<&str>,
+) {
+    let end = ending(res);
+    let outcome = match (end.outcome, end.kind) {
+        (toolbelt_model::audit::Outcome::Success, _) => "success",
+        (_, Some(kind)) => kind,
+        (o, None) => o.as_str(),
+    };
+    span.set(|| {
+        let mut a = vec![Attribute::new("toolbelt.outcome", outcome)];
+        if let Some(n) = agent_name {
+            a.push(Attribute::new("toolbelt.agent", n.to_string()));
+        }
+        if let Some(h) = hit {
+            a.push(Attribute::new(
+                "toolbelt.toolbox",
+                h.server.toolbox_name.to_string(),
+            ));
+            a.push(Attribute::new("toolbelt.server", h.server.name.to_string()));
+            a.push(Attribute::new("toolbelt.tool", h.tool().name.to_string()));
+        }
+        a
+    });
+    if let Some(e) = end.error {
+        span.fail(|| e);
+    }
 }
 
 /// A call's outcome, with the tool it reached (none when it reached no tool).
@@ -240,6 +304,7 @@ async fn run(
     req: &CallToolRequestParams,
     args: &Value,
     ctx: &Caller,
+    trace: &TraceContext,
     used: &mut Option<toolbelt_model::ConnectionId>,
 ) -> Attempt {
     let policy = match hub.policies.policy(&agent.agent_id).await {
@@ -274,7 +339,7 @@ async fn run(
             ..Attempt::missed(CallError::UnknownTool(req.name.to_string()))
         };
     };
-    let result = forward(hub, agent, &hit, req, args, ctx, used).await;
+    let result = forward(hub, agent, &hit, req, args, ctx, trace, used).await;
     Attempt {
         hit: Some(hit),
         result,
@@ -282,6 +347,7 @@ async fn run(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     hub: &Hub,
     agent: &AgentIdentity,
@@ -289,6 +355,7 @@ async fn forward(
     req: &CallToolRequestParams,
     args: &Value,
     ctx: &Caller,
+    trace: &TraceContext,
     used: &mut Option<toolbelt_model::ConnectionId>,
 ) -> Result<CallToolResponse, CallError> {
     let server = hub
@@ -318,7 +385,7 @@ async fn forward(
     }
     let cred = credential(hub, agent, &server, &endpoint).await?;
     *used = cred.as_ref().map(|c| c.connection_id.clone());
-    send::send(hub, &server, &endpoint, cred.as_ref(), hit, req, ctx).await
+    send::send(hub, &server, &endpoint, cred.as_ref(), hit, req, ctx, trace).await
 }
 
 /// The user credential a call to a remote server carries: the token of the connection the

@@ -103,6 +103,7 @@ pub async fn serve(
     session: &str,
     live: Live,
     d: Decoded,
+    trace: toolbelt_net::otel::TraceContext,
 ) -> Response {
     match d {
         Decoded::Call { id, params, meta } => {
@@ -118,6 +119,7 @@ pub async fn serve(
                 meta,
                 peer: Some(live.peer),
                 ct,
+                trace,
             };
             let res = call::call_tool(hub, agent, params, &caller).await;
             json(&call_reply(id.clone(), res, live.tasks))

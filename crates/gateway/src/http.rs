@@ -41,7 +41,39 @@ fn unauthorized(hub: &Hub, why: &'static str, token_sent: bool) -> Response {
     res
 }
 
-pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) -> Response {
+pub async fn layer(State(hub): State<Arc<Hub>>, req: Request, next: Next) -> Response {
+    use toolbelt_net::otel::{Attribute, Kind, Span};
+    // The agent's own trace, when it sent one, is the parent of everything below.
+    let parent = toolbelt_net::otel::incoming(req.headers());
+    let span = Span::start(
+        format!("{} /mcp", req.method()),
+        Kind::Server,
+        &parent,
+        || {
+            vec![Attribute::new(
+                "http.request.method",
+                req.method().to_string(),
+            )]
+        },
+    );
+    let res = serve(hub, req, next, &span).await;
+    if res.status().is_server_error() || res.status().is_client_error() {
+        span.set(|| {
+            vec![Attribute::new(
+                "http.response.status_code",
+                i64::from(res.status().as_u16()),
+            )]
+        });
+    }
+    res
+}
+
+async fn serve(
+    hub: Arc<Hub>,
+    mut req: Request,
+    next: Next,
+    span: &toolbelt_net::otel::Span,
+) -> Response {
     // Before anything else: a page in a browser gets nothing from `/mcp`, not even a 401.
     if let Err(e) = hub.doors.check(req.headers()) {
         return rpc_error(StatusCode::FORBIDDEN, e);
@@ -116,7 +148,7 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
                 .await
                 .unwrap_or(false)
         {
-            return crate::fast::serve(&hub, &agent, s, live, decoded).await;
+            return crate::fast::serve(&hub, &agent, s, live, decoded, span.context()).await;
         }
         req = Request::from_parts(parts, Body::from(bytes));
     }
@@ -128,6 +160,10 @@ pub async fn layer(State(hub): State<Arc<Hub>>, mut req: Request, next: Next) ->
     let method = req.method().clone();
     let agent_id = agent.agent_id.clone();
     req.extensions_mut().insert(agent);
+    if toolbelt_net::otel::enabled() {
+        req.extensions_mut()
+            .insert(crate::call::Traced(span.context()));
+    }
     let res = next.run(req).await;
     // rmcp answers an unknown session id in plain text; agents get the table's error.
     if res.status() == StatusCode::NOT_FOUND && session.is_some() && !is_json(&res) {

@@ -40,7 +40,13 @@ enum ReplyError {
 #[derive(Debug)]
 pub struct Expired;
 
-fn post(conn: &Conn, wire: &Wire, msg: &ClientJsonRpcMessage) -> reqwest::RequestBuilder {
+/// `trace`: the `traceparent` (and `tracestate`) of the call's upstream span.
+fn post(
+    conn: &Conn,
+    wire: &Wire,
+    msg: &ClientJsonRpcMessage,
+    trace: &[(&'static str, String)],
+) -> reqwest::RequestBuilder {
     let mut req = conn
         .http
         .post(wire.uri.as_ref())
@@ -58,11 +64,15 @@ fn post(conn: &Conn, wire: &Wire, msg: &ClientJsonRpcMessage) -> reqwest::Reques
     if let Some(s) = &wire.session_id {
         req = req.header(SESSION, s.as_ref());
     }
+    for (k, v) in trace {
+        req = req.header(*k, v);
+    }
     req.body(serde_json::to_vec(msg).expect("a request serializes"))
 }
 
 /// Calls the tool; the outcome as rmcp's peer would report it, so the caller maps it the
 /// one way it maps every upstream answer.
+#[allow(clippy::too_many_arguments)]
 pub async fn call_tool(
     conn: &Conn,
     wire: &Wire,
@@ -71,6 +81,7 @@ pub async fn call_tool(
     timeout: Duration,
     caller: &crate::call::Caller,
     routes: &Arc<Routes>,
+    trace: &[(&'static str, String)],
 ) -> Result<Result<ServerResult, ServiceError>, Expired> {
     if !meta.0.0.is_empty() {
         params.meta = Some(meta);
@@ -88,6 +99,7 @@ pub async fn call_tool(
         caller.peer.as_ref(),
         routes,
         conn.max_reply,
+        trace,
     );
     tokio::select! {
         r = tokio::time::timeout(timeout, exchange) => match r {
@@ -111,9 +123,10 @@ async fn cancel(conn: &Conn, wire: &Wire, id: &RequestId, why: &str) {
             Some(why.into()),
         )),
     ));
-    let _ = post(conn, wire, &note).send().await;
+    let _ = post(conn, wire, &note, &[]).send().await;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn exchange(
     conn: &Conn,
     wire: &Wire,
@@ -122,8 +135,9 @@ async fn exchange(
     agent: Option<&Peer<RoleServer>>,
     routes: &Arc<Routes>,
     max_reply: usize,
+    trace: &[(&'static str, String)],
 ) -> Result<Result<ServerResult, ServiceError>, Expired> {
-    let res = match post(conn, wire, msg).send().await {
+    let res = match post(conn, wire, msg, trace).send().await {
         Ok(r) => r,
         Err(e) => return Ok(Err(failed(e))),
     };
@@ -200,7 +214,7 @@ async fn read(
                     Ok(res) => ClientJsonRpcMessage::response(res, r.id),
                     Err(e) => ClientJsonRpcMessage::error(e, Some(r.id)),
                 };
-                post(conn, wire, &back).send().await.map_err(failed)?;
+                post(conn, wire, &back, &[]).send().await.map_err(failed)?;
             }
             JsonRpcMessage::Notification(n) => {
                 if let ServerNotification::ToolListChangedNotification(_) = n.notification {

@@ -10,9 +10,11 @@
 //! - [`dtma_pin`]: the key a DTMA serves TLS with, pinned at join, and the clients that
 //!   accept only it.
 //! - [`tls`]: inbound TLS from PEM files, reloaded when they change.
+//! - [`otel`]: OpenTelemetry traces over OTLP/HTTP and W3C `traceparent` in and out.
 
 pub mod dtma_address;
 pub mod dtma_pin;
 pub mod http;
+pub mod otel;
 pub mod ssrf;
 pub mod tls;

@@ -66,18 +66,47 @@ fn not_running(server: &str, body: &[u8]) -> Response {
     rpc_error(BridgeError::NotHere(server.to_string()), &request_id(body))
 }
 
-/// POST: one JSON-RPC message from a client.
+/// POST: one JSON-RPC message from a client, in a span of the caller's trace (its
+/// `traceparent`), which an HTTP server behind the bridge is sent on.
 pub async fn post(
     State(b): State<Arc<Bridges>>,
     Path(server): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    use toolbelt_net::otel::{Attribute, Kind, Span};
+    let parent = toolbelt_net::otel::incoming(&headers);
+    let span = Span::start("dtma /mcp/{server}", Kind::Server, &parent, || {
+        vec![Attribute::new("toolbelt.server", server.clone())]
+    });
+    let res = post_in(b, server, headers, body, &span).await;
+    if !res.status().is_success() {
+        span.fail(|| format!("HTTP {}", res.status()));
+    }
+    res
+}
+
+async fn post_in(
+    b: Arc<Bridges>,
+    server: String,
+    headers: HeaderMap,
+    body: Bytes,
+    span: &toolbelt_net::otel::Span,
+) -> Response {
     let up = match b.get(&server) {
         Some(Target::Stdio(up)) if up.is_alive() => up,
         Some(Target::Http(base)) => {
-            return proxy::forward(&b, &server, &base, axum::http::Method::POST, &headers, body)
-                .await;
+            let trace = toolbelt_net::otel::outgoing(&span.context());
+            return proxy::forward(
+                &b,
+                &server,
+                &base,
+                axum::http::Method::POST,
+                &headers,
+                body,
+                &trace,
+            )
+            .await;
         }
         Some(_) | None => return not_running(&server, &body),
     };
@@ -200,6 +229,7 @@ pub async fn get(
                 axum::http::Method::GET,
                 &headers,
                 Bytes::new(),
+                &[],
             )
             .await;
         }
@@ -260,6 +290,7 @@ pub async fn delete(
             axum::http::Method::DELETE,
             &headers,
             Bytes::new(),
+            &[],
         )
         .await;
     }

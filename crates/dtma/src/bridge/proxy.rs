@@ -26,6 +26,7 @@ pub async fn forward(
     method: Method,
     headers: &HeaderMap,
     body: Bytes,
+    trace: &[(&'static str, String)],
 ) -> Response {
     let mut req = b
         .http
@@ -35,6 +36,10 @@ pub async fn forward(
         if let Some(v) = headers.get(*h) {
             req = req.header(*h, v);
         }
+    }
+    // The bridge's span is the server's parent, not the caller's.
+    for (k, v) in trace {
+        req = req.header(*k, v);
     }
     let body_copy = body.clone();
     let res = match req.body(body).send().await {

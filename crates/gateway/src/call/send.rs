@@ -13,7 +13,10 @@ use rmcp::model::{
     ClientRequest, RequestMetaObject, ResultType, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, ServiceError};
+use toolbelt_net::otel::{Attribute, Kind, Span, TraceContext};
 
+/// The upstream request, in a client span of its own whose `traceparent` it carries.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn send(
     hub: &Hub,
     server: &ServerEntry,
@@ -22,7 +25,37 @@ pub(super) async fn send(
     hit: &Exposed,
     req: &CallToolRequestParams,
     ctx: &Caller,
+    trace: &TraceContext,
 ) -> Result<CallToolResponse, CallError> {
+    let span = Span::start("upstream tools/call", Kind::Client, trace, || {
+        let via = match endpoint {
+            Endpoint::Remote { .. } => "remote",
+            _ => "dtma",
+        };
+        vec![
+            Attribute::new("toolbelt.server", server.name.clone()),
+            Attribute::new("toolbelt.upstream", via),
+        ]
+    });
+    let res = send_in(hub, server, endpoint, cred, hit, req, ctx, &span).await;
+    if let Err(e) = &res {
+        span.fail(|| e.to_string());
+    }
+    res
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send_in(
+    hub: &Hub,
+    server: &ServerEntry,
+    endpoint: &Endpoint,
+    cred: Option<&toolbelt_oauth::Credential>,
+    hit: &Exposed,
+    req: &CallToolRequestParams,
+    ctx: &Caller,
+    span: &Span,
+) -> Result<CallToolResponse, CallError> {
+    let trace_headers = toolbelt_net::otel::outgoing(&span.context());
     let mut params = CallToolRequestParams::new(hit.tool().name.clone());
     params.arguments = req.arguments.clone();
     let mut meta = RequestMetaObject::new();
@@ -60,6 +93,7 @@ pub(super) async fn send(
             timeout,
             ctx,
             routes,
+            &trace_headers,
         );
         match sent.await {
             Ok(res) => return finish(hub, server, res).await,

@@ -26,6 +26,9 @@ pub struct DtmaArgs {
     runtime: Option<String>,
     #[command(flatten)]
     tls: super::TlsArgs,
+    /// Send this DTMA's spans (one per bridged request) to an OTLP/HTTP collector.
+    #[arg(long, env = "TOOLBELT_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 pub async fn run(a: DtmaArgs) -> Result<()> {
@@ -37,6 +40,9 @@ pub async fn run(a: DtmaArgs) -> Result<()> {
     opts.advertise_url = a.advertise_url;
     opts.runtime = a.runtime.as_deref().and_then(ToolboxKind::parse);
     opts.outbound = super::client::outbound()?;
+    if let Some(e) = a.otlp_endpoint.as_deref().filter(|e| !e.trim().is_empty()) {
+        toolbelt_net::otel::init(e, "toolbelt-dtma", &opts.outbound)?;
+    }
     let scheme = if a.tls.tls_cert.is_some() {
         "https"
     } else {
@@ -54,5 +60,8 @@ pub async fn run(a: DtmaArgs) -> Result<()> {
     );
     shutdown.await;
     dtma.shutdown().await;
+    if toolbelt_net::otel::enabled() {
+        let _ = tokio::task::spawn_blocking(toolbelt_net::otel::shutdown).await;
+    }
     Ok(())
 }
