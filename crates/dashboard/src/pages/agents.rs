@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, header};
 use toolbelt_control::AppState;
 use toolbelt_control::service::agents::CreateAgent;
 use toolbelt_control::service::tokens::NewToken;
-use toolbelt_control::service::{self, Paging};
-use toolbelt_model::agent::Agent;
+use toolbelt_control::service::{self, Paging, ServiceError};
+use toolbelt_model::agent::{Agent, Discovery};
 
 pub struct AgentRow {
     pub id: String,
@@ -127,6 +127,8 @@ struct TokenPage {
     agent: AgentRow,
     token: String,
     label: String,
+    /// The token's own discovery mode, when it overrides the agent's.
+    discovery: Option<&'static str>,
     configs: Configs,
     created: bool,
 }
@@ -150,6 +152,7 @@ pub async fn create(
                 configs: configs(&base, made.agent.name.as_str(), &made.token.token),
                 agent: AgentRow::of(&made.agent),
                 label: made.token.info.label.clone(),
+                discovery: None,
                 token: made.token.token,
                 created: true,
             })
@@ -172,6 +175,8 @@ pub struct TokenRow {
     pub last_used: String,
     pub expires: String,
     pub revoked: bool,
+    /// Its own discovery mode, or `None`: it follows the agent's.
+    pub discovery: Option<&'static str>,
 }
 
 #[derive(Template)]
@@ -242,6 +247,7 @@ async fn detail_page(
                 .map(when)
                 .unwrap_or_else(|| "never".into()),
             revoked: t.revoked_at.is_some(),
+            discovery: t.discovery.map(Discovery::as_str),
         })
         .collect();
     let (tree, raw) = toolbelt::tree(st, &d.caller, a.id.as_str(), open).await?;
@@ -344,17 +350,32 @@ pub async fn issue_token(
     f: Form,
 ) -> PageResult {
     let label = f.text("label");
-    let req = NewToken {
-        label: if label.is_empty() {
-            "dashboard".into()
-        } else {
-            label
-        },
-        expires_in_days: None,
-        discovery: None,
-    };
     let a = service::agents::get(&st, &d.caller, &id).await?;
-    match service::agents::issue_token(&st, &d.caller, a.id.as_str(), req).await {
+    // Empty: the token follows its agent's mode (as `agent token issue` without
+    // `--discovery`); otherwise the mode is the token's own, whatever the agent's becomes.
+    let mode = f.text("discovery");
+    let discovery = match mode.as_str() {
+        "" => Ok(None),
+        m => Discovery::parse(m).map(Some).ok_or_else(|| {
+            ServiceError::invalid("discovery", "must be all, search, or empty (the agent's)")
+        }),
+    };
+    let issued = match discovery {
+        Ok(discovery) => {
+            let req = NewToken {
+                label: if label.is_empty() {
+                    "dashboard".into()
+                } else {
+                    label
+                },
+                expires_in_days: None,
+                discovery,
+            };
+            service::agents::issue_token(&st, &d.caller, a.id.as_str(), req).await
+        }
+        Err(e) => Err(e),
+    };
+    match issued {
         Ok(t) => {
             let base = base_url(&st, &headers);
             super::render(&TokenPage {
@@ -362,6 +383,7 @@ pub async fn issue_token(
                 configs: configs(&base, a.name.as_str(), &t.token),
                 agent: AgentRow::of(&a),
                 label: t.info.label.clone(),
+                discovery: t.info.discovery.map(Discovery::as_str),
                 token: t.token,
                 created: false,
             })

@@ -3,6 +3,7 @@
 //! the `browser` test group's.
 
 mod admin;
+mod agent_tokens;
 mod agent_tree;
 mod agents;
 mod audit;
