@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use toolbelt_control::AppState;
 use toolbelt_control::service;
 use toolbelt_model::FieldError;
-use toolbelt_model::catalog::CatalogSpec;
+use toolbelt_model::catalog::{CatalogEntry, CatalogSpec};
 
 /// The add form after a refusal: the posted text and each error with the spec's field.
 #[derive(Default)]
@@ -42,15 +42,25 @@ fn parse(text: &str) -> Result<CatalogSpec, Errors> {
     serde_json::from_value(v).map_err(|e| spec_error(format!("is not a catalog entry: {e}")))
 }
 
+/// The posted `text` parsed and handed to `write` (the service's create or update); a
+/// refusal as the errors at their fields with the status the API would answer.
+async fn save<W>(
+    text: &str,
+    write: impl FnOnce(CatalogSpec) -> W,
+) -> Result<CatalogEntry, (Errors, StatusCode)>
+where
+    W: std::future::Future<Output = service::Result<CatalogEntry>>,
+{
+    let spec = parse(text).map_err(|errors| (errors, StatusCode::UNPROCESSABLE_ENTITY))?;
+    write(spec)
+        .await
+        .map_err(|e| (Errors::from_service(&e), Page::from(e).status))
+}
+
 pub async fn create(State(st): State<AppState>, d: Dash, f: Form) -> PageResult {
     d.caller.require_admin("write the catalog")?;
     let text = f.get("spec").unwrap_or("").to_string();
-    let result = match parse(&text) {
-        Ok(spec) => service::catalog::create(&st, &d.caller, spec)
-            .await
-            .map_err(|e| (Errors::from_service(&e), Page::from(e).status)),
-        Err(errors) => Err((errors, StatusCode::UNPROCESSABLE_ENTITY)),
-    };
+    let result = save(&text, |spec| service::catalog::create(&st, &d.caller, spec)).await;
     match result {
         Ok(e) => Ok(super::done(
             &format!("/marketplace/{}", e.spec.slug),
@@ -113,12 +123,11 @@ pub async fn update(
     d.caller.require_admin("write the catalog")?;
     let current = service::catalog::get(&st, &d.caller, &slug).await?;
     let text = f.get("spec").unwrap_or("").to_string();
-    let result = match parse(&text) {
-        Ok(spec) => service::catalog::update(&st, &d.caller, &current.spec.slug, spec)
-            .await
-            .map_err(|e| (Errors::from_service(&e), Page::from(e).status)),
-        Err(errors) => Err((errors, StatusCode::UNPROCESSABLE_ENTITY)),
-    };
+    let slug = &current.spec.slug;
+    let result = save(&text, |spec| {
+        service::catalog::update(&st, &d.caller, slug, spec)
+    })
+    .await;
     match result {
         Ok(e) => Ok(super::done(
             &format!("/marketplace/{}", e.spec.slug),
