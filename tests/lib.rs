@@ -321,9 +321,22 @@ pub fn docker_cleanup(toolbox_id: &str) {
             .args(&ids)
             .output();
     }
-    let _ = Command::new("docker")
-        .args(["network", "rm", &format!("toolbelt-{toolbox_id}")])
-        .output();
+    // The toolbox's networks: one per server that has one (and the shared one of DTMAs
+    // before per-server networks).
+    let out = Command::new("docker")
+        .args(["network", "ls", "-q", "--filter", &filter])
+        .output()
+        .unwrap();
+    let nets: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if !nets.is_empty() {
+        let _ = Command::new("docker")
+            .args(["network", "rm"])
+            .args(&nets)
+            .output();
+    }
 }
 
 /// Containers of one server, by label.

@@ -118,13 +118,20 @@ async fn containers_carry_every_hardening_default_and_answer_through_the_bridge(
     assert_eq!(labels["toolbelt.managed"], "true");
     assert_eq!(labels["toolbelt.toolbox"], tbx.as_str());
     assert_eq!(labels["toolbelt.server"], srv["id"]);
-    let net = docker_inspect(&format!("toolbelt-{tbx}"));
-    assert_eq!(net["Driver"], "bridge");
-    // From inside, nothing answers: not a listener on the host behind the toolbox
-    // network's gateway (reachable from a container on that network), not the metadata
-    // address.
+    // From inside, nothing answers: not a listener on the host at the engine's default
+    // bridge (reachable from a container on that network), not the metadata address.
+    let bridge = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "docker0"])
+        .output()
+        .unwrap();
+    let bridge = String::from_utf8_lossy(&bridge.stdout);
+    let gateway = bridge
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("docker0 has no address: {bridge}"));
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-    let gateway = net["IPAM"]["Config"][0]["Gateway"].as_str().unwrap();
     let host = format!("{gateway}:{}", listener.local_addr().unwrap().port());
 
     let mut m = Mcp::new(&format!("http://{}/mcp/fx", dtma.addr), &plane.sign(&tbx));

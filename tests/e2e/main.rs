@@ -7,6 +7,7 @@ mod chat_cli;
 mod chat_llm_fixture;
 mod cimd_cache;
 mod cli_walkthrough;
+mod container_networks;
 mod dashboard_admin_browser;
 mod dashboard_browser;
 mod dashboard_catalog_browser;

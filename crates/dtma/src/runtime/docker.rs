@@ -1,12 +1,14 @@
-//! The Docker runtime: each server a hardened container on the toolbox's private network.
+//! The Docker runtime: each server a hardened container, on a network of its own or none.
 //!
 //! Only fields the DTMA understands reach the engine: the catalog entry names an image and
 //! arguments, never HostConfig. Hardening is not optional here (an admin-approved
 //! loosening would be a separate, audited catalog field). Containers are found again by
 //! their `toolbelt.*` labels; containers without them are never touched.
 
+mod network;
 mod spec;
 
+pub use network::{ICC_OPTION, ServerNetwork, server_network};
 pub use spec::{ContainerSpec, container_spec};
 
 use super::{Instance, Launch, Runtime, RuntimeError, Stats, StdioPipes};
@@ -14,11 +16,10 @@ use async_trait::async_trait;
 use bollard::Docker;
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::errors::Error as DockerError;
-use bollard::models::NetworkCreateRequest;
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -41,8 +42,10 @@ pub const LABEL_PORT: &str = "toolbelt.port";
 pub struct DockerRuntime {
     docker: Docker,
     toolbox_id: String,
-    network: String,
-    network_ready: tokio::sync::Mutex<bool>,
+    /// Held from a server network's check to its container's start, and by a sweep.
+    net_lock: tokio::sync::Mutex<()>,
+    /// Whether the networks a killed DTMA left were swept (at the first listing).
+    swept: std::sync::atomic::AtomicBool,
     /// Per container: what an inspect told us (started at, digest, address) — containers
     /// are recreated, never restarted in place, so this never goes stale.
     details: Mutex<HashMap<String, Details>>,
@@ -94,53 +97,10 @@ impl DockerRuntime {
         Ok(DockerRuntime {
             docker,
             toolbox_id: toolbox_id.to_string(),
-            network: format!("toolbelt-{toolbox_id}"),
-            network_ready: tokio::sync::Mutex::new(false),
+            net_lock: tokio::sync::Mutex::new(()),
+            swept: std::sync::atomic::AtomicBool::new(false),
             details: Mutex::new(HashMap::new()),
         })
-    }
-
-    pub fn network_name(&self) -> &str {
-        &self.network
-    }
-
-    /// The toolbox's private bridge network. One lock around list-then-create: engines
-    /// before API 1.44 accept duplicate network names.
-    async fn ensure_network(&self) -> Result<(), RuntimeError> {
-        let mut ready = self.network_ready.lock().await;
-        if *ready {
-            return Ok(());
-        }
-        let filters = HashMap::from([("name", vec![self.network.as_str()])]);
-        let nets = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(classify)?;
-        if !nets
-            .iter()
-            .any(|n| n.name.as_deref() == Some(self.network.as_str()))
-        {
-            let labels = HashMap::from([
-                (LABEL_MANAGED.to_string(), "true".to_string()),
-                (LABEL_TOOLBOX.to_string(), self.toolbox_id.clone()),
-            ]);
-            self.docker
-                .create_network(NetworkCreateRequest {
-                    name: self.network.clone(),
-                    driver: Some("bridge".into()),
-                    labels: Some(labels),
-                    ..Default::default()
-                })
-                .await
-                .map_err(classify)?;
-        }
-        *ready = true;
-        Ok(())
     }
 
     /// Makes the image available: present locally, or pulled (which fails fast without a
@@ -198,13 +158,17 @@ impl DockerRuntime {
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&chrono::Utc))
             .filter(|t| t.timestamp() > 0);
+        // A container sits on one network (its own; the toolbox's for one an older DTMA
+        // made): its address there.
         let ip = info
             .network_settings
             .as_ref()
             .and_then(|n| n.networks.as_ref())
-            .and_then(|n| n.get(&self.network))
-            .and_then(|e| e.ip_address.clone())
-            .filter(|ip| !ip.is_empty());
+            .and_then(|n| {
+                n.values()
+                    .filter_map(|e| e.ip_address.clone())
+                    .find(|ip| !ip.is_empty())
+            });
         let d = Details {
             started_at,
             image_digest: info.image.clone(),
@@ -217,6 +181,58 @@ impl DockerRuntime {
                 .insert(id.to_string(), d.clone());
         }
         Ok(d)
+    }
+
+    /// Creates and starts the container (on its network, made first), its stdio attached
+    /// before the start so no early output is lost.
+    async fn run_container(
+        &self,
+        spec: ContainerSpec,
+        stdio: bool,
+        server: &str,
+    ) -> Result<(String, Option<StdioPipes>), RuntimeError> {
+        // Until the container runs, a sweep would see its network unused.
+        let _held = self.net_lock.lock().await;
+        if let Some(net) = &spec.network {
+            self.ensure_server_network(net, server).await?;
+        }
+        let created = self
+            .docker
+            .create_container(
+                Some(
+                    CreateContainerOptionsBuilder::default()
+                        .name(&spec.name)
+                        .build(),
+                ),
+                spec.body,
+            )
+            .await
+            .map_err(classify)?;
+        let started = async {
+            let pipes = if stdio {
+                Some(self.attach_pipes(&created.id).await?)
+            } else {
+                None
+            };
+            self.docker
+                .start_container(&created.id, None)
+                .await
+                .map_err(classify)?;
+            Ok(pipes)
+        };
+        match started.await {
+            Ok(pipes) => Ok((created.id, pipes)),
+            Err(e) => {
+                let _ = self
+                    .docker
+                    .remove_container(
+                        &created.id,
+                        Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                    )
+                    .await;
+                Err(e)
+            }
+        }
     }
 
     async fn attach_pipes(&self, id: &str) -> Result<StdioPipes, RuntimeError> {
@@ -298,6 +314,12 @@ impl Runtime for DockerRuntime {
             ))
             .await
             .map_err(classify)?;
+        if !self.swept.load(std::sync::atomic::Ordering::Acquire) {
+            match self.sweep_networks(None).await {
+                Ok(()) => self.swept.store(true, std::sync::atomic::Ordering::Release),
+                Err(e) => tracing::warn!(error = %e, "unused networks not swept"),
+            }
+        }
         let mut out = Vec::with_capacity(list.len());
         for c in list {
             let (Some(id), Some(labels)) = (c.id.clone(), c.labels.clone()) else {
@@ -329,44 +351,24 @@ impl Runtime for DockerRuntime {
         &self,
         launch: Launch<'_>,
     ) -> Result<(Instance, Option<StdioPipes>), RuntimeError> {
-        let spec = spec::container_spec(&launch, &self.toolbox_id, &self.network)?;
-        self.ensure_network().await?;
+        let spec = spec::container_spec(&launch, &self.toolbox_id)?;
         self.ensure_image(&spec.image).await?;
         let s = launch.server;
         let stdio = s.transport == Transport::Stdio;
-        let created = self
-            .docker
-            .create_container(
-                Some(
-                    CreateContainerOptionsBuilder::default()
-                        .name(&spec.name)
-                        .build(),
-                ),
-                spec.body,
-            )
-            .await
-            .map_err(classify)?;
-        let pipes = if stdio {
-            Some(self.attach_pipes(&created.id).await?)
-        } else {
-            None
+        let (id, pipes) = match self.run_container(spec, stdio, s.id.as_str()).await {
+            Ok(v) => v,
+            Err(e) => {
+                // Not left behind for a server that never starts.
+                let _ = self.sweep_networks(Some(s.id.as_str())).await;
+                return Err(e);
+            }
         };
-        if let Err(e) = self.docker.start_container(&created.id, None).await {
-            let _ = self
-                .docker
-                .remove_container(
-                    &created.id,
-                    Some(RemoveContainerOptionsBuilder::default().force(true).build()),
-                )
-                .await;
-            return Err(classify(e));
-        }
-        let d = self.details(&created.id).await.unwrap_or_default();
+        let d = self.details(&id).await.unwrap_or_default();
         let inst = Instance {
             server_id: s.id.clone(),
             name: s.name.clone(),
             generation: s.generation,
-            handle: created.id,
+            handle: id,
             running: true,
             started_at: d.started_at,
             exit_code: None,
@@ -413,6 +415,9 @@ impl Runtime for DockerRuntime {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&inst.handle);
+        if let Err(e) = self.sweep_networks(Some(inst.server_id.as_str())).await {
+            tracing::warn!(server = %inst.server_id, error = %e, "its network was not removed");
+        }
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The container a server runs in, as a pure function of what to run and where: the
 //! hardening defaults live here, in one place, with a test that fails if any is loosened.
 
+use super::network::{ServerNetwork, server_network};
 use super::{
     LABEL_GENERATION, LABEL_MANAGED, LABEL_NAME, LABEL_PORT, LABEL_SERVER, LABEL_TOOLBOX,
     LABEL_TRANSPORT,
@@ -30,18 +31,19 @@ pub struct ContainerSpec {
     /// The container's name (`toolbelt-{toolbox}-{server}-g{generation}`).
     pub name: String,
     pub image: String,
+    /// The network it joins, made before it (none: `NetworkMode=none`).
+    pub network: Option<ServerNetwork>,
     pub body: ContainerCreateBody,
 }
 
 /// Docker's network mode of a container with a loopback interface only.
 pub const NO_NETWORK: &str = "none";
 
-/// The hardened container for `launch` on the toolbox's private `network`. Only image
-/// sources run here; everything else is refused with the reason.
+/// The hardened container for `launch`, on the server's own network if it has one. Only
+/// image sources run here; everything else is refused with the reason.
 pub fn container_spec(
     launch: &Launch<'_>,
     toolbox_id: &str,
-    network: &str,
 ) -> Result<ContainerSpec, RuntimeError> {
     let s = launch.server;
     let (image, args) = match &s.source {
@@ -59,12 +61,9 @@ pub fn container_spec(
     };
     let stdio = s.transport == Transport::Stdio;
     // A stdio server speaks through the engine's attach stream, so it needs no network:
-    // none at all (not even the toolbox's) unless its entry asks for egress.
-    let network = if stdio && s.egress.is_empty() {
-        NO_NETWORK
-    } else {
-        network
-    };
+    // none at all unless its entry asks for egress.
+    let net = server_network(toolbox_id, s);
+    let network = net.as_ref().map_or(NO_NETWORK, |n| n.name.as_str());
     let mut labels = HashMap::from([
         (LABEL_MANAGED.to_string(), "true".to_string()),
         (LABEL_TOOLBOX.to_string(), toolbox_id.to_string()),
@@ -148,6 +147,7 @@ pub fn container_spec(
     Ok(ContainerSpec {
         name: format!("toolbelt-{toolbox_id}-{}-g{}", s.name, s.generation),
         image,
+        network: net,
         body,
     })
 }

@@ -8,7 +8,7 @@ use toolbelt_model::dtma::DesiredServer;
 use toolbelt_model::server::DesiredState;
 
 const TOOLBOX: &str = "tbx_01hardening";
-const NETWORK: &str = "toolbelt-tbx_01hardening";
+const NETWORK: &str = "toolbelt-tbx_01hardening-srv_01spec";
 
 fn server(transport: Transport, port: Option<u16>) -> DesiredServer {
     DesiredServer {
@@ -42,7 +42,7 @@ fn wire(s: &DesiredServer, secrets_dir: Option<&str>) -> Value {
         secret_env: BTreeMap::from([("TOKEN".into(), "t0ken".into())]),
         redactor: Default::default(),
     };
-    let spec = container_spec(&launch, TOOLBOX, NETWORK).expect("an image server");
+    let spec = container_spec(&launch, TOOLBOX).expect("an image server");
     assert_eq!(spec.name, "toolbelt-tbx_01hardening-fx-g3");
     assert_eq!(spec.image, "example/fx:1");
     serde_json::to_value(&spec.body).expect("serialisable")
@@ -166,15 +166,19 @@ fn each_hardening_default_holds() {
 }
 
 #[test]
-fn egress_or_http_puts_the_container_on_the_toolbox_network_only() {
+fn egress_or_http_puts_the_container_on_its_own_network_only() {
     let mut egress = server(Transport::Stdio, None);
     egress.egress = vec!["api.example.com:443".into()];
-    for s in [egress, server(Transport::StreamableHttp, Some(8080))] {
+    let egress_net = format!("{NETWORK}-egress");
+    for (s, net) in [
+        (egress, egress_net.as_str()),
+        (server(Transport::StreamableHttp, Some(8080)), NETWORK),
+    ] {
         let c = wire(&s, None);
-        assert_eq!(c["HostConfig"]["NetworkMode"], NETWORK, "never host: {c}");
+        assert_eq!(c["HostConfig"]["NetworkMode"], net, "never host: {c}");
         assert_eq!(
             c["NetworkingConfig"],
-            json!({ "EndpointsConfig": { NETWORK: { "Aliases": ["fx"] } } })
+            json!({ "EndpointsConfig": { net: { "Aliases": ["fx"] } } })
         );
     }
 }
@@ -214,7 +218,7 @@ fn only_image_sources_run_in_containers() {
         secret_env: BTreeMap::new(),
         redactor: Default::default(),
     };
-    let e = container_spec(&launch, TOOLBOX, NETWORK).unwrap_err();
+    let e = container_spec(&launch, TOOLBOX).unwrap_err();
     assert!(
         matches!(&e, RuntimeError::Refused(m) if m.contains("mcp-server-time") && m.contains("process toolbox")),
         "{e}"
@@ -229,7 +233,7 @@ fn only_image_sources_run_in_containers() {
         redactor: Default::default(),
     };
     assert!(matches!(
-        container_spec(&launch, TOOLBOX, NETWORK),
+        container_spec(&launch, TOOLBOX),
         Err(RuntimeError::Refused(_))
     ));
 }
