@@ -12,6 +12,8 @@
 #       anthropic SDKs (the scripted LLM's self-test) from PyPI,
 #     - the fixture MCP server built statically for its FROM-scratch test image,
 #     - formatting and lint checks,
+#     - the cargo-fuzz targets (scripts/fuzz.sh: deterministic runs, stable Rust with
+#       --sanitizer none; cargo-fuzz installed when missing),
 #     - the whole workspace suite (SQLite and PostgreSQL halves, end-to-end tests),
 #     then prints how many tests ran on each database backend and how long each step took.
 #
@@ -121,6 +123,8 @@ cargo fmt --all -- --check
 if ! $fast; then
     step "lints"
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    step "fuzz targets (fuzz/, about 6 min)"
+    scripts/fuzz.sh
 fi
 
 step "build (binaries the end-to-end tests start: toolbelt, fixture-mcp)"

@@ -187,6 +187,16 @@ impl CallError {
     }
 }
 
+impl From<toolbelt_wire::mcp_body::DecodeError> for CallError {
+    fn from(e: toolbelt_wire::mcp_body::DecodeError) -> CallError {
+        use toolbelt_wire::mcp_body::DecodeError;
+        match e {
+            DecodeError::Parse(e) => CallError::Parse(e),
+            DecodeError::InvalidRequest(why) => CallError::InvalidRequest(why),
+        }
+    }
+}
+
 impl From<CallError> for McpError {
     fn from(e: CallError) -> McpError {
         match e {

@@ -133,7 +133,7 @@ async fn serve(
         };
         let decoded = match crate::decode::decode(&bytes) {
             Ok(d) => d,
-            Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e),
+            Err(e) => return rpc_error(StatusCode::BAD_REQUEST, e.into()),
         };
         if let (Some(s), crate::decode::Decoded::Cancel { request }) = (&session, &decoded) {
             // A fast-path call rmcp never saw; rmcp ignores the id (it is not one of its).

@@ -8,7 +8,9 @@
 pub mod audit_writer;
 pub mod browser;
 pub mod call;
-pub mod decode;
+/// The body of a POST to `/mcp`, decoded once (in `toolbelt-wire`, which the fuzz targets
+/// build without the gateway's dependencies).
+pub use toolbelt_wire::mcp_body as decode;
 pub mod error;
 pub mod fast;
 pub mod handler;

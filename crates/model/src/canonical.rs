@@ -57,4 +57,16 @@ mod tests {
             r#"{"a":{"c":"é\n","z":[1,{"x":3,"y":2}]},"b":1}"#
         );
     }
+
+    /// fuzz/canonical_json found it: a float that serde_json (without `float_roundtrip`)
+    /// read one ULP off, so the canonical text read back as another value.
+    #[test]
+    fn fuzz_regression_a_float_reads_back_as_itself() {
+        let bytes = include_bytes!("../../../fuzz/regressions/canonical_json/float_roundtrip.json");
+        let v: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        let text = super::to_string(&v);
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v, "{text}");
+        assert_eq!(super::to_string(&back), text);
+    }
 }

@@ -250,6 +250,28 @@ pub fn validate_http_url(field: &str, url: &str) -> Result<(), Invalid> {
     }
 }
 
+/// Why a spec's text is not a catalog entry.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecTextError {
+    #[error("is neither YAML nor JSON: {0}")]
+    Syntax(serde_norway::Error),
+    #[error("is not a catalog entry: {0}")]
+    Shape(serde_json::Error),
+}
+
+/// A spec as an admin writes it (the dashboard's form, `toolbelt catalog create --file`):
+/// YAML, a superset of JSON, into JSON, then the catalog's own type — unknown or missing
+/// fields are refused by its deserializer. Not yet validated ([`CatalogSpec::validate`]).
+pub fn parse_spec(text: &str) -> Result<CatalogSpec, SpecTextError> {
+    let v: Value = serde_norway::from_str(text).map_err(SpecTextError::Syntax)?;
+    serde_json::from_value(v).map_err(SpecTextError::Shape)
+}
+
+/// A spec as YAML for an admin to edit; [`parse_spec`] reads it back unchanged.
+pub fn spec_yaml(spec: &CatalogSpec) -> Result<String, serde_norway::Error> {
+    serde_norway::to_string(spec)
+}
+
 impl CatalogSpec {
     pub fn validate(&self) -> Result<(), Invalid> {
         let mut c = Checker::new();

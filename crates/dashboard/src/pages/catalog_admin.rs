@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use toolbelt_control::AppState;
 use toolbelt_control::service;
 use toolbelt_model::FieldError;
-use toolbelt_model::catalog::{CatalogEntry, CatalogSpec};
+use toolbelt_model::catalog::{CatalogEntry, CatalogSpec, parse_spec, spec_yaml};
 
 /// The add form after a refusal: the posted text and each error with the spec's field.
 #[derive(Default)]
@@ -34,12 +34,9 @@ fn spec_error(message: String) -> Errors {
     }
 }
 
-/// The spec as the API would take it: YAML (a superset of JSON) into JSON, then the
-/// catalog's own type — unknown or missing fields are refused by its deserializer.
+/// The spec as the API would take it (`toolbelt_model::catalog::parse_spec`).
 fn parse(text: &str) -> Result<CatalogSpec, Errors> {
-    let v: serde_json::Value = serde_norway::from_str(text)
-        .map_err(|e| spec_error(format!("is neither YAML nor JSON: {e}")))?;
-    serde_json::from_value(v).map_err(|e| spec_error(format!("is not a catalog entry: {e}")))
+    parse_spec(text).map_err(|e| spec_error(e.to_string()))
 }
 
 /// The posted `text` parsed and handed to `write` (the service's create or update); a
@@ -97,7 +94,7 @@ struct EditPage {
 pub async fn edit(State(st): State<AppState>, d: Dash, Path(slug): Path<String>) -> PageResult {
     d.caller.require_admin("write the catalog")?;
     let e = service::catalog::get(&st, &d.caller, &slug).await?;
-    let spec = serde_norway::to_string(&e.spec).map_err(|err| Page {
+    let spec = spec_yaml(&e.spec).map_err(|err| Page {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         message: format!("cannot show the entry as YAML: {err}"),
     })?;

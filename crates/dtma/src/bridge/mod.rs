@@ -4,7 +4,6 @@
 
 pub mod error;
 pub mod http;
-pub(crate) mod lines;
 pub mod mux;
 #[cfg(test)]
 mod mux_tests;

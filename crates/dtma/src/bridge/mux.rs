@@ -20,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
+use toolbelt_wire::stdio::{self, Message};
 
 /// The largest line accepted from a server's stdout.
 const MAX_LINE: usize = 16 * 1024 * 1024;
@@ -109,7 +110,7 @@ impl Upstream {
         let r = up.clone();
         let stdout = pipes.stdout;
         tokio::spawn(async move {
-            let mut lines = FramedRead::new(stdout, super::lines::TolerantLines::new(MAX_LINE));
+            let mut lines = FramedRead::new(stdout, stdio::TolerantLines::new(MAX_LINE));
             loop {
                 tokio::select! {
                     _ = r.dead.cancelled() => break,
@@ -165,20 +166,11 @@ impl Upstream {
     }
 
     fn on_line(&self, line: &str) {
-        if line.trim().is_empty() {
-            return;
-        }
-        let Ok(mut msg) = serde_json::from_str::<Value>(line) else {
-            return self.on_junk(line);
-        };
-        let has_method = msg.get("method").is_some();
-        let id = msg.get("id").cloned();
-        match (has_method, id) {
+        match stdio::classify(line) {
+            Message::Blank => {}
+            Message::Junk => self.on_junk(line),
             // A response to one of ours.
-            (false, Some(id)) => {
-                let Some(up_id) = id.as_i64() else {
-                    return self.on_junk(line);
-                };
+            Message::Response { id: up_id, mut msg } => {
                 let p = {
                     let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
                     let p = t.pending.remove(&up_id);
@@ -198,7 +190,7 @@ impl Upstream {
             }
             // A server → client request (sampling, elicitation, roots): to the one client
             // with a call in flight, else to listeners; nobody → refuse, never hang.
-            (true, Some(id)) => {
+            Message::Request { id, msg } => {
                 let target = {
                     let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
                     let mut clients = t.pending.values().filter(|p| !p.session.starts_with('#'));
@@ -215,24 +207,24 @@ impl Upstream {
                     self.send_raw(&BridgeError::NoClientSession.reply(&id));
                 }
             }
-            // A notification: progress goes to its caller, the rest to every listener.
-            (true, None) => {
-                if msg["method"] == "notifications/progress" {
-                    let tok = msg["params"]["progressToken"].as_str().map(str::to_string);
-                    let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(p) = tok
-                        .and_then(|k| t.progress.get(&k))
-                        .and_then(|id| t.pending.get(id))
-                        && let Some((_, orig)) = &p.progress
-                    {
-                        msg["params"]["progressToken"] = orig.clone();
-                        let _ = p.tx.send(Event::Relay(msg));
-                    }
-                    return;
+            // Progress goes to its caller (a string token is one of ours).
+            Message::Progress {
+                token: Some(tok),
+                mut msg,
+            } => {
+                let t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(p) = t.progress.get(&tok).and_then(|id| t.pending.get(id))
+                    && let Some((_, orig)) = &p.progress
+                {
+                    msg["params"]["progressToken"] = orig.clone();
+                    let _ = p.tx.send(Event::Relay(msg));
                 }
+            }
+            Message::Progress { token: None, .. } => {}
+            // Any other notification: to every listener.
+            Message::Notification => {
                 let _ = self.notify.send(Arc::from(line));
             }
-            (false, None) => self.on_junk(line),
         }
     }
 

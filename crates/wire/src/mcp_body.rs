@@ -4,11 +4,30 @@
 //! rmcp sees it. [`decode`] is the fuzzing entry point: it takes any bytes and never
 //! panics.
 
-use crate::error::CallError;
 use rmcp::model::{
     CallToolRequestParams, ClientJsonRpcMessage, ClientNotification, ClientRequest, GetMeta,
     JsonRpcMessage, RequestId, RequestMetaObject,
 };
+use toolbelt_model::rpc::ErrorKind;
+
+/// Why a body is refused before rmcp sees it (the gateway answers with [`Self::kind`]'s
+/// code).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("Parse error: {0}")]
+    Parse(#[source] serde_json::Error),
+    #[error("Invalid Request: {0}")]
+    InvalidRequest(&'static str),
+}
+
+impl DecodeError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DecodeError::Parse(_) => ErrorKind::ParseError,
+            DecodeError::InvalidRequest(_) => ErrorKind::InvalidRequest,
+        }
+    }
+}
 
 /// What a POST body is.
 #[derive(Debug)]
@@ -51,7 +70,7 @@ fn well_formed(v: &serde_json::Value) -> bool {
 
 /// Classifies a POST body; the error a malformed one gets (`parse_error`: not JSON;
 /// `invalid_request`: JSON, but not one JSON-RPC 2.0 message — batches included).
-pub fn decode(bytes: &[u8]) -> Result<Decoded, CallError> {
+pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     // The common case in one pass: a message rmcp's own types read.
     if let Ok(m) = serde_json::from_slice::<ClientJsonRpcMessage>(bytes) {
         return Ok(match m {
@@ -94,8 +113,8 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, CallError> {
     // Not rmcp's: malformed (answered here), or well formed but of a shape rmcp has its
     // own answer for (a bad `params`, say), which it gives.
     match serde_json::from_slice::<serde_json::Value>(bytes) {
-        Err(e) => Err(CallError::Parse(e)),
-        Ok(v) if !well_formed(&v) => Err(CallError::InvalidRequest(
+        Err(e) => Err(DecodeError::Parse(e)),
+        Ok(v) if !well_formed(&v) => Err(DecodeError::InvalidRequest(
             "not a JSON-RPC 2.0 request, notification or response",
         )),
         Ok(_) => Ok(Decoded::Other),
@@ -105,10 +124,9 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, CallError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use toolbelt_model::rpc::ErrorKind;
 
     fn code(bytes: &[u8]) -> Option<i32> {
-        decode(bytes).err().map(|e| e.code())
+        decode(bytes).err().map(|e| e.kind().code())
     }
 
     #[test]
