@@ -37,6 +37,7 @@ mod gw_setup;
 mod log_masking;
 mod mcp_oauth_sdk_browser;
 mod net_faults;
+mod oauth_discovery;
 mod oauth_flow;
 mod oauth_world;
 mod process_limits;

@@ -178,8 +178,9 @@ async fn a_connected_account_is_used_refreshed_and_revoked_for_its_agent_only() 
         .json();
     assert_eq!(r["provider_revoked"], true, "{r}");
     assert!(!w.auth.events("revocation_requested").await.is_empty());
+    // The agent acts with no connection now, so it is shown nothing a connection listed.
     let r = sdk.call("notes__whoami", json!({})).await;
-    assert_eq!(r["code"], -32006, "{r}");
+    assert_eq!(r["code"], -32602, "{r}");
     let (_, list) = w.alice_api("GET", "/api/v1/connections", None).await;
     assert!(list["items"].as_array().unwrap().is_empty(), "{list}");
     let (_, secrets) = w.alice_api("GET", "/api/v1/secrets", None).await;

@@ -95,9 +95,19 @@ pub async fn protected_mcp(auth: &Fixture) -> Fixture {
     protected_mcp_with(auth, None).await
 }
 
+/// [`protected_mcp`] that also lists `only_<user>` to each user's token (whose listing
+/// an agent was shown is then plain to see); `GET /_test/lists` names every lister.
+pub async fn protected_mcp_per_user(auth: &Fixture) -> Fixture {
+    protected_mcp_args(auth, None, &["--per-user-tool"]).await
+}
+
 /// [`protected_mcp`] over HTTPS (a certificate of `tls`, which it also trusts for
 /// introspection at an HTTPS `auth`).
 pub async fn protected_mcp_with(auth: &Fixture, tls: Option<&TestCa>) -> Fixture {
+    protected_mcp_args(auth, tls, &[]).await
+}
+
+async fn protected_mcp_args(auth: &Fixture, tls: Option<&TestCa>, extra: &[&str]) -> Fixture {
     let mut args = vec![
         "--introspect".into(),
         format!("{}/introspect", auth.url),
@@ -109,6 +119,7 @@ pub async fn protected_mcp_with(auth: &Fixture, tls: Option<&TestCa>) -> Fixture
     if let Some(ca) = tls {
         args.extend(["--ca-file".into(), ca.ca.display().to_string()]);
     }
+    args.extend(extra.iter().map(|a| a.to_string()));
     spawn("mcp_resource.py", &args, tls).await
 }
 

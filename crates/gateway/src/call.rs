@@ -318,13 +318,7 @@ async fn run(
         // A call before any listing: servers just started or not yet discovered may
         // hold the tool.
         hub.registry.refresh_if_stale().await;
-        let pending: Vec<_> = hub
-            .registry
-            .snapshot()
-            .iter()
-            .filter(|e| e.discovered.is_none() && policy.touches(&e.reference()))
-            .map(|e| e.id.clone())
-            .collect();
+        let pending = hub.registry.pending(&policy);
         if !pending.is_empty() {
             hub.registry.ensure_discovered(&pending).await;
         }
@@ -412,7 +406,7 @@ pub(crate) async fn credential(
             None => Ok(None),
         };
     };
-    oauth
+    let cred = oauth
         .credential_for(
             &agent.agent_id,
             &server.id,
@@ -422,7 +416,21 @@ pub(crate) async fn credential(
         .map_err(|e| CallError::NoCredential {
             message: e.to_string(),
             provider: server.oauth_provider.clone(),
-        })
+        })?;
+    // The agent was shown what one connection listed; a call made with another (grants
+    // changed in between) would act on a listing that connection never saw.
+    if let (Some(listed), Some(c)) = (&server.connection, &cred)
+        && listed != &c.connection_id
+    {
+        return Err(CallError::NoCredential {
+            message: format!(
+                "the agent's connection for {} changed since it listed its tools: list them again",
+                server.name
+            ),
+            provider: server.oauth_provider.clone(),
+        });
+    }
+    Ok(cred)
 }
 
 /// Holds the call until the agent's owner approves it, denies it, or time runs out.

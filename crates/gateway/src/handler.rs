@@ -76,13 +76,7 @@ pub async fn view_of(
 ) -> Result<Arc<crate::view::View>, CallError> {
     let policy = hub.policies.policy(agent).await?;
     hub.registry.refresh_if_changed().await;
-    let pending: Vec<_> = hub
-        .registry
-        .snapshot()
-        .iter()
-        .filter(|e| e.discovered.is_none() && policy.touches(&e.reference()))
-        .map(|e| e.id.clone())
-        .collect();
+    let pending = hub.registry.pending(&policy);
     if !pending.is_empty() {
         hub.registry.ensure_discovered(&pending).await;
     }

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use toolbelt_model::grant::{GrantKind, ToolRule};
 use toolbelt_model::token::{TokenDigest, TokenKind};
-use toolbelt_model::{AgentId, Scope, ServerId, TokenId, ToolboxId, UserId};
+use toolbelt_model::{AgentId, ConnectionId, Scope, ServerId, TokenId, ToolboxId, UserId};
 use toolbelt_store::tokens::Subject;
 use toolbelt_store::{Store, StoreError, grants, mcp_auth, tokens, users};
 
@@ -42,6 +42,9 @@ pub struct AgentPolicy {
     toolboxes: HashSet<ToolboxId>,
     servers: HashSet<ServerId>,
     rules: HashMap<(ServerId, String), ToolRule>,
+    /// Connection grants on the owner's own connections, oldest first: (connection, the
+    /// server it is for or None for any server of the provider, the provider's name).
+    connections: Vec<(ConnectionId, Option<ServerId>, String)>,
     /// Discovery mode, always-visible tools, toolsets.
     pub discovery: crate::search::lens::Settings,
 }
@@ -80,6 +83,24 @@ impl AgentPolicy {
     pub fn touches(&self, s: &ServerRef<'_>) -> bool {
         self.server_granted(s)
             || (self.owner_sees(s) && self.rules.keys().any(|(id, _)| id == s.id))
+    }
+
+    /// The connection this agent acts with at `server` (whose catalog entry asks for
+    /// `provider`): a grant naming that server first, else a provider-wide one — the
+    /// choice the call's credential lookup makes (`oauth::for_agent_server`). The agent
+    /// sees what that connection's token listed, and nothing listed with another one.
+    pub fn connection_for(&self, server: &ServerId, provider: &str) -> Option<&ConnectionId> {
+        let named = self
+            .connections
+            .iter()
+            .find(|(_, s, _)| s.as_ref() == Some(server));
+        named
+            .or_else(|| {
+                self.connections
+                    .iter()
+                    .find(|(_, s, p)| s.is_none() && p == provider)
+            })
+            .map(|(c, _, _)| c)
     }
 
     /// Deny by default; a tool rule refines a server or toolbox grant, and an `allow` or
@@ -252,6 +273,7 @@ impl Policies {
         let gs = grants::for_agent(&mut c, agent).await?;
         let (owner_id, agent_name) = sqlx_owner(&mut c, agent).await?.unzip();
         let discovery = crate::search::settings::load(&mut c, agent).await?;
+        let connections = toolbelt_store::oauth::agent_connection_grants(&mut c, agent).await?;
         let owner = match owner_id {
             Some(id) => users::get(&mut c, &id).await.ok().map(|u| Scope {
                 user_id: u.id,
@@ -263,6 +285,7 @@ impl Policies {
             owner,
             agent_name: agent_name.map(|n| Arc::from(n.as_str())),
             discovery,
+            connections,
             ..Default::default()
         };
         for g in gs {

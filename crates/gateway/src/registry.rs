@@ -14,11 +14,14 @@ use std::time::{Duration, Instant};
 use toolbelt_model::catalog::{CatalogEntry, CatalogSource};
 use toolbelt_model::server::{Server, ServerDiscovery, ServerStatus};
 use toolbelt_model::toolbox::{Toolbox, ToolboxKind, ToolboxStatus};
-use toolbelt_model::{ServerId, ToolboxId, UserId};
+use toolbelt_model::{ConnectionId, ServerId, ToolboxId, UserId};
 use toolbelt_store::{Store, catalog, servers, toolboxes};
 
 mod discovery;
 pub mod paging;
+mod per_user;
+
+pub use per_user::Key;
 
 pub struct ServerEntry {
     pub id: ServerId,
@@ -47,9 +50,18 @@ pub struct ServerEntry {
     pub capabilities: Option<ServerCapabilities>,
     pub discovered: Option<Instant>,
     pub error: Option<String>,
+    /// The connection whose token listed what this entry holds: servers that act with
+    /// users' tokens are listed once per granted connection (see `per_user`).
+    pub connection: Option<ConnectionId>,
 }
 
 impl ServerEntry {
+    /// Its calls carry a user's token, so what it lists may differ per user: it is
+    /// discovered per connection, and each agent sees the listing of its own connection.
+    pub fn per_user(&self) -> bool {
+        self.oauth_provider.is_some() && matches!(self.endpoint, Some(Endpoint::Remote { .. }))
+    }
+
     pub fn reference(&self) -> crate::policy::ServerRef<'_> {
         crate::policy::ServerRef {
             id: &self.id,
@@ -82,11 +94,13 @@ pub struct Registry {
     oauth: Option<toolbelt_oauth::OAuth>,
     pub upstreams: Arc<Upstreams>,
     map: RwLock<HashMap<ServerId, Arc<ServerEntry>>>,
+    /// Per-user servers' listings, one per connection they were discovered with.
+    listings: RwLock<HashMap<ServerId, per_user::Listings>>,
     /// Bumped whenever any server's visible tools may have changed.
     pub version: AtomicU64,
     /// Discoveries under way; a second asker waits for the first instead of returning
     /// before the tools are in.
-    in_flight: Mutex<HashMap<ServerId, Arc<tokio::sync::Notify>>>,
+    in_flight: Mutex<HashMap<Key, Arc<tokio::sync::Notify>>>,
     pins_epoch: AtomicU64,
     /// The store epoch the last refresh started at: an audited change since (a server
     /// created, stopped, deleted) makes the next lookup re-read before it answers.
@@ -119,6 +133,7 @@ impl Registry {
             store,
             upstreams,
             map: RwLock::default(),
+            listings: RwLock::default(),
             version: AtomicU64::new(1),
             in_flight: Mutex::default(),
             pins_epoch: AtomicU64::new(0),
@@ -235,6 +250,7 @@ impl Registry {
                     capabilities: old.as_ref().and_then(|o| o.capabilities.clone()),
                     discovered: old.as_ref().and_then(|o| o.discovered),
                     error: old.as_ref().and_then(|o| o.error.clone()),
+                    connection: None,
                 };
                 if became_running
                     || (fresh.discovered.is_none() && fresh.status == ServerStatus::Running)
@@ -244,6 +260,7 @@ impl Registry {
                 map.insert(s.id.clone(), Arc::new(fresh));
             }
         }
+        self.rebase_listings();
         if changed {
             self.bump();
         }
@@ -254,7 +271,7 @@ impl Registry {
         }
         for id in to_discover {
             let r = self.clone();
-            tokio::spawn(async move { r.discover(&id).await });
+            tokio::spawn(async move { r.discover_server(&id).await });
         }
         // Pin decisions taken elsewhere (approvals) show up as an epoch change.
         let epoch = self.store.epoch();
@@ -307,22 +324,23 @@ impl Registry {
             // Failed discoveries are retried every few seconds, and at once after a
             // change that may have fixed them (a new connection grant, say).
             let grants_changed = std::mem::replace(&mut epoch, self.store.epoch()) != epoch;
-            for e in self.snapshot() {
+            for e in self.snapshot().into_iter().chain(self.listed()) {
                 if e.error.is_some()
                     && e.status == ServerStatus::Running
+                    && !(e.per_user() && e.connection.is_none())
                     && (grants_changed
                         || e.discovered
                             .is_none_or(|d| d.elapsed() > Duration::from_secs(5)))
                 {
                     let r = self.clone();
-                    let id = e.id.clone();
-                    tokio::spawn(async move { r.discover(&id).await });
+                    let key = (e.id.clone(), e.connection.clone());
+                    tokio::spawn(async move { r.discover(&key).await });
                 }
             }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 Some(id) = changed.recv() => {
-                    self.discover(&id).await;
+                    self.discover_server(&id).await;
                 }
             }
         }
@@ -352,5 +370,6 @@ fn clone_entry(e: &ServerEntry) -> ServerEntry {
         capabilities: e.capabilities.clone(),
         discovered: e.discovered,
         error: e.error.clone(),
+        connection: e.connection.clone(),
     }
 }

@@ -126,10 +126,18 @@ fn build(registry: &Registry, policy: &AgentPolicy) -> View {
             .iter()
             .map(|e| (e.name.as_str(), e.toolbox_name.as_str())),
     );
+    // A per-user server shows what the agent's own connection listed, or nothing.
+    let listed: Vec<(&String, Arc<ServerEntry>)> = servers
+        .iter()
+        .filter_map(|e| {
+            let prefix = &prefixes[&(e.name.clone(), e.toolbox_name.clone())];
+            registry.entry_for(e, policy).map(|e| (prefix, e))
+        })
+        .collect();
     let mut v = View::default();
     let mut hashes: HashMap<Arc<str>, &str> = HashMap::new();
-    for e in &servers {
-        let prefix = &prefixes[&(e.name.clone(), e.toolbox_name.clone())];
+    for (prefix, e) in &listed {
+        let prefix = *prefix;
         for (index, t) in e.tools.iter().enumerate() {
             let Some(verdict) = e.verdicts.get(t.name.as_ref()).filter(|v| v.visible) else {
                 continue;

@@ -181,15 +181,18 @@ impl OAuth {
         Ok((conn.id, t.access_token.clone()))
     }
 
-    /// A credential to list a server's tools with: any active connection granted for it.
+    /// The credential to list a server's tools with on behalf of one connection: only
+    /// when that connection is active and its owner granted it for this server (None
+    /// otherwise: the token goes to no server its owner did not grant it to).
     pub async fn credential_for_discovery(
         &self,
         server: &ServerId,
+        connection: &ConnectionId,
         provider: &str,
     ) -> Result<Option<Credential>> {
         let conn = {
             let mut c = self.store.conn().await?;
-            rows::for_discovery(&mut c, server, provider).await?
+            rows::for_discovery(&mut c, server, connection, provider).await?
         };
         match conn {
             Some(conn) => self

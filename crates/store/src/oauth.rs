@@ -545,26 +545,68 @@ pub async fn for_agent_server(
     r.map(|r| connection(&r)).transpose()
 }
 
-/// An active connection granted (to any agent) for a server, to list that server's tools
-/// with: by an explicit grant for it, else by a provider-wide grant.
+/// `conn_id` if it is active and its owner granted it for `server`: by a connection
+/// grant naming that server, or by a provider-wide one (no server) of an agent that is
+/// itself granted the server (a server, toolbox or tool grant) — what discovery may list
+/// the server's tools with. Only the agent owner's own connection counts, and only for a
+/// server that owner can see. Any other server never receives the token.
 pub async fn for_discovery(
     c: &mut AnyConnection,
     server: &ServerId,
+    conn_id: &ConnectionId,
     provider: &str,
 ) -> Result<Option<Connection>> {
     let r = sqlx::query(concat!(
         select!(),
         "JOIN grants g ON g.connection_id = c.id AND g.kind = 'connection'
          JOIN agents a ON a.id = g.agent_id AND a.owner_id = c.owner_id
-         WHERE c.status = 'active' AND g.active = 1
-           AND (g.server_id = $1 OR (g.server_id IS NULL AND p.name = $2))
-         ORDER BY CASE WHEN g.server_id IS NULL THEN 1 ELSE 0 END, c.id LIMIT 1"
+         JOIN users u ON u.id = a.owner_id
+         JOIN servers s ON s.id = $1
+         WHERE c.id = $2 AND c.status = 'active' AND g.active = 1
+           AND (s.owner_id IS NULL OR s.owner_id = a.owner_id OR u.role = 'admin')
+           AND (g.server_id = s.id OR (g.server_id IS NULL AND p.name = $3 AND EXISTS (
+                SELECT 1 FROM grants r WHERE r.agent_id = a.id AND (
+                    (r.kind = 'server' AND r.server_id = s.id AND r.active = 1)
+                    OR (r.kind = 'toolbox' AND r.toolbox_id = s.toolbox_id)
+                    OR (r.kind = 'tool' AND r.server_id = s.id AND r.rule <> 'deny')))))
+         LIMIT 1"
     ))
     .bind(server.to_string())
+    .bind(conn_id.to_string())
     .bind(provider.to_string())
     .fetch_optional(&mut *c)
     .await?;
     r.map(|r| connection(&r)).transpose()
+}
+
+/// An agent's active connection grants on its owner's own connections, oldest first:
+/// (connection, the server it is granted for or None for every server of the provider,
+/// the provider's name). What the gateway resolves per server as [`for_agent_server`] does.
+pub async fn agent_connection_grants(
+    c: &mut AnyConnection,
+    agent: &AgentId,
+) -> Result<Vec<(ConnectionId, Option<ServerId>, String)>> {
+    let rows = sqlx::query(
+        "SELECT c.id AS connection_id, g.server_id, p.name AS provider_name
+         FROM grants g
+         JOIN oauth_connections c ON c.id = g.connection_id
+         JOIN oauth_providers p ON p.id = c.provider_id
+         JOIN agents a ON a.id = g.agent_id AND a.owner_id = c.owner_id
+         WHERE g.agent_id = $1 AND g.kind = 'connection' AND g.active = 1
+         ORDER BY g.id",
+    )
+    .bind(agent.to_string())
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                ConnectionId::from_db(text(r, "connection_id")?),
+                opt_text(r, "server_id")?.map(ServerId::from_db),
+                text(r, "provider_name")?,
+            ))
+        })
+        .collect()
 }
 
 /// A user's newest active connection to a provider (by name): what a server serving only

@@ -9,7 +9,9 @@ request to /mcp needs `Authorization: Bearer <token>`; the token is checked with
 RFC 7662 introspection endpoint (server.py's POST /introspect), through the SDK's own
 `TokenVerifier` / `AuthSettings` support. A client needs no OAuth discovery: it just sends the
 bearer token. Prints exactly one line `READY http://127.0.0.1:PORT/mcp` once it accepts
-connections. Tools: `whoami`, `echo`. Test hook: GET /_test/calls. See README.md.
+connections. Tools: `whoami`, `echo` (with `--per-user-tool`, also `only_<user>`, listed only to
+that user's token). Test hooks: GET /_test/calls, GET /_test/lists (the user of every
+`tools/list`). See README.md.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import ListToolsResult
+from mcp_types import Tool as MCPTool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -63,6 +67,8 @@ def parse_args(argv=None):
     p.add_argument("--tls-cert", help="PEM certificate chain: serve HTTPS (with --tls-key)")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--ca-file", help="PEM CA the introspection endpoint's certificate is from")
+    p.add_argument("--per-user-tool", action="store_true",
+                   help="list one more tool, only_<user>, to each user's token")
     return p.parse_args(argv)
 
 
@@ -113,6 +119,28 @@ class IntrospectionVerifier:
         )
 
 
+class ListingServer(MCPServer):
+    """Records whose token every `tools/list` came with (`on_list`) and, when `per_user` is
+    set, lists `only_<user>` besides the real tools, so a test can tell whose token a
+    listing it was shown was made with."""
+
+    on_list = None
+    per_user = False
+
+    async def _handle_list_tools(self, ctx, params) -> ListToolsResult:
+        req = getattr(ctx, "request", None)
+        user = getattr(req.scope.get("user"), "access_token", None) if req is not None else None
+        claims = (user.claims or {}) if user is not None else {}
+        name = claims.get("username") or (user.subject if user is not None else None)
+        if self.on_list is not None:
+            self.on_list(name)
+        tools = await self.list_tools()
+        if self.per_user and name:
+            tools.append(MCPTool(name=f"only_{name}", description=f"Listed only to {name}.",
+                                 input_schema={"type": "object", "properties": {}}))
+        return ListToolsResult(tools=tools)
+
+
 def token_info(ctx: Context) -> tuple[str | None, str | None, str | None, str | None]:
     """(user, token_id, scope, client_id) of the bearer token that carried this request."""
     tok = get_access_token()
@@ -132,7 +160,7 @@ def build_server(a, resource_url: str) -> MCPServer:
     issuer = a.issuer or "{0.scheme}://{0.netloc}".format(urlsplit(a.introspect))
     verifier = IntrospectionVerifier(a.introspect, a.client_id, a.client_secret, a.client_auth,
                                      a.ca_file)
-    mcp = MCPServer(
+    mcp = ListingServer(
         name="toolbelt-oauth-mcp-resource",
         version="1",
         token_verifier=verifier,
@@ -146,7 +174,14 @@ def build_server(a, resource_url: str) -> MCPServer:
         log_level="WARNING" if a.quiet else "INFO",
     )
     calls: list[dict] = []
+    lists: list[str | None] = []
     lock = threading.Lock()
+
+    def listed(user: str | None) -> None:
+        with lock:
+            lists.append(user)
+
+    mcp.on_list, mcp.per_user = listed, a.per_user_tool
 
     def record(tool: str, ctx: Context) -> tuple:
         info = token_info(ctx)
@@ -172,10 +207,16 @@ def build_server(a, resource_url: str) -> MCPServer:
         with lock:
             return JSONResponse(list(calls))
 
+    @mcp.custom_route("/_test/lists", methods=["GET"])
+    async def test_lists(request: Request) -> JSONResponse:
+        with lock:
+            return JSONResponse(list(lists))
+
     @mcp.custom_route("/_test/reset", methods=["POST"])
     async def test_reset(request: Request) -> JSONResponse:
         with lock:
             calls.clear()
+            lists.clear()
         return JSONResponse({"ok": True})
 
     return mcp

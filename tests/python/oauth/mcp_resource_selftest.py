@@ -374,6 +374,21 @@ def run():
     check("resource with a bad introspection secret refuses a good token -> 401",
           is_401(status, headers, data), (status, data))
     stop(rsp3)
+
+    # -- --per-user-tool: each token's listing has its user's own tool; listings recorded ------
+    rsp5, line = start("mcp_resource.py", "--introspect", f"{as_url}/introspect",
+                       "--client-id", RS_CID, "--client-secret", RS_SECRET, "--per-user-tool")
+    url5 = line.split()[1] if line.startswith("READY ") else ""
+    for who in ("alice", "bob"):
+        raw = Raw(url5, login(as_url, who)["access_token"])
+        raw.initialize()
+        raw.post("notifications/initialized", notify=True)
+        status, _, data = raw.post("tools/list")
+        names = sorted(t["name"] for t in (data or {}).get("result", {}).get("tools", []))
+        check(f"--per-user-tool: {who}'s listing", names == ["echo", f"only_{who}", "whoami"], data)
+    lists = json.loads(http("GET", f"{url5[: -len('/mcp')]}/_test/lists")[2])
+    check("/_test/lists names each lister", lists == ["alice", "bob"], lists)
+    stop(rsp5)
     check("AS exits on stdin EOF", stop(asp))
 
 

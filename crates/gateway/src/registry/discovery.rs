@@ -26,6 +26,10 @@ pub enum DiscoveryError {
     Credential(#[from] toolbelt_oauth::OAuthError),
     #[error("waiting for a {0} connection grant to list its tools with")]
     WaitingForGrant(String),
+    /// The connection is not (or no longer) active and granted for this server: its token
+    /// is not sent there.
+    #[error("connection {0} is not granted for this server")]
+    NotGranted(toolbelt_model::ConnectionId),
     #[error(transparent)]
     Connect(#[from] ConnectError),
     #[error(transparent)]
@@ -45,14 +49,19 @@ type Listing = (
 );
 
 impl Registry {
-    /// Discovers the servers that have never been discovered, waiting at most the
-    /// discovery deadline; servers that do not answer in time are simply left out.
-    pub async fn ensure_discovered(self: &Arc<Self>, ids: &[ServerId]) {
-        let pending: Vec<ServerId> = ids
+    /// Discovers what was never discovered (servers, or connections' listings of per-user
+    /// servers: [`Registry::pending`]), waiting at most the discovery deadline; servers
+    /// that do not answer in time are simply left out.
+    pub async fn ensure_discovered(self: &Arc<Self>, keys: &[Key]) {
+        let pending: Vec<Key> = keys
             .iter()
-            .filter(|id| {
+            .filter(|(id, conn)| {
                 self.get(id).is_some_and(|e| {
-                    e.discovered.is_none() && e.status == ServerStatus::Running && e.error.is_none()
+                    e.status == ServerStatus::Running
+                        && match conn {
+                            None => e.discovered.is_none() && e.error.is_none(),
+                            Some(c) => self.listing(id, c).is_none(),
+                        }
                 })
             })
             .cloned()
@@ -64,8 +73,15 @@ impl Registry {
         let _ = tokio::time::timeout(self.discovery_deadline, all).await;
     }
 
-    /// Lists a server's tools, resources and prompts, and applies pins.
-    pub async fn discover(self: &Arc<Self>, id: &ServerId) {
+    /// Lists a server again (each connection's listing, for a per-user server).
+    pub async fn discover_server(self: &Arc<Self>, id: &ServerId) {
+        let keys = self.keys_of(id);
+        futures::future::join_all(keys.iter().map(|k| self.discover(k))).await;
+    }
+
+    /// Lists a server's tools, resources and prompts (with the key's connection), and
+    /// applies pins.
+    pub async fn discover(self: &Arc<Self>, id: &Key) {
         let mine = {
             let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             match in_flight.get(id) {
@@ -80,7 +96,7 @@ impl Registry {
         match mine {
             Ok(done) => {
                 // On every way out (a panic or a dropped future too), waiters are released.
-                struct Release<'a>(&'a Registry, &'a ServerId, Arc<tokio::sync::Notify>);
+                struct Release<'a>(&'a Registry, &'a Key, Arc<tokio::sync::Notify>);
                 impl Drop for Release<'_> {
                     fn drop(&mut self) {
                         self.0
@@ -112,9 +128,28 @@ impl Registry {
         }
     }
 
-    async fn discover_now(self: &Arc<Self>, id: &ServerId) {
-        let result = tokio::time::timeout(self.discovery_deadline, self.fetch(id)).await;
-        let Some(entry) = self.get(id) else { return };
+    async fn discover_now(self: &Arc<Self>, key: &Key) {
+        let result = tokio::time::timeout(self.discovery_deadline, self.fetch(key)).await;
+        let (id, conn) = key;
+        let Some(base) = self.get(id) else { return };
+        if let (Ok(Err(DiscoveryError::NotGranted(_))), Some(c)) = (&result, conn) {
+            self.forget_listing(id, c);
+            return;
+        }
+        // What this listing held before (kept when listing again fails).
+        let entry = match conn {
+            None => base.clone(),
+            Some(c) => match self.listing(id, c) {
+                Some(l) => l,
+                None => {
+                    let mut fresh = clone_entry(&base);
+                    (fresh.tools, fresh.verdicts, fresh.validators) = Default::default();
+                    (fresh.resources, fresh.templates, fresh.prompts) = Default::default();
+                    fresh.capabilities = None;
+                    Arc::new(fresh)
+                }
+            },
+        };
         let (tools, resources, templates, prompts, caps, error) = match result {
             Ok(Ok(f)) => (
                 Arc::new(f.0),
@@ -145,7 +180,7 @@ impl Registry {
             tracing::warn!(server = %entry.name, error = %e, "discovery failed");
             self.upstreams.reset(id).await;
         }
-        let verdicts = match self.verdicts(&entry, &tools).await {
+        let verdicts = match self.verdicts(&base, &tools).await {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "pin evaluation failed");
@@ -161,7 +196,8 @@ impl Registry {
             })
             .collect();
         self.install(
-            &entry,
+            &base,
+            conn.as_ref(),
             tools,
             Arc::new(verdicts),
             Arc::new(validators),
@@ -174,17 +210,18 @@ impl Registry {
         .await;
     }
 
-    async fn fetch(&self, id: &ServerId) -> Result<Listing, DiscoveryError> {
+    async fn fetch(&self, (id, conn): &Key) -> Result<Listing, DiscoveryError> {
         let entry = self.get(id).ok_or(DiscoveryError::Gone)?;
         let ep = entry.endpoint.clone().ok_or(DiscoveryError::NoEndpoint)?;
-        // A server that acts with users' tokens is listed with one of them (its tools are
-        // taken to be the same for every user).
-        let cred = match (&ep, &entry.oauth_provider, &self.oauth) {
-            (Endpoint::Remote { .. }, Some(p), Some(o)) => Some(
-                o.credential_for_discovery(id, p)
+        // A server that acts with users' tokens is listed with the key's connection, and
+        // only if its owner granted it for this server.
+        let cred = match (entry.per_user(), &entry.oauth_provider, &self.oauth, conn) {
+            (true, Some(p), Some(o), Some(c)) => Some(
+                o.credential_for_discovery(id, c, p)
                     .await?
-                    .ok_or_else(|| DiscoveryError::WaitingForGrant(p.clone()))?,
+                    .ok_or_else(|| DiscoveryError::NotGranted(c.clone()))?,
             ),
+            (true, Some(p), _, _) => return Err(DiscoveryError::WaitingForGrant(p.clone())),
             _ => None,
         };
         let conn = self
@@ -225,6 +262,7 @@ impl Registry {
         let others: Vec<String> = self
             .snapshot()
             .iter()
+            .chain(self.listed().iter())
             .filter(|e| e.id != entry.id)
             .flat_map(|e| {
                 e.tools
@@ -248,6 +286,7 @@ impl Registry {
     async fn install(
         &self,
         entry: &ServerEntry,
+        conn: Option<&toolbelt_model::ConnectionId>,
         tools: Arc<Vec<Tool>>,
         verdicts: Arc<HashMap<String, Verdict>>,
         validators: Arc<HashMap<String, Arc<jsonschema::Validator>>>,
@@ -273,7 +312,16 @@ impl Registry {
             (next.tools, next.verdicts, next.validators) = (tools, verdicts, validators);
             (next.resources, next.templates, next.prompts) = (resources, templates, prompts);
             (next.capabilities, next.discovered, next.error) = (caps, Some(Instant::now()), error);
-            map.insert(entry.id.clone(), Arc::new(next));
+            match conn {
+                None => {
+                    map.insert(entry.id.clone(), Arc::new(next));
+                }
+                Some(c) => {
+                    next.connection = Some(c.clone());
+                    drop(map);
+                    self.put_listing(c, next);
+                }
+            }
         }
         self.bump();
         if let Ok(mut c) = self.store.conn().await {
@@ -283,7 +331,7 @@ impl Registry {
 
     /// Recomputes every server's pin verdicts from the store (after approvals).
     pub(super) async fn reevaluate_pins(&self) {
-        for e in self.snapshot() {
+        for e in self.snapshot().into_iter().chain(self.listed()) {
             if e.discovered.is_none() {
                 continue;
             }
@@ -294,13 +342,23 @@ impl Registry {
                 .iter()
                 .any(|(k, nv)| e.verdicts.get(k).map(|ov| ov.visible) != Some(nv.visible));
             if changed {
-                let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-                if let Some(cur) = map.get(&e.id).cloned() {
-                    let mut next = clone_entry(&cur);
-                    next.verdicts = Arc::new(v);
-                    map.insert(e.id.clone(), Arc::new(next));
+                match &e.connection {
+                    None => {
+                        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+                        if let Some(cur) = map.get(&e.id).cloned() {
+                            let mut next = clone_entry(&cur);
+                            next.verdicts = Arc::new(v);
+                            map.insert(e.id.clone(), Arc::new(next));
+                        }
+                    }
+                    Some(c) => {
+                        if let Some(cur) = self.listing(&e.id, c) {
+                            let mut next = clone_entry(&cur);
+                            next.verdicts = Arc::new(v);
+                            self.put_listing(c, next);
+                        }
+                    }
                 }
-                drop(map);
                 self.bump();
             }
         }

@@ -199,20 +199,20 @@ impl Index {
         if self.synced.load(Ordering::Acquire) == version {
             return;
         }
-        let live = registry.snapshot();
+        let live = registry.search_lists();
         let stale: Vec<ServerId> = {
             let st = self.state.read().unwrap_or_else(|p| p.into_inner());
             st.servers
                 .keys()
-                .filter(|id| !live.iter().any(|e| &e.id == *id))
+                .filter(|id| !live.iter().any(|(live, _, _)| live == *id))
                 .cloned()
                 .collect()
         };
         for id in stale {
             self.remove_server(&id);
         }
-        for e in &live {
-            self.put_server(&e.id, &e.name, &e.tools);
+        for (id, name, tools) in &live {
+            self.put_server(id, name, tools);
         }
         self.synced.store(version, Ordering::Release);
     }
