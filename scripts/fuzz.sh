@@ -18,8 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Runs per target: about 40 s each on an idle core of the CI machine (measured 17-24 s for
-# 1.2-3 M runs; a busy machine takes longer, a deterministic run does not do less).
+# Runs per target: 35-45 s each on the CI machine (measured; a busy machine takes longer,
+# a deterministic run does not do less).
 declare -A runs=(
     [dtma_stdio]=2000000
     [mcp_body]=3000000

@@ -123,7 +123,7 @@ cargo fmt --all -- --check
 if ! $fast; then
     step "lints"
     cargo clippy --workspace --all-targets --locked -- -D warnings
-    step "fuzz targets (fuzz/, about 6 min)"
+    step "fuzz targets (fuzz/, about 3 min warm)"
     scripts/fuzz.sh
 fi
 
