@@ -13,6 +13,7 @@ mod dashboard_browser;
 mod dashboard_catalog_browser;
 mod dashboard_charts_browser;
 mod dashboard_chat_browser;
+mod dashboard_deploy_browser;
 mod dashboard_trust_browser;
 mod dtma_address;
 mod dtma_channel;

@@ -12,8 +12,18 @@ use toolbelt_control::AppState;
 const FORM_LIMIT: usize = 256 * 1024;
 
 /// The posted fields of a signed-in user's form whose CSRF token matched.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Form(pub Vec<(String, String)>);
+
+/// Names only: a form may carry a secret's new value (the deploy form's), which must not
+/// reach a log through a `{:?}`.
+impl std::fmt::Debug for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(k, _)| k))
+            .finish()
+    }
+}
 
 /// The posted fields of a form that has no session yet (sign in): the Origin check only.
 pub struct PublicForm(pub Form);
@@ -25,6 +35,15 @@ impl Form {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`, in order (a group of checkboxes).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// The first value of `name`, trimmed; empty when absent.

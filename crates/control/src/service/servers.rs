@@ -9,14 +9,14 @@ use crate::secrets::namespace_label;
 use crate::state::AppState;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use toolbelt_model::audit::{AuditAction, TargetKind};
-use toolbelt_model::catalog::{CatalogSource, CatalogSpec, CatalogStatus};
+use toolbelt_model::catalog::{CatalogEntry, CatalogSource, CatalogSpec, CatalogStatus};
 use toolbelt_model::dtma::Health;
 use toolbelt_model::error::Checker;
 use toolbelt_model::name::{LONG_NAME_MAX, Name, SHORT_NAME_MAX};
 use toolbelt_model::server::{DesiredState, Server, ServerStatus};
-use toolbelt_model::toolbox::ToolboxKind;
+use toolbelt_model::toolbox::{Toolbox, ToolboxKind};
 use toolbelt_model::{Invalid, Page};
 use toolbelt_store::{AnyConnection, StoreError, catalog, servers, toolboxes};
 use utoipa::ToSchema;
@@ -140,12 +140,21 @@ pub async fn list(
     .await?)
 }
 
-/// Requests a deployment: a server in desired state `running` on a toolbox the caller may
-/// manage (members: their own; shared toolboxes are for admins).
-pub async fn create(st: &AppState, caller: &Caller, req: CreateServer) -> Result<Server> {
+/// What a deploy is checked against before anything is written: the name, the toolbox
+/// (one the caller may manage, of the entry's kind), the entry (not deprecated), the
+/// config and secrets against the entry. A reference must name a secret in the server's
+/// own namespace (its owner's, or the shared one for shared servers): a missing or someone
+/// else's secret is refused now, not at deploy — except those in `to_seal`
+/// (requirement names), whose secrets the caller is about to seal, so their names must
+/// still be free.
+async fn prepare(
+    c: &mut AnyConnection,
+    caller: &Caller,
+    req: &CreateServer,
+    to_seal: &BTreeSet<String>,
+) -> Result<(Name, Toolbox, CatalogEntry)> {
     let name = Name::parse("name", &req.name, SHORT_NAME_MAX)?;
-    let mut tx = st.store.begin_audited().await?;
-    let tb = refs::toolbox(&mut tx, &caller.scope, &req.toolbox)
+    let tb = refs::toolbox(c, &caller.scope, &req.toolbox)
         .await
         .map_err(|e| {
             if e.is_not_found() {
@@ -159,7 +168,7 @@ pub async fn create(st: &AppState, caller: &Caller, req: CreateServer) -> Result
             "members deploy only on their own toolboxes; shared toolboxes are for admins",
         ));
     }
-    let entry = match catalog::get(&mut tx, &req.catalog).await {
+    let entry = match catalog::get(c, &req.catalog).await {
         Ok(e) => e,
         Err(StoreError::NotFound) => {
             return Err(ServiceError::invalid(
@@ -186,23 +195,50 @@ pub async fn create(st: &AppState, caller: &Caller, req: CreateServer) -> Result
         return Err(ServiceError::invalid("toolbox", why));
     }
     check_request(&entry.spec, &req.config, &req.secrets)?;
-    // A reference must name a secret in the server's own namespace (its owner's, or the
-    // shared one for shared servers): a missing or someone else's secret is refused now,
-    // not at deploy.
     for (key, secret) in &req.secrets {
         let found =
-            toolbelt_store::secrets::find_in_namespace(&mut tx, tb.owner_id.as_ref(), secret)
-                .await?;
-        if found.is_none() {
-            return Err(ServiceError::invalid(
-                &format!("secrets.{key}"),
-                format!(
-                    "no secret {secret} in {} namespace",
-                    namespace_label(tb.owner_id.as_ref())
-                ),
-            ));
+            toolbelt_store::secrets::find_in_namespace(c, tb.owner_id.as_ref(), secret).await?;
+        let ns = namespace_label(tb.owner_id.as_ref());
+        match (to_seal.contains(key), found.is_some()) {
+            (false, false) => {
+                return Err(ServiceError::invalid(
+                    &format!("secrets.{key}"),
+                    format!("no secret {secret} in {ns} namespace"),
+                ));
+            }
+            (true, true) => {
+                return Err(ServiceError::invalid(
+                    &format!("secrets.{key}"),
+                    format!("a secret named {secret} already exists in {ns} namespace"),
+                ));
+            }
+            _ => {}
         }
     }
+    Ok((name, tb, entry))
+}
+
+/// Checks a deploy without making it (nothing written, nothing audited): the checks of
+/// [`create`], with the secrets of the requirements in `to_seal` still to be sealed
+/// (their names must be free). Answers the toolbox it would go on, whose namespace new
+/// secrets belong in. The dashboard's deploy form checks before sealing a typed value,
+/// so a refused form leaves nothing in the vault.
+pub async fn check(
+    st: &AppState,
+    caller: &Caller,
+    req: &CreateServer,
+    to_seal: &BTreeSet<String>,
+) -> Result<Toolbox> {
+    let mut c = st.store.conn().await?;
+    Ok(prepare(&mut c, caller, req, to_seal).await?.1)
+}
+
+/// Requests a deployment: a server in desired state `running` on a toolbox the caller may
+/// manage (members: their own; shared toolboxes are for admins).
+pub async fn create(st: &AppState, caller: &Caller, req: CreateServer) -> Result<Server> {
+    let mut tx = st.store.begin_audited().await?;
+    let (name, tb, entry) = prepare(&mut tx, caller, &req, &BTreeSet::new()).await?;
+    let remote_box = tb.kind == Some(ToolboxKind::Remote);
     let s = servers::create(
         &mut tx,
         servers::NewServer {

@@ -275,7 +275,7 @@ async fn refused(st: &AppState, d: &Dash, e: ServiceError, r: Refusal) -> PageRe
 
 /// Starts the flow in this browser: the API's connection start, then the browser step
 /// that binds it to this session; off to the provider's authorization page.
-async fn connect_to(
+pub(super) async fn connect_to(
     st: &AppState,
     d: &Dash,
     provider: String,
@@ -299,7 +299,7 @@ async fn connect_to(
     service::oauth::begin_in_browser(st, &d.caller, &started.provider, browser).await
 }
 
-fn to_provider(url: String) -> Response {
+pub(super) fn to_provider(url: String) -> Response {
     // 303: the browser GETs the provider's page whatever method brought it here.
     (
         StatusCode::SEE_OTHER,

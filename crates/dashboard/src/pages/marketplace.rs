@@ -2,8 +2,9 @@
 //! Deploy form ([`super::deploy`]). Filtering only narrows what the catalog service
 //! returned to the caller; deploying is the servers service's, rules and all.
 
-use super::deploy::{self, ConfigField, SecretField};
-use crate::error::{Page, PageResult};
+use super::deploy::{self, ConfigField, OAuthPicker, SecretField};
+use super::deploy_submit::{self, Deployed};
+use crate::error::PageResult;
 use crate::form::Form;
 use crate::session::Dash;
 use crate::view::{Chrome, Errors};
@@ -11,10 +12,10 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use toolbelt_control::AppState;
-use toolbelt_control::service::servers::CreateServer;
 use toolbelt_control::service::toolboxes::may_manage;
 use toolbelt_control::service::{self, Paging};
 use toolbelt_model::catalog::{CatalogEntry, CatalogSource};
+use toolbelt_model::oauth::ConnectionStatus;
 
 pub struct Card {
     pub slug: String,
@@ -146,6 +147,7 @@ struct EntryPage {
     config: Vec<ConfigField>,
     secrets: Vec<SecretField>,
     secret_names: Vec<String>,
+    oauth_picker: Option<OAuthPicker>,
 }
 
 async fn entry_page(
@@ -178,6 +180,26 @@ async fn entry_page(
         Ok(p) => p.items.into_iter().map(|s| s.name).collect(),
         Err(_) => Vec::new(),
     };
+    // The OAuth picker: the provider's default scopes (None: not configured here) and
+    // whether the caller holds an active connection to it already.
+    let (provider_defaults, connected) = match &e.spec.oauth {
+        Some(o) => {
+            let defaults = service::oauth::get_provider(st, &d.caller, &o.provider)
+                .await
+                .ok()
+                .map(|p| p.default_scopes);
+            let connected = match service::oauth::list_connections(st, &d.caller, &all).await {
+                Ok(p) => p.items.iter().any(|k| {
+                    &k.owner_id == d.caller.id()
+                        && k.provider.as_str() == o.provider
+                        && k.status == ConnectionStatus::Active
+                }),
+                Err(_) => false,
+            };
+            (defaults, connected)
+        }
+        None => (None, false),
+    };
     let source_detail = match &e.spec.source {
         CatalogSource::Image { image, .. } => format!("image {image}"),
         CatalogSource::Package {
@@ -200,6 +222,13 @@ async fn entry_page(
         ),
         config: deploy::config_fields(&e.spec, posted, &errors),
         secrets: deploy::secret_fields(&e.spec, posted, &errors),
+        oauth_picker: deploy::oauth_picker(
+            &e.spec,
+            provider_defaults.as_deref(),
+            connected,
+            posted,
+            &errors,
+        ),
         name: posted.map(|f| f.text("name")).unwrap_or_default(),
         e: Card::of(&e),
         errors,
@@ -219,7 +248,9 @@ pub async fn entry(
     super::render(&page)
 }
 
-/// Deploys the entry; a refusal re-renders the form with each error at its field.
+/// Deploys the entry ([`deploy_submit`]); on to the server's page, or to the provider's
+/// to connect the account the form asked to connect. A refusal re-renders the form with
+/// what was posted and each error at its field (never a typed secret value).
 pub async fn deploy(
     State(st): State<AppState>,
     d: Dash,
@@ -227,24 +258,23 @@ pub async fn deploy(
     f: Form,
 ) -> PageResult {
     let e = service::catalog::get(&st, &d.caller, &slug).await?;
-    let req = CreateServer {
-        name: f.text("name"),
-        catalog: e.spec.slug.clone(),
-        toolbox: f.text("toolbox"),
-        config: deploy::config_of(&e.spec, &f),
-        secrets: deploy::secrets_of(&f),
-    };
-    match service::servers::create(&st, &d.caller, req).await {
-        Ok(s) => Ok(super::done(
-            &format!("/servers/{}", s.id),
-            &format!("server {} deployed on {}", s.name, s.toolbox_name),
-        )),
-        Err(err) => {
-            let errors = Errors::from_service(&err);
-            let status = Page::from(err).status;
-            let page = entry_page(&st, &d, &slug, Some(&f), errors).await?;
+    match deploy_submit::submit(&st, &d, &e.spec, &f).await {
+        Ok(Deployed { server: s, connect }) => {
+            let at = format!("/servers/{}", s.id);
+            let notice = format!("server {} deployed on {}", s.name, s.toolbox_name);
+            Ok(match connect {
+                None => super::done(&at, &notice),
+                Some(Ok(url)) => super::connections::to_provider(url),
+                Some(Err(err)) => super::done(
+                    &at,
+                    &format!("{notice}; connecting your account did not start: {err}"),
+                ),
+            })
+        }
+        Err(r) => {
+            let page = entry_page(&st, &d, &slug, Some(&f), r.errors).await?;
             let mut res = super::render(&page)?;
-            *res.status_mut() = status;
+            *res.status_mut() = r.status;
             Ok(res)
         }
     }

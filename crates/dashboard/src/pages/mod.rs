@@ -10,6 +10,7 @@ pub mod chat;
 pub mod connections;
 pub mod consent;
 pub mod deploy;
+pub mod deploy_submit;
 pub mod discovery;
 pub mod login;
 pub mod logs;

@@ -11,6 +11,7 @@ mod browser;
 mod charts;
 mod chat;
 mod connections;
+mod deploy_secrets;
 mod logs;
 mod marketplace;
 mod pages;
