@@ -299,7 +299,7 @@ fn shape(
                                         .take(160)
                                         .collect(),
                                     rule: rule_of(&p.tool),
-                                    id: format!("rule-{}-{}-{}", t.toolbox.name, s.name, p.tool),
+                                    id: format!("rule-{tbid}-{}-{}", s.name, p.tool),
                                     field: format!("tool:{}:{}", s.id, p.tool),
                                 })
                                 .collect()
@@ -311,8 +311,8 @@ fn shape(
                             status: s.status.as_str(),
                             granted: on(&format!("server:{}", s.id)),
                             field: format!("server:{}", s.id),
-                            id: format!("grant-server-{}-{}", t.toolbox.name, s.name),
-                            anchor: format!("srv-{}-{}", t.toolbox.name, s.name),
+                            id: format!("grant-server-{tbid}-{}", s.name),
+                            anchor: format!("srv-{tbid}-{}", s.name),
                             open: s_open,
                             tools,
                             tool_count: pins.len(),
@@ -331,8 +331,10 @@ fn shape(
                 shared: t.toolbox.shared,
                 granted: on(&format!("toolbox:{}", t.toolbox.id)),
                 field: format!("toolbox:{}", t.toolbox.id),
-                id: format!("grant-toolbox-{}", t.toolbox.name),
-                anchor: format!("tb-{}", t.toolbox.name),
+                // Element ids by the toolbox's id: two users' toolboxes may share a name
+                // (an admin sees both), and a label must name one checkbox.
+                id: format!("grant-toolbox-{tbid}"),
+                anchor: format!("tb-{tbid}"),
                 open: tb_open,
                 servers: list,
                 server_count: total,

@@ -109,25 +109,34 @@ async fn a_large_tree_opens_one_toolbox_and_server_at_a_time_and_saves_only_what
     // Collapsed: the toolboxes with their counts, no server or tool rows.
     let top = b.get(&page).await;
     assert_eq!(top.status, StatusCode::OK, "{}", top.html);
-    assert!(top.has(r#"id="grant-toolbox-big""#) && top.has(r#"id="grant-toolbox-small""#));
+    assert!(
+        top.has(&format!(r#"id="grant-toolbox-{big}""#))
+            && top.has(&format!(r#"id="grant-toolbox-{small}""#))
+    );
     assert_eq!(count(&top.html, r#"id="grant-server-"#), 0, "{}", top.html);
     assert!(
         top.has("105 server(s), 1 granted one by one"),
         "{}",
         top.html
     );
-    assert!(top.has(&format!(r#"href="/agents/{agent}?toolbox={big}#tb-big""#)));
+    assert!(top.has(&format!(r#"href="/agents/{agent}?toolbox={big}#tb-{big}""#)));
     assert!(top.html.len() < 20_000, "{} bytes", top.html.len());
 
     // One toolbox: its first 100 servers, each with its counts, no tools; then the rest.
     let opened = b.get(&format!("{page}?toolbox={big}")).await;
-    assert_eq!(count(&opened.html, r#"id="grant-server-big-"#), 100);
-    assert_eq!(count(&opened.html, r#"id="grant-server-small-"#), 0);
+    assert_eq!(
+        count(&opened.html, &format!(r#"id="grant-server-{big}-"#)),
+        100
+    );
+    assert_eq!(
+        count(&opened.html, &format!(r#"id="grant-server-{small}-"#)),
+        0
+    );
     assert_eq!(count(&opened.html, r#"id="rule-"#), 0);
     assert!(opened.has("Servers 1–100 of 105"), "{}", opened.html);
-    assert!(opened.has(r#"id="grant-server-big-s000" checked"#));
+    assert!(opened.has(&format!(r#"id="grant-server-{big}-s000" checked"#)));
     let rest = b.get(&format!("{page}?toolbox={big}&from=100")).await;
-    assert_eq!(count(&rest.html, r#"id="grant-server-big-"#), 5);
+    assert_eq!(count(&rest.html, &format!(r#"id="grant-server-{big}-"#)), 5);
     assert!(rest.has("Servers 101–105 of 105"), "{}", rest.html);
     // An offset past the end shows the last page, nonsense the first.
     let past = b.get(&format!("{page}?toolbox={big}&from=900")).await;
@@ -143,10 +152,16 @@ async fn a_large_tree_opens_one_toolbox_and_server_at_a_time_and_saves_only_what
     assert!(small_open.has("2 tool(s) · 1 ask"), "{}", small_open.html);
     assert_eq!(count(&small_open.html, r#"id="rule-"#), 0);
     let tools = b.get(&format!("{page}?server={lone}")).await;
-    assert!(tools.has(r#"id="rule-small-lone-wipe""#) && tools.has(r#"id="rule-small-lone-echo""#));
+    assert!(
+        tools.has(&format!(r#"id="rule-{small}-lone-wipe""#))
+            && tools.has(&format!(r#"id="rule-{small}-lone-echo""#))
+    );
     assert!(tools.has(r#"<option value="ask" selected>"#));
     assert!(tools.has(&format!(r#"name="open-server" value="{lone}""#)));
-    assert_eq!(count(&tools.html, r#"id="grant-server-big-"#), 0);
+    assert_eq!(
+        count(&tools.html, &format!(r#"id="grant-server-{big}-"#)),
+        0
+    );
 
     // Saving that view, as its form posts it: the big server out of view keeps its grant.
     let (tb_big, tb_small) = (format!("toolbox:{big}"), format!("toolbox:{small}"));
