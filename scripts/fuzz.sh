@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The cargo-fuzz targets of fuzz/ (a workspace of its own), as scripts/test.sh runs them:
 # each a fixed number of runs from a fixed seed over the corpus kept in the repo
-# (fuzz/corpus/<target>, fuzz/regressions/<target>), so a run is deterministic. New inputs
-# go to a temporary directory, never into the repo.
+# (fuzz/corpus/<target>, fuzz/regressions/<target>): the same mutations and run count every
+# time (coverage can differ a little between runs: the decoders' HashMaps are randomly
+# seeded, and coverage steers libFuzzer). New inputs go to a temporary directory, never
+# into the repo.
 #
 # Stable Rust: `cargo fuzz --sanitizer none`. cargo-fuzz's default, AddressSanitizer,
 # needs nightly's -Zsanitizer; without it libFuzzer's coverage instrumentation builds on
