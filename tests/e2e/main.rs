@@ -35,6 +35,7 @@ mod gateway_reply;
 mod gateway_rugpull;
 mod gateway_traces;
 mod gw_setup;
+mod image_pins;
 mod log_masking;
 mod mcp_oauth_sdk_browser;
 mod net_faults;

@@ -101,6 +101,13 @@ pub fn desired(server: &Server, entry: &CatalogEntry) -> Result<DesiredServer, I
         limits: entry.spec.limits,
         config: server.config.clone(),
         egress: entry.spec.egress.clone(),
+        // Only an image has one (a row pinned before its entry changed source keeps it).
+        image_digest: matches!(
+            entry.spec.source,
+            toolbelt_model::catalog::CatalogSource::Image { .. }
+        )
+        .then(|| server.image_digest.clone())
+        .flatten(),
     };
     d.validate()?;
     Ok(d)

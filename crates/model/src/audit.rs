@@ -78,6 +78,8 @@ str_enum!(
         ServerRemoved = "server.removed",
         /// A server's toolbox reported it failing.
         ServerError = "server.error",
+        /// A server was pinned to the image digest its toolbox resolved at the first deploy.
+        ServerImagePinned = "server.image_pinned",
         AgentCreate = "agent.create",
         AgentDelete = "agent.delete",
         AgentTokenIssue = "agent.token.issue",

@@ -63,6 +63,20 @@ pub struct DesiredServer {
     /// The catalog entry's egress (empty: no network for a sandboxed process).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub egress: Vec<String>,
+    /// The image a container server is pinned to (`sha256:…`, the image ID its toolbox
+    /// resolved at the first deploy): restarts and re-creates run exactly it, whatever
+    /// its tag points to since. Absent until the toolbox has reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+}
+
+/// Whether `s` is an image digest as the DTMA pins them: `sha256:` and 64 lowercase hex.
+pub fn is_image_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 impl DesiredServer {
@@ -81,6 +95,11 @@ impl DesiredServer {
             let field = format!("server.secrets[{i}].name");
             c.check(validate_path_component(&field, &s.name));
             c.check(validate_env_name(&field, &s.name));
+        }
+        if let Some(d) = &self.image_digest
+            && !is_image_digest(d)
+        {
+            c.fail("server.image_digest", "must be sha256: and 64 hex digits");
         }
         c.finish()
     }

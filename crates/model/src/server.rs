@@ -56,6 +56,11 @@ pub struct Server {
     pub generation: i64,
     /// The last health check of its toolbox (a periodic MCP ping).
     pub health: crate::dtma::Health,
+    /// The image a container server is pinned to (`sha256:…`): resolved from its catalog
+    /// entry's image by its toolbox at the first deploy (audited, `server.image_pinned`);
+    /// restarts and re-creates run exactly it, whatever the tag points to since.
+    #[serde(default)]
+    pub image_digest: Option<String>,
     /// What its toolbox last observed of the running instance.
     pub instance: Option<ServerInstance>,
     /// What the gateway's last discovery found.

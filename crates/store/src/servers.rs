@@ -31,6 +31,7 @@ fn server(r: &AnyRow) -> Result<Server> {
         restart_count: int(r, "restart_count")?,
         generation: int(r, "generation")?,
         health: parsed(r, "health", Health::parse)?,
+        image_digest: opt_text(r, "image_digest")?,
         instance: opt_text(r, "observed")?.and_then(|j| serde_json::from_str(&j).ok()),
         discovery: opt_text(r, "discovery")?.and_then(|j| serde_json::from_str(&j).ok()),
         created_at: ts(r, "created_at")?,
@@ -234,6 +235,20 @@ pub async fn apply_observed(
     .execute(&mut *c)
     .await?;
     Ok(())
+}
+
+/// Pins a server to the image its toolbox resolved, unless it is pinned already (a pin
+/// changes only by an explicit update). Answers whether it was pinned now.
+pub async fn pin_image(c: &mut AnyConnection, id: &ServerId, digest: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE servers SET image_digest = $1, updated_at = $2 WHERE id = $3 AND image_digest IS NULL",
+    )
+    .bind(digest.to_string())
+    .bind(now_ms())
+    .bind(id.to_string())
+    .execute(&mut *c)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Marks every live server of a toolbox (its DTMA went silent, or came back).

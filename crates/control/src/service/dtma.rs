@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use toolbelt_model::ToolboxId;
 use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
+use toolbelt_model::catalog::CatalogSource;
 use toolbelt_model::dtma::{
     HeartbeatReply, HeartbeatReport, JoinRequest, JoinResponse, ObservedServer, SecretsRequest,
     SecretsResponse, ToolboxReport,
@@ -133,6 +134,8 @@ struct Applied {
     moved: bool,
     /// Each move, for live pages.
     moves: Vec<Event>,
+    /// Image servers not pinned yet, with the digest their toolbox reports running.
+    pins: Vec<(Server, String)>,
 }
 
 struct Failing {
@@ -173,6 +176,12 @@ async fn apply(
     let mut entries = HashMap::new();
     let mut out = Applied::default();
     for s in rows {
+        // The first image this generation reports running is what the server is pinned to.
+        let mut pin = observed
+            .get(&s.id)
+            .filter(|o| s.image_digest.is_none() && o.generation == s.generation)
+            .and_then(|o| o.image_digest.clone())
+            .filter(|d| toolbelt_model::dtma::is_image_digest(d));
         match observed.get(&s.id) {
             Some(o) => {
                 let instance = ServerInstance {
@@ -243,8 +252,17 @@ async fn apply(
                     catalog::get(c, s.catalog_id.as_str()).await?,
                 );
             }
-            match desired(s, &entries[&s.catalog_id]) {
-                Ok(d) => out.desired.push(d),
+            let entry = &entries[&s.catalog_id];
+            if !matches!(entry.spec.source, CatalogSource::Image { .. }) {
+                pin = None;
+            }
+            match desired(s, entry) {
+                Ok(d) => {
+                    if let Some(digest) = pin {
+                        out.pins.push((s.clone(), digest));
+                    }
+                    out.desired.push(d)
+                }
                 Err(e) => {
                     tracing::warn!(server = %s.id, error = %e, "not sent to its toolbox")
                 }
@@ -252,6 +270,36 @@ async fn apply(
         }
     }
     Ok(out)
+}
+
+/// Pins each server its toolbox first reports running an image (with its audit event, in
+/// one transaction), and has this reply's desired set carry the pin already.
+async fn pin_images(st: &AppState, toolbox: &ToolboxId, applied: &mut Applied) -> Result<()> {
+    if applied.pins.is_empty() {
+        return Ok(());
+    }
+    let mut c = st.store.conn().await?;
+    let tb = toolboxes::get_internal(&mut c, toolbox).await?;
+    drop(c);
+    for (s, digest) in std::mem::take(&mut applied.pins) {
+        let mut tx = st.store.begin_audited().await?;
+        if !servers::pin_image(&mut tx, &s.id, &digest).await? {
+            tx.rollback().await?;
+            continue;
+        }
+        tx.commit(by_toolbox(
+            &tb,
+            AuditAction::ServerImagePinned,
+            TargetKind::Server,
+            s.id.to_string(),
+            json!({ "name": s.name, "image_digest": digest }),
+        ))
+        .await?;
+        if let Some(d) = applied.desired.iter_mut().find(|d| d.id == s.id) {
+            d.image_digest = Some(digest);
+        }
+    }
+    Ok(())
 }
 
 /// Records a toolbox's report; answers the full desired set.
@@ -293,8 +341,9 @@ pub async fn heartbeat(
     let (cpu, mem) = (Some(system.cpu_percent), Some(system.mem_used_bytes));
     metrics::record_resources(&mut tx, minute, &subject, cpu, mem).await?;
     let rows = servers::for_toolbox(&mut tx, toolbox).await?;
-    let applied = apply(&mut tx, &rows, &report).await?;
+    let mut applied = apply(&mut tx, &rows, &report).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    pin_images(st, toolbox, &mut applied).await?;
     for ev in applied.moves.iter().cloned() {
         st.store.publish(ev).await;
     }

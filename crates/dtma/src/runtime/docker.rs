@@ -5,9 +5,11 @@
 //! loosening would be a separate, audited catalog field). Containers are found again by
 //! their `toolbelt.*` labels; containers without them are never touched.
 
+mod image;
 mod network;
 mod spec;
 
+pub use image::split_digest;
 pub use network::{ICC_OPTION, ServerNetwork, server_network};
 pub use spec::{ContainerSpec, container_spec};
 
@@ -17,13 +19,13 @@ use bollard::Docker;
 use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::errors::Error as DockerError;
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StatsOptionsBuilder, StopContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -49,6 +51,9 @@ pub struct DockerRuntime {
     /// Per container: what an inspect told us (started at, digest, address) — containers
     /// are recreated, never restarted in place, so this never goes stale.
     details: Mutex<HashMap<String, Details>>,
+    /// Per server: the image ID this DTMA resolved its reference to, until the control
+    /// plane's desired set carries it as the server's pin.
+    resolved: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Clone, Default)]
@@ -100,41 +105,8 @@ impl DockerRuntime {
             net_lock: tokio::sync::Mutex::new(()),
             swept: std::sync::atomic::AtomicBool::new(false),
             details: Mutex::new(HashMap::new()),
+            resolved: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// Makes the image available: present locally, or pulled (which fails fast without a
-    /// registry, and the engine's message becomes the server's error).
-    async fn ensure_image(&self, image: &str) -> Result<(), RuntimeError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => return Ok(()),
-            Err(DockerError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {}
-            Err(e) => return Err(classify(e)),
-        }
-        let pull = self
-            .docker
-            .create_image(
-                Some(
-                    CreateImageOptionsBuilder::default()
-                        .from_image(image)
-                        .build(),
-                ),
-                None,
-                None,
-            )
-            .try_collect::<Vec<_>>();
-        match tokio::time::timeout(Duration::from_secs(30), pull).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(RuntimeError::Refused(format!(
-                "image {image} is not available locally and could not be pulled: {}",
-                classify(e)
-            ))),
-            Err(_) => Err(RuntimeError::Refused(format!(
-                "image {image} is not available locally and pulling it timed out"
-            ))),
-        }
     }
 
     async fn details(&self, id: &str) -> Result<Details, RuntimeError> {
@@ -351,9 +323,13 @@ impl Runtime for DockerRuntime {
         &self,
         launch: Launch<'_>,
     ) -> Result<(Instance, Option<StdioPipes>), RuntimeError> {
-        let spec = spec::container_spec(&launch, &self.toolbox_id)?;
-        self.ensure_image(&spec.image).await?;
+        let mut spec = spec::container_spec(&launch, &self.toolbox_id)?;
         let s = launch.server;
+        // Run by image ID, never by a tag that may have moved since the pin.
+        let id = self
+            .image_for(s.id.as_str(), &spec.image, s.image_digest.as_deref())
+            .await?;
+        spec.body.image = Some(id);
         let stdio = s.transport == Transport::Stdio;
         let (id, pipes) = match self.run_container(spec, stdio, s.id.as_str()).await {
             Ok(v) => v,

@@ -18,6 +18,19 @@ const COLS: &[Col] = &[
     ("LAST ERROR", "/last_error"),
 ];
 
+/// One server: also the image digest it is pinned to.
+const ONE_COLS: &[Col] = &[
+    ("ID", "/id"),
+    ("NAME", "/name"),
+    ("TOOLBOX", "/toolbox_name"),
+    ("CATALOG", "/catalog_slug"),
+    ("DESIRED", "/desired"),
+    ("STATUS", "/status"),
+    ("RESTARTS", "/restart_count"),
+    ("IMAGE", "/image_digest"),
+    ("LAST ERROR", "/last_error"),
+];
+
 #[derive(Debug, Subcommand)]
 pub enum ServerCmd {
     /// Request a deployment of a catalog entry on a toolbox.
@@ -131,7 +144,7 @@ pub async fn run(cmd: ServerCmd, ctx: &Ctx) -> Result<()> {
         }
         ServerCmd::Get { name, toolbox } => ctx
             .out
-            .one(&ctx.api.get(&path(&name, &toolbox, "")).await?, COLS),
+            .one(&ctx.api.get(&path(&name, &toolbox, "")).await?, ONE_COLS),
         ServerCmd::Start { name, toolbox } => ctx.out.one(
             &ctx.api
                 .post(&path(&name, &toolbox, "/start"), json!({}))

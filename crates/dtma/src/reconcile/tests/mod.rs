@@ -50,6 +50,7 @@ fn spec(name: &str) -> DesiredServer {
         limits: Default::default(),
         config: Default::default(),
         egress: vec![],
+        image_digest: None,
     }
 }
 

@@ -192,6 +192,7 @@ mod tests {
             limits: Default::default(),
             config: Default::default(),
             egress: egress.iter().map(|s| s.to_string()).collect(),
+            image_digest: None,
         }
     }
 

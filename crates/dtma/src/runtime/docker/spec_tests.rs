@@ -31,6 +31,7 @@ fn server(transport: Transport, port: Option<u16>) -> DesiredServer {
         },
         config: Default::default(),
         egress: vec![],
+        image_digest: None,
     }
 }
 

@@ -1,0 +1,213 @@
+//! Images by digest against the real engine, with two `FROM scratch` images built here:
+//! a server is pinned at its first deploy to the image ID its tag resolved to (shown by
+//! the API and `server get`, audited), and a tag moved to the other image afterwards
+//! changes nothing a restart or a re-create runs. A catalog `image@sha256:…` must be the
+//! image its name resolves to: a digest that disagrees is a clear error.
+
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::Duration;
+use toolbelt_dtma::DtmaOptions;
+use toolbelt_e2e::plane::{ADMIN, Plane};
+use toolbelt_e2e::{Cli, docker_inspect};
+use toolbelt_model::toolbox::ToolboxKind;
+use toolbelt_testkit::fixture::static_fixture_bin;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Removes the toolbox's containers and networks, and the test's images.
+struct Cleanup(String, String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        toolbelt_e2e::docker_cleanup(&self.0);
+        for tag in ["a", "b", "v1"] {
+            let _ = Command::new("docker")
+                .args(["rmi", "-f", &format!("{}:{tag}", self.1)])
+                .output();
+        }
+    }
+}
+
+/// Builds the fixture server as `FROM scratch` image `tag` (`variant` makes its ID its
+/// own); its image ID.
+fn build(tag: &str, variant: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(static_fixture_bin(), dir.path().join("fixture-mcp")).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY fixture-mcp /fixture-mcp\nLABEL toolbelt.test.variant={variant}\n\
+             ENTRYPOINT [\"/fixture-mcp\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new("docker")
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["build", "--quiet", "-t", tag])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn tag(from: &str, to: &str) {
+    assert!(
+        Command::new("docker")
+            .args(["tag", from, to])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn container(v: &Value) -> String {
+    v["instance"]["container_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_runs_the_digest_it_was_pinned_to_whatever_its_tag_points_to_later() {
+    let repo = format!("toolbelt-pin-test-{}", std::process::id());
+    let (a, b) = (
+        build(&format!("{repo}:a"), "a"),
+        build(&format!("{repo}:b"), "b"),
+    );
+    assert_ne!(a, b);
+    tag(&format!("{repo}:a"), &format!("{repo}:v1"));
+    let plane = Plane::start(Duration::from_millis(300)).await;
+    let (tbx, join) = plane.toolbox("pins").await;
+    let _c = Cleanup(tbx.clone(), repo.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = DtmaOptions::new(&plane.url, dir.path().join("dtma"));
+    opts.join_token = Some(join);
+    opts.runtime = Some(ToolboxKind::Docker);
+    opts.reconcile_interval = Duration::from_millis(250);
+    let dtma = toolbelt_dtma::start(opts).await.unwrap();
+    let v1 = format!("{repo}:v1");
+    plane
+        .catalog(json!({ "slug": "by-tag", "source": { "type": "image", "image": v1 }, "transport": "stdio" }))
+        .await;
+    let deploy = |name: &'static str, catalog: &'static str| {
+        plane.ok(
+            "POST",
+            "/api/v1/servers",
+            json!({ "name": name, "catalog": catalog, "toolbox": "pins" }),
+        )
+    };
+    deploy("pin", "by-tag").await;
+    let s = plane
+        .wait_server("pin", "pins", "pinned and running", WAIT, |v| {
+            v["status"] == "running" && !v["image_digest"].is_null()
+        })
+        .await;
+    assert_eq!(s["image_digest"], a.as_str(), "pinned to what v1 was: {s}");
+    let first = container(&s);
+    assert_eq!(docker_inspect(&first)["Image"], a.as_str());
+    assert_eq!(
+        docker_inspect(&first)["Config"]["Image"],
+        a.as_str(),
+        "created by image ID, not by tag"
+    );
+    let audit = plane
+        .ok(
+            "GET",
+            "/api/v1/audit?action=server.image_pinned",
+            json!(null),
+        )
+        .await;
+    let items = audit["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{audit}");
+    assert_eq!(items[0]["target_id"], s["id"]);
+    let detail: Value = serde_json::from_str(items[0]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["image_digest"], a.as_str());
+    let cli = Cli {
+        url: &plane.url,
+        token: Some(ADMIN),
+        config: dir.path().join("cli.toml"),
+    };
+    let got = cli.run(&["server", "get", "pin", "--toolbox", "pins"]);
+    assert!(
+        got.code == 0 && got.stdout.contains("IMAGE") && got.stdout.contains(&a),
+        "server get shows the pin: {}{}",
+        got.stdout,
+        got.stderr
+    );
+
+    // v1 now names other code: a restart and a re-create still run the pinned image.
+    tag(&format!("{repo}:b"), &v1);
+    plane
+        .ok(
+            "POST",
+            "/api/v1/servers/pin/restart?toolbox=pins",
+            json!({}),
+        )
+        .await;
+    let s = plane
+        .wait_server("pin", "pins", "restarted", WAIT, |v| {
+            v["status"] == "running" && v["generation"] == 2 && container(v) != first
+        })
+        .await;
+    let second = container(&s);
+    assert_eq!(
+        docker_inspect(&second)["Image"],
+        a.as_str(),
+        "restart kept the pin"
+    );
+    assert_eq!(s["image_digest"], a.as_str());
+    assert!(
+        Command::new("docker")
+            .args(["rm", "-f", &second])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s = plane
+        .wait_server("pin", "pins", "re-created", WAIT, |v| {
+            v["status"] == "running" && container(v) != second
+        })
+        .await;
+    assert_eq!(docker_inspect(&container(&s))["Image"], a.as_str());
+    let audit = plane
+        .ok(
+            "GET",
+            "/api/v1/audit?action=server.image_pinned",
+            json!(null),
+        )
+        .await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 1, "pinned once");
+
+    // A digest in the entry must be the image its name resolves to.
+    let wrong = format!("{v1}@{a}");
+    let right = format!("{v1}@{b}");
+    plane
+        .catalog(json!({ "slug": "wrong", "source": { "type": "image", "image": wrong }, "transport": "stdio" }))
+        .await;
+    plane
+        .catalog(json!({ "slug": "right", "source": { "type": "image", "image": right }, "transport": "stdio" }))
+        .await;
+    deploy("wrong", "wrong").await;
+    deploy("right", "right").await;
+    let w = plane
+        .wait_server("wrong", "pins", "wrong refused", WAIT, |v| {
+            v["status"] == "error_runtime"
+        })
+        .await;
+    let err = w["last_error"].as_str().unwrap();
+    assert!(
+        err.contains(&format!("image {v1} is {b}")) && err.contains(&format!("not the {a}")),
+        "{err}"
+    );
+    assert!(w["image_digest"].is_null(), "{w}");
+    let r = plane
+        .wait_server("right", "pins", "right pinned", WAIT, |v| {
+            v["status"] == "running" && !v["image_digest"].is_null()
+        })
+        .await;
+    assert_eq!(r["image_digest"], b.as_str());
+    dtma.shutdown().await;
+}
