@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the benchmarks in release mode and prints their tables:
-#   ./scripts/bench.sh [control|dashboard|dtma|gateway|gateway-instructions|oauth|search|chat|all]
+#   ./scripts/bench.sh [control|dashboard|dtma|gateway|gateway-instructions|gateway-telemetry|oauth|search|chat|all]
 # Needs what the tests need: PostgreSQL (TOOLBELT_TEST_POSTGRES_URL, else a throwaway
 # cluster started here) and a Docker engine (`gateway` runs its DTMA-HTTP row only with
 # one), and for `oauth` the Python venv with Authlib that scripts/test.sh makes
@@ -44,6 +44,7 @@ dashboard) target/release/toolbelt-bench dashboard ;;
 dtma) target/release/toolbelt-bench dtma ;;
 gateway) target/release/toolbelt-bench gateway ;;
 gateway-instructions) target/release/toolbelt-bench gateway-instructions --calls "${2:-500}" ;;
+gateway-telemetry) target/release/toolbelt-bench gateway-telemetry ;;
 oauth) target/release/toolbelt-bench oauth ;;
 search) target/release/toolbelt-bench search ;;
 chat) target/release/toolbelt-bench chat ;;
@@ -52,9 +53,10 @@ all)
     target/release/toolbelt-bench dashboard; echo
     target/release/toolbelt-bench dtma; echo
     target/release/toolbelt-bench gateway; echo
+    target/release/toolbelt-bench gateway-telemetry; echo
     target/release/toolbelt-bench oauth; echo
     target/release/toolbelt-bench search; echo
     target/release/toolbelt-bench chat
     ;;
-*) echo "usage: $0 [control|dashboard|dtma|gateway|gateway-instructions [CALLS]|oauth|search|chat|all]" >&2; exit 2 ;;
+*) echo "usage: $0 [control|dashboard|dtma|gateway|gateway-instructions [CALLS]|gateway-telemetry|oauth|search|chat|all]" >&2; exit 2 ;;
 esac

@@ -232,6 +232,17 @@ fn gateway(v: &Vars<'_>) -> Result<GatewayConfig> {
             ));
         }
     }
+    // For comparing paths (benchmarks): audit batches under the chain lock every time.
+    match v.get("TOOLBELT_GATEWAY_AUDIT")?.as_deref().map(str::trim) {
+        None | Some("linked") => {}
+        Some("locked") => c.linked_audit = false,
+        Some(_) => {
+            return Err(invalid(
+                "TOOLBELT_GATEWAY_AUDIT",
+                "must be linked or locked",
+            ));
+        }
+    }
     Ok(c)
 }
 

@@ -78,7 +78,7 @@ fn docker_answers() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-pub async fn run(calls: usize, lists: usize) -> Result<()> {
+pub async fn run(calls: usize, lists: usize, quick: bool) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let up_port = match std::env::var("BENCH_UPSTREAM_PORT") {
         Ok(p) => p.parse().context("BENCH_UPSTREAM_PORT")?,
@@ -118,13 +118,18 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
         .env("TOOLBELT_TLS_CERT", &cert)
         .env("TOOLBELT_TLS_KEY", &key)
         .env("TOOLBELT_CA_FILE", &ca_file);
-    let (_, tls_dtma) = gw
-        .api
-        .toolbox("sealed", dir.path(), "process", &sealed)
-        .await?;
-    gw.api.server("sfx", "fx", "sealed").await?;
-    gw.api.grant_server("caller", "sfx", "sealed").await?;
-    let docker = if docker_answers() {
+    let tls_dtma = if quick {
+        None
+    } else {
+        let (_, d) = gw
+            .api
+            .toolbox("sealed", dir.path(), "process", &sealed)
+            .await?;
+        gw.api.server("sfx", "fx", "sealed").await?;
+        gw.api.grant_server("caller", "sfx", "sealed").await?;
+        Some(d)
+    };
+    let docker = if !quick && docker_answers() {
         let image = fixture_image().await;
         let entry = json!({ "slug": "hfx", "source": { "type": "image", "image": image,
             "args": ["--http", "0.0.0.0:8080", "--json"] }, "transport": "streamable_http", "port": 8080 });
@@ -142,35 +147,66 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
     gw.api
         .wait_running("calls", 1, Duration::from_secs(60))
         .await?;
-    gw.api
-        .wait_running("sealed", 1, Duration::from_secs(60))
-        .await?;
+    if tls_dtma.is_some() {
+        gw.api
+            .wait_running("sealed", 1, Duration::from_secs(60))
+            .await?;
+    }
     if docker.is_some() {
         gw.api
             .wait_running("boxed", 1, Duration::from_secs(120))
             .await?;
     }
 
-    // The same remote route on a gateway that fsyncs every commit, and on PostgreSQL.
-    let fsync = gateway(
-        &dir.path().join("fsync"),
-        &Launch::default().arg("--fsync"),
+    // The same remote route with traces exported (OTLP/HTTP to a local sink): what
+    // tracing costs a call.
+    let (sink_url, sink) = crate::otlp_sink::start().await?;
+    let traced = gateway(
+        &dir.path().join("traced"),
+        &Launch::default().env("TOOLBELT_OTLP_ENDPOINT", &sink_url),
         limit,
     )
     .await?;
-    let fsync_token = remote_world(&fsync, &up_url).await?;
+    let traced_token = remote_world(&traced, &up_url).await?;
+    // The same remote route with every audit batch under the chain lock (BEGIN, read the
+    // head, insert, COMMIT): what the linked one-INSERT batch buys.
+    let locked = gateway(
+        &dir.path().join("locked"),
+        &Launch::default().env("TOOLBELT_GATEWAY_AUDIT", "locked"),
+        limit,
+    )
+    .await?;
+    let locked_token = remote_world(&locked, &up_url).await?;
+    // The same remote route on a gateway that fsyncs every commit, and on PostgreSQL.
+    let fsync = if quick {
+        None
+    } else {
+        let g = gateway(
+            &dir.path().join("fsync"),
+            &Launch::default().arg("--fsync"),
+            limit,
+        )
+        .await?;
+        let t = remote_world(&g, &up_url).await?;
+        Some((g, t))
+    };
     // The same remote route on a gateway serving HTTPS (the bench DTMA's test CA): what
     // inbound TLS adds to a call once the connection is open.
-    let https = gateway(&dir.path().join("https"), &sealed, limit).await?;
-    let https_token = remote_world(&https, &up_url).await?;
+    let https = if quick {
+        None
+    } else {
+        let g = gateway(&dir.path().join("https"), &sealed, limit).await?;
+        let t = remote_world(&g, &up_url).await?;
+        Some((g, t))
+    };
     let pg = match postgres_db().await? {
-        Some(url) => {
+        Some(url) if !quick => {
             let how = Launch::default().env("TOOLBELT_DATABASE_URL", &url);
             let g = gateway(&dir.path().join("pg"), &how, limit).await?;
             let t = remote_world(&g, &up_url).await?;
             Some((g, t))
         }
-        None => None,
+        _ => None,
     };
     print_config(&gw, &stdio_dtma, pg.is_some(), docker.is_some(), &up_url);
 
@@ -181,16 +217,26 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
             Route::open("direct: loadgen → upstream", "echo", &up_url, "-", vec![], WIDE).await?,
             Route::open("Toolbelt remote: → gateway → upstream", "rfx__echo", &mcp, &token, vec![g], WIDE).await?,
             Route::open("Toolbelt DTMA stdio: → gateway → DTMA → fixture (stdio)", "fx__echo", &mcp, &token, vec![g, stdio_dtma.pid()], WIDE).await?,
-            Route::open("Toolbelt DTMA stdio over TLS (pinned key): → gateway → DTMA → fixture", "sfx__echo", &mcp, &token, vec![g, tls_dtma.pid()], WIDE).await?,
         ];
+        if let Some(d) = &tls_dtma {
+            routes.push(Route::open("Toolbelt DTMA stdio over TLS (pinned key): → gateway → DTMA → fixture", "sfx__echo", &mcp, &token, vec![g, d.pid()], WIDE).await?);
+        }
         if let Some(d) = &docker {
             routes.push(Route::open("Toolbelt DTMA HTTP: → gateway → DTMA → fixture container (HTTP)", "hfx__echo", &mcp, &token, vec![g, d.pid()], WIDE).await?);
         }
-        let tls_mcp = format!("{}/mcp", https.proc.url);
-        let trusting = || rpc::https(ca.ca.as_path()).expect("the test CA loads");
-        routes.push(Route::open_via(trusting, "Toolbelt remote over HTTPS: → gateway (TLS) → upstream", "rfx__echo", &tls_mcp, &https_token, vec![https.proc.pid()], WIDE).await?);
-        let fs_mcp = format!("{}/mcp", fsync.proc.url);
-        routes.push(Route::open("Toolbelt remote, `--fsync`", "rfx__echo", &fs_mcp, &fsync_token, vec![fsync.proc.pid()], WIDE).await?);
+        let locked_mcp = format!("{}/mcp", locked.proc.url);
+        routes.push(Route::open("Toolbelt remote, audit batches under the chain lock", "rfx__echo", &locked_mcp, &locked_token, vec![locked.proc.pid()], WIDE).await?);
+        let traced_mcp = format!("{}/mcp", traced.proc.url);
+        routes.push(Route::open("Toolbelt remote, OTLP traces on (local sink)", "rfx__echo", &traced_mcp, &traced_token, vec![traced.proc.pid()], WIDE).await?);
+        if let Some((h, t)) = &https {
+            let tls_mcp = format!("{}/mcp", h.proc.url);
+            let trusting = || rpc::https(ca.ca.as_path()).expect("the test CA loads");
+            routes.push(Route::open_via(trusting, "Toolbelt remote over HTTPS: → gateway (TLS) → upstream", "rfx__echo", &tls_mcp, t, vec![h.proc.pid()], WIDE).await?);
+        }
+        if let Some((f, t)) = &fsync {
+            let fs_mcp = format!("{}/mcp", f.proc.url);
+            routes.push(Route::open("Toolbelt remote, `--fsync`", "rfx__echo", &fs_mcp, t, vec![f.proc.pid()], WIDE).await?);
+        }
         if let Some((p, t)) = &pg {
             let pg_mcp = format!("{}/mcp", p.proc.url);
             routes.push(Route::open("Toolbelt remote, PostgreSQL", "rfx__echo", &pg_mcp, t, vec![p.proc.pid()], WIDE).await?);
@@ -201,35 +247,58 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
             let pids = std::env::var("PEER_PID").ok().and_then(|p| p.parse().ok()).into_iter().collect();
             routes.push(Route::open(format!("peer gateway {peer} ({tool})"), &tool, &peer, &tok, pids, WIDE).await?);
         }
-        println!("| route | c | calls/s | share of direct | p50 | added p50 | p99 | added p99 | CPU per call (gateway + DTMA) | n |\n|---|---|---|---|---|---|---|---|---|---|");
+        println!("| route | c | calls/s | share of direct | p50 | added p50 | p99 | added p99 | CPU per call (gateway + DTMA) | context switches per call | n |\n|---|---|---|---|---|---|---|---|---|---|---|");
         let mut tls_added = vec![];
         for (c, per, total) in [(1, 250, calls), (WIDE, 40, calls * 4)] {
             interleave(&mut routes, c, per, total / (c * per)).await?;
             let base = routes[0].result();
-            let p50 = |prefix: &str| routes.iter().find(|r| r.label.starts_with(prefix)).map(|r| r.result().lat.p50);
+            let find = |prefix: &str| routes.iter().find(|r| r.label.starts_with(prefix)).map(|r| r.result());
             for (what, plain, sealed) in [("inbound (client → gateway)", "Toolbelt remote:", "Toolbelt remote over HTTPS"), ("DTMA channel (gateway → DTMA)", "Toolbelt DTMA stdio:", "Toolbelt DTMA stdio over TLS")] {
-                if let (Some(a), Some(b)) = (p50(plain), p50(sealed)) {
-                    tls_added.push(format!("- TLS on the {what}, c={c}: {} p50", diff(b, a)));
+                if let (Some(a), Some(b)) = (find(plain), find(sealed)) {
+                    tls_added.push(format!("- TLS on the {what}, c={c}: {} p50", diff(b.lat.p50, a.lat.p50)));
                 }
+            }
+            if let (Some(a), Some(b)) = (find("Toolbelt remote:"), find("Toolbelt remote, audit batches under")) {
+                tls_added.push(format!(
+                    "- audit batches under the chain lock instead of one linked INSERT (remote route), c={c}: {} p50, {:+.0} µs CPU and {:+.1} context switches per call",
+                    diff(b.lat.p50, a.lat.p50),
+                    b.cpu_us - a.cpu_us,
+                    b.switches - a.switches
+                ));
+            }
+            if let (Some(a), Some(b)) = (find("Toolbelt remote:"), find("Toolbelt remote, OTLP")) {
+                tls_added.push(format!(
+                    "- OTLP traces on (remote route), c={c}: {} p50, {:+.0} µs CPU per call",
+                    diff(b.lat.p50, a.lat.p50),
+                    b.cpu_us - a.cpu_us
+                ));
             }
             for r in &routes {
                 let m = r.result();
-                let cpu = if r.label.starts_with("direct") { "–".to_string() } else { format!("{:.0} µs", m.cpu_us) };
+                let (cpu, sw) = if r.label.starts_with("direct") { ("–".to_string(), "–".to_string()) } else { (format!("{:.0} µs", m.cpu_us), format!("{:.1}", m.switches)) };
                 println!(
-                    "| {} | {c} | {:.0} | {:.2} | {} | {} | {} | {} | {cpu} | {} |",
+                    "| {} | {c} | {:.0} | {:.2} | {} | {} | {} | {} | {cpu} | {sw} | {} |",
                     r.label, m.rate, m.rate / base.rate, fmt(m.lat.p50), diff(m.lat.p50, base.lat.p50),
                     fmt(m.lat.p99), diff(m.lat.p99, base.lat.p99), m.lat.n
                 );
             }
         }
         println!(
-            "\n(throughput: the median repetition; latency: percentiles over every call of every repetition; CPU: utime+stime from /proc/PID/stat of the gateway and DTMA processes over the route's repetitions ÷ its calls, 10 ms ticks)\n"
+            "\n(throughput: the median repetition; latency: percentiles over every call of every repetition; CPU: utime+stime from /proc/PID/stat of the gateway and DTMA processes over the route's repetitions ÷ its calls, 10 ms ticks; context switches: of every thread of those processes, /proc/PID/task/*/status, ÷ calls)\n"
         );
-        println!("What TLS adds per call once connections are open (the TLS row's p50 − its plain twin's):\n{}\n", tls_added.join("\n"));
+        let exports = sink.exports.load(std::sync::atomic::Ordering::Relaxed);
+        let bytes = sink.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        tls_added.push(format!("- (the OTLP sink received {exports} exports, {bytes} bytes)"));
+        println!("What TLS, tracing and the audit path add per call once connections are open (the row's p50 − its plain twin's):\n{}\n", tls_added.join("\n"));
         println!("| process | RSS after the calls |\n|---|---|");
         println!("| gateway (SQLite) | {:.1} MiB |", rss_mib(gw.proc.pid()));
-        println!("| gateway (HTTPS) | {:.1} MiB |", rss_mib(https.proc.pid()));
-        println!("| gateway (`--fsync`) | {:.1} MiB |", rss_mib(fsync.proc.pid()));
+        println!("| gateway (OTLP traces on) | {:.1} MiB |", rss_mib(traced.proc.pid()));
+        if let Some((h, _)) = &https {
+            println!("| gateway (HTTPS) | {:.1} MiB |", rss_mib(h.proc.pid()));
+        }
+        if let Some((f, _)) = &fsync {
+            println!("| gateway (`--fsync`) | {:.1} MiB |", rss_mib(f.proc.pid()));
+        }
         if let Some((p, _)) = &pg {
             println!("| gateway (PostgreSQL) | {:.1} MiB |", rss_mib(p.proc.pid()));
         }
@@ -245,7 +314,10 @@ pub async fn run(calls: usize, lists: usize) -> Result<()> {
         eprintln!("gateway log, last lines:\n{}", gw.proc.tail(40));
         return Err(e);
     }
-    drop((fsync, https, pg, docker, upstream, tls_dtma));
+    drop((fsync, https, pg, docker, upstream, tls_dtma, traced, locked));
+    if quick {
+        return Ok(());
+    }
     let result = crate::gateway_scale::run(gw, dir.path(), lists).await;
     drop(stdio_dtma);
     result

@@ -3,7 +3,7 @@
 //! caller interleaves with other routes' (A B C A B C …) so noise lands on all alike.
 
 use crate::rpc::{self, Rpc};
-use crate::stats::{Summary, cpu_time, summarize};
+use crate::stats::{Summary, cpu_time, summarize, switches};
 use anyhow::Result;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -19,6 +19,8 @@ pub struct Route {
     /// Calls per second of each repetition.
     rates: Vec<f64>,
     cpu: Duration,
+    /// Context switches of the route's processes.
+    switched: u64,
 }
 
 /// What a route's repetitions came to.
@@ -28,6 +30,8 @@ pub struct Measured {
     pub rate: f64,
     /// CPU of the route's processes per call, µs.
     pub cpu_us: f64,
+    /// Context switches of the route's processes per call.
+    pub switches: f64,
 }
 
 impl Route {
@@ -67,16 +71,18 @@ impl Route {
             lat: vec![],
             rates: vec![],
             cpu: Duration::ZERO,
+            switched: 0,
         })
     }
 
     pub fn reset(&mut self) {
-        (self.lat, self.rates, self.cpu) = (vec![], vec![], Duration::ZERO);
+        (self.lat, self.rates, self.cpu, self.switched) = (vec![], vec![], Duration::ZERO, 0);
     }
 
     /// One repetition: `per` calls on each of `c` sessions at once, each in its own task.
     pub async fn batch(&mut self, c: usize, per: usize, keep: bool) -> Result<()> {
         let cpu0: Vec<Duration> = self.pids.iter().map(|p| cpu_time(*p)).collect();
+        let sw0: u64 = self.pids.iter().map(|p| switches(*p)).sum();
         let t = Instant::now();
         let tasks: Vec<_> = self.clients[..c]
             .iter()
@@ -104,6 +110,8 @@ impl Route {
             for (p, before) in self.pids.iter().zip(cpu0) {
                 self.cpu += cpu_time(*p).saturating_sub(before);
             }
+            let sw: u64 = self.pids.iter().map(|p| switches(*p)).sum();
+            self.switched += sw.saturating_sub(sw0);
         }
         Ok(())
     }
@@ -116,6 +124,7 @@ impl Route {
             lat: summarize(self.lat.clone()),
             rate,
             cpu_us: self.cpu.as_secs_f64() * 1e6 / self.lat.len().max(1) as f64,
+            switches: self.switched as f64 / self.lat.len().max(1) as f64,
         }
     }
 }

@@ -11,10 +11,12 @@ mod gateway;
 mod gateway_scale;
 mod loadgen;
 mod oauth;
+mod otlp_sink;
 mod procs;
 mod rpc;
 mod search;
 mod stats;
+mod telemetry;
 
 use clap::{Parser, Subcommand};
 
@@ -61,11 +63,21 @@ enum What {
         /// Cached `tools/list` listings timed.
         #[arg(long, default_value_t = 500)]
         lists: usize,
+        /// Only the default gateway's routes (direct, remote, DTMA stdio, traced remote):
+        /// no `--fsync`, HTTPS, PostgreSQL, TLS-DTMA or Docker rows, no scale run.
+        #[arg(long)]
+        quick: bool,
     },
     /// Instructions per `tools/call` (remote route: the gateway; stdio route: gateway +
     /// DTMA), counted by `valgrind --tool=callgrind` over `calls` calls at c=1.
     GatewayInstructions {
         #[arg(long, default_value_t = 500)]
+        calls: usize,
+    },
+    /// What metrics and tracing cost a call, in process: a `tool.call` event's metrics,
+    /// a remote call's spans with tracing off and with OTLP export on.
+    GatewayTelemetry {
+        #[arg(long, default_value_t = 90_000)]
         calls: usize,
     },
     /// Tool search over 1,000 tools: find_tools latency, index memory, the search-mode
@@ -104,8 +116,13 @@ async fn main() -> anyhow::Result<()> {
             requests,
         } => dashboard::run(servers, agents, events, requests).await,
         What::Dtma { calls } => dtma::run(calls).await,
-        What::Gateway { calls, lists } => gateway::run(calls, lists).await,
+        What::Gateway {
+            calls,
+            lists,
+            quick,
+        } => gateway::run(calls, lists, quick).await,
         What::GatewayInstructions { calls } => callgrind::run(calls).await,
+        What::GatewayTelemetry { calls } => telemetry::run(calls).await,
         What::Chat {
             turns,
             steps,

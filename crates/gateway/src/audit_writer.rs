@@ -2,7 +2,9 @@
 //! writer and wait; the writer commits whatever queued up in one transaction and then
 //! answers them all. A tool result is never returned before its event is committed. The
 //! writer keeps a connection of its own (no pool acquire per batch), replaced after a
-//! failure.
+//! failure; on SQLite that connection remembers the chain's head, so a batch is one
+//! INSERT (`toolbelt_store::AuditConnection`). Metrics and live-update notes of a batch
+//! are published after its callers were answered, off their wait.
 
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -29,7 +31,8 @@ pub struct AuditWriter {
 const BATCH: usize = 256;
 
 impl AuditWriter {
-    pub fn start(store: Store) -> AuditWriter {
+    /// `linked`: batches as one INSERT after the known head (see the module's comment).
+    pub fn start(store: Store, linked: bool) -> AuditWriter {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         tokio::spawn(async move {
             let mut conn: Option<toolbelt_store::AuditConnection> = None;
@@ -43,10 +46,11 @@ impl AuditWriter {
                 }
                 let (events, acks): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
                 let written = match conn.as_mut() {
-                    Some(c) => c.append(events).await,
+                    Some(c) => c.commit(events).await,
                     None => match store.audit_connection().await {
                         Ok(mut c) => {
-                            let r = c.append(events).await;
+                            c.set_linked(linked);
+                            let r = c.commit(events).await;
                             conn = Some(c);
                             r
                         }
@@ -58,10 +62,11 @@ impl AuditWriter {
                     conn = None;
                 }
                 match written {
-                    Ok(written) => {
-                        for (ack, ev) in acks.into_iter().zip(written) {
+                    Ok((done, _)) => {
+                        for (ack, ev) in acks.into_iter().zip(&done.events) {
                             let _ = ack.send(Ok(ev.seq));
                         }
+                        done.publish();
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "audit write failed");

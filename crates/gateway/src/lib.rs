@@ -75,6 +75,10 @@ pub struct GatewayConfig {
     /// Post `tools/call` upstream on the caller's task (`upstream_call.rs`); off: through
     /// rmcp's client.
     pub direct_upstream: bool,
+    /// Append audit batches as one INSERT linked to the head the writer's last batch left
+    /// (SQLite; `toolbelt_store::AuditConnection`); off: every batch in a transaction
+    /// under the chain lock, the head read inside it.
+    pub linked_audit: bool,
 }
 
 impl Default for GatewayConfig {
@@ -97,6 +101,7 @@ impl Default for GatewayConfig {
             refresh_interval: Duration::from_secs(1),
             fast_path: true,
             direct_upstream: true,
+            linked_audit: true,
         }
     }
 }
@@ -175,7 +180,7 @@ pub async fn start_with(
         registry: registry.clone(),
         views: view::Views::default(),
         index: search::Index::default(),
-        audit: audit_writer::AuditWriter::start(store.clone()),
+        audit: audit_writer::AuditWriter::start(store.clone(), config.linked_audit),
         agent_limiter: config.agent_rate.map(ratelimit::Limiter::new),
         tool_limiter: config.tool_rate.map(ratelimit::Limiter::new),
         sessions: sessions::Sessions::default(),

@@ -23,17 +23,18 @@ pub(crate) async fn lock_head(c: &mut AnyConnection, backend: Backend) -> Result
 }
 
 /// Appends one event. The caller holds the chain lock (an [`crate::AuditedTx`]).
-pub(crate) async fn append_locked(c: &mut AnyConnection, ev: NewAuditEvent) -> Result<AuditEvent> {
-    let mut v = append_many_locked(c, vec![ev]).await?;
+pub(crate) async fn append_locked(c: &mut AnyConnection, ev: &NewAuditEvent) -> Result<AuditEvent> {
+    let mut v = append_many_locked(c, std::slice::from_ref(ev)).await?;
     Ok(v.pop().expect("one event in, one out"))
 }
 
-/// Appends events in order with three statements whatever their number (read the head,
-/// insert every row, move the head): a group commit costs about what one event does.
-/// The caller holds the chain lock.
+/// Appends events in order with two statements whatever their number (read the head,
+/// insert every row; the `audit_events_link` trigger checks each row against the head and
+/// moves it): a group commit costs about what one event does. The caller holds the chain
+/// lock.
 pub(crate) async fn append_many_locked(
     c: &mut AnyConnection,
-    evs: Vec<NewAuditEvent>,
+    evs: &[NewAuditEvent],
 ) -> Result<Vec<AuditEvent>> {
     if evs.is_empty() {
         return Ok(Vec::new());
@@ -41,11 +42,55 @@ pub(crate) async fn append_many_locked(
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_one(&mut *c)
         .await?;
-    let first_prev_seq = int(&head, "seq")?;
-    let mut prev_hash = text(&head, "hash")?;
-    let ts_ms = now_ms();
+    let out = link(evs, int(&head, "seq")?, text(&head, "hash")?, now_ms());
+    insert(c, &out).await?;
+    Ok(out)
+}
+
+/// One multi-row INSERT of linked rows. Fails with [`HEAD_MOVED`] (and writes nothing)
+/// when the first row does not extend the head.
+pub(crate) async fn insert(c: &mut AnyConnection, rows: &[AuditEvent]) -> Result<()> {
+    let mut sql = String::with_capacity(INSERT_COLUMNS.len() + rows.len() * 80);
+    sql.push_str(INSERT_COLUMNS);
+    sql.push_str(" VALUES ");
+    row_placeholders(&mut sql, rows.len());
+    // Built from placeholders only; every value is bound.
+    let done = bind_rows(sqlx::query(sqlx::AssertSqlSafe(sql)), rows)
+        .execute(&mut *c)
+        .await?;
+    if done.rows_affected() != rows.len() as u64 {
+        return Err(StoreError::Conflict(format!(
+            "{} of {} audit rows written",
+            done.rows_affected(),
+            rows.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The `audit_events_link` trigger's refusal: a row did not extend the chain's head
+/// (another writer appended since the head was read).
+pub(crate) const HEAD_MOVED: &str = "audit chain head moved";
+
+/// Whether `e` is the trigger's [`HEAD_MOVED`] refusal.
+pub(crate) fn head_moved(e: &StoreError) -> bool {
+    match e {
+        StoreError::Db(sqlx::Error::Database(d)) => d.message().contains(HEAD_MOVED),
+        _ => false,
+    }
+}
+
+/// The events as the rows that extend the chain after `(prev_seq, prev_hash)`, all
+/// stamped `ts_ms`: sequence numbers in order, each row's hash over its fields and the
+/// previous row's hash.
+pub(crate) fn link(
+    evs: &[NewAuditEvent],
+    prev_seq: i64,
+    mut prev_hash: String,
+    ts_ms: i64,
+) -> Vec<AuditEvent> {
     let mut out = Vec::with_capacity(evs.len());
-    for (seq, ev) in (first_prev_seq + 1..).zip(evs) {
+    for (seq, ev) in (prev_seq + 1..).zip(evs) {
         let detail = canonical::to_string(&ev.detail);
         let owner = ev.owner_id.as_ref().map(|o| o.as_str().to_string());
         let fields = ChainFields {
@@ -65,43 +110,55 @@ pub(crate) async fn append_many_locked(
             seq,
             ts: toolbelt_model::ts_from_ms(ts_ms),
             actor_kind: ev.actor_kind,
-            actor_id: ev.actor_id,
-            owner_id: ev.owner_id,
+            actor_id: ev.actor_id.clone(),
+            owner_id: ev.owner_id.clone(),
             action: ev.action.as_str().to_string(),
             target_kind: ev.target_kind.as_str().to_string(),
-            target_id: ev.target_id,
+            target_id: ev.target_id.clone(),
             outcome: ev.outcome,
             detail,
             prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
             hash,
         });
     }
-    // One multi-row INSERT; 12 parameters a row stays far below both backends' limits
-    // for the writer's batches (at most 256 events).
-    let mut sql = String::from(
-        "INSERT INTO audit_events (seq, ts, actor_kind, actor_id, owner_id, action, target_kind,
-             target_id, outcome, detail, prev_hash, hash) VALUES ",
-    );
-    for i in 0..out.len() {
-        let p = i * 12;
+    out
+}
+
+/// The columns of an audit row, in the order [`bind_rows`] binds them.
+const INSERT_COLUMNS: &str = "INSERT INTO audit_events (seq, ts, actor_kind, \
+    actor_id, owner_id, action, target_kind, target_id, outcome, detail, prev_hash, hash)";
+
+/// Parameters bound per row.
+const ROW_PARAMS: usize = 12;
+
+/// `($1, …, $12), ($13, …)` for `rows` rows. 12 parameters a row stays far below both
+/// backends' limits for the writer's batches (at most 256 events).
+fn row_placeholders(sql: &mut String, rows: usize) {
+    use std::fmt::Write;
+    for i in 0..rows {
         if i > 0 {
             sql.push(',');
         }
         sql.push('(');
-        for k in 1..=12 {
+        for k in 1..=ROW_PARAMS {
             if k > 1 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", p + k));
+            let _ = write!(sql, "${}", i * ROW_PARAMS + k);
         }
         sql.push(')');
     }
-    // Built from placeholders only; every value is bound.
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for e in &out {
+}
+
+/// Binds the rows' values in [`INSERT_COLUMNS`] order.
+fn bind_rows<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    rows: &[AuditEvent],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for e in rows {
         q = q
             .bind(e.seq)
-            .bind(ts_ms)
+            .bind(e.ts.timestamp_millis())
             .bind(e.actor_kind.as_str())
             .bind(e.actor_id.clone())
             .bind(e.owner_id.as_ref().map(|o| o.as_str().to_string()))
@@ -113,20 +170,7 @@ pub(crate) async fn append_many_locked(
             .bind(e.prev_hash.clone())
             .bind(e.hash.clone());
     }
-    q.execute(&mut *c).await?;
-    let last = out.last().expect("not empty");
-    let moved = sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3")
-        .bind(last.seq)
-        .bind(last.hash.clone())
-        .bind(first_prev_seq)
-        .execute(&mut *c)
-        .await?;
-    if moved.rows_affected() != 1 {
-        return Err(StoreError::Conflict(
-            "audit chain head moved concurrently".into(),
-        ));
-    }
-    Ok(out)
+    q
 }
 
 fn event(r: &AnyRow) -> Result<AuditEvent> {

@@ -1,5 +1,6 @@
 //! Connecting, migrating, and transactions that carry an audit event.
 
+use crate::audit_batch::AuditConnection;
 use crate::events::{Bus, Event};
 use crate::metrics::{CallSink, Meter};
 use crate::{Result, audit};
@@ -225,37 +226,30 @@ impl Store {
     /// published as [`Event::Audited`]. Calls themselves are not published one by one.
     pub async fn append_audit_batch(&self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
         let mut tx = self.begin().await?;
-        let (out, after) = self.append_in(&mut tx, events).await?;
+        let (out, after) = self.append_in(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(self.appended(out, after))
     }
 
     /// The batch appended inside the caller's transaction (chain lock taken here).
-    async fn append_in(
+    pub(crate) async fn append_in(
         &self,
         tx: &mut AnyConnection,
-        events: Vec<NewAuditEvent>,
+        events: &[NewAuditEvent],
     ) -> Result<(Vec<AuditEvent>, Appended)> {
-        let samples: Vec<_> = events.iter().filter_map(Meter::sample_of).collect();
-        let kinds: Vec<_> = events.iter().map(|e| (e.action, e.target_kind)).collect();
         audit::lock_head(tx, self.backend).await?;
         let out = audit::append_many_locked(tx, events).await?;
-        let notes: Vec<Event> = out
-            .iter()
-            .zip(kinds)
-            .filter(|(_, (action, _))| !action.is_agent_request())
-            .map(|(e, (action, kind))| audited(e, action, kind))
-            .collect();
+        let after = Appended::of(events, &out);
         if self.backend == Backend::Postgres {
-            for n in &notes {
+            for n in &after.notes {
                 notify(tx, &self.events.payload(n)).await?;
             }
         }
-        Ok((out, Appended { samples, notes }))
+        Ok((out, after))
     }
 
     /// After the commit: the metrics samples and the live-update notes of a batch.
-    fn appended(&self, out: Vec<AuditEvent>, after: Appended) -> Vec<AuditEvent> {
+    pub(crate) fn appended(&self, out: Vec<AuditEvent>, after: Appended) -> Vec<AuditEvent> {
         let at = crate::rows::now_ms();
         let sink = self
             .call_sink
@@ -281,10 +275,10 @@ impl Store {
     /// A connection of its own for an audit writer, out of the pool: no acquire and no
     /// liveness check per batch.
     pub async fn audit_connection(&self) -> Result<AuditConnection> {
-        Ok(AuditConnection {
-            conn: self.pool.acquire().await?.detach(),
-            store: self.clone(),
-        })
+        Ok(AuditConnection::new(
+            self.pool.acquire().await?.detach(),
+            self.clone(),
+        ))
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -354,7 +348,7 @@ impl AuditedTx {
     /// Appends the event, commits, and publishes [`Event::Audited`].
     pub async fn commit(mut self, event: NewAuditEvent) -> Result<AuditEvent> {
         let (action, kind) = (event.action, event.target_kind);
-        let ev = audit::append_locked(&mut self.tx, event).await?;
+        let ev = audit::append_locked(&mut self.tx, &event).await?;
         let note = audited(&ev, action, kind);
         if self.relay {
             notify(&mut self.tx, &self.events.payload(&note)).await?;
@@ -404,6 +398,7 @@ async fn notify(c: &mut AnyConnection, payload: &str) -> std::result::Result<(),
         .await?;
     Ok(())
 }
+
 /// Whether a SQLite connection is stuck in a transaction sqlx cannot end. When a COMMIT
 /// fails with SQLITE_FULL or an I/O error, SQLite may already have rolled the transaction
 /// back itself; the ROLLBACK sqlx then queues fails ("no transaction is active"), its
@@ -411,7 +406,7 @@ async fn notify(c: &mut AnyConnection, payload: &str) -> std::result::Result<(),
 /// refused — one full disk would poison the pool for good. A depth of zero costs nothing to
 /// check; otherwise a ping lets the queued ROLLBACK run first, and a connection still
 /// counting a transaction is closed instead of used.
-async fn left_in_transaction(conn: &mut AnyConnection) -> bool {
+pub(crate) async fn left_in_transaction(conn: &mut AnyConnection) -> bool {
     use sqlx::Connection;
     if !conn.is_in_transaction() {
         return false;
@@ -419,33 +414,24 @@ async fn left_in_transaction(conn: &mut AnyConnection) -> bool {
     conn.ping().await.is_err() || conn.is_in_transaction()
 }
 
-/// An audit writer's own connection ([`Store::audit_connection`]).
-pub struct AuditConnection {
-    conn: AnyConnection,
-    store: Store,
-}
-
-impl AuditConnection {
-    /// [`Store::append_audit_batch`] on this connection.
-    pub async fn append(&mut self, events: Vec<NewAuditEvent>) -> Result<Vec<AuditEvent>> {
-        use sqlx::Connection;
-        // A batch that failed as a full disk fails may leave this connection counting a
-        // transaction (see `left_in_transaction`): a fresh one takes its place.
-        if self.store.backend == Backend::Sqlite && left_in_transaction(&mut self.conn).await {
-            self.conn = self.store.pool.acquire().await?.detach();
-        }
-        let mut tx = match self.store.backend {
-            Backend::Sqlite => self.conn.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.conn.begin().await?,
-        };
-        let (out, after) = self.store.append_in(&mut tx, events).await?;
-        tx.commit().await?;
-        Ok(self.store.appended(out, after))
-    }
-}
-
 /// What a batch leaves to do once it is committed.
-struct Appended {
+pub(crate) struct Appended {
     samples: Vec<crate::metrics::Sample>,
     notes: Vec<Event>,
+}
+
+impl Appended {
+    /// The metrics samples of the batch's tool calls and the live-update notes of its
+    /// other events (agent requests are not published one by one).
+    pub(crate) fn of(events: &[NewAuditEvent], out: &[AuditEvent]) -> Appended {
+        Appended {
+            samples: events.iter().filter_map(Meter::sample_of).collect(),
+            notes: out
+                .iter()
+                .zip(events)
+                .filter(|(_, ev)| !ev.action.is_agent_request())
+                .map(|(e, ev)| audited(e, ev.action, ev.target_kind))
+                .collect(),
+        }
+    }
 }

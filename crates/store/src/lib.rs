@@ -9,6 +9,7 @@
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+mod audit_batch;
 pub mod catalog;
 pub mod chats;
 mod db;
@@ -32,7 +33,8 @@ pub mod tokens;
 pub mod toolboxes;
 pub mod users;
 
-pub use db::{AuditConnection, AuditedTx, Backend, Store, StoreOptions};
+pub use audit_batch::{AuditConnection, Committed, Path as AuditPath};
+pub use db::{AuditedTx, Backend, Store, StoreOptions};
 pub use sqlx::AnyConnection;
 
 /// Errors of the store. `NotFound` also stands for "not yours": callers never learn that a

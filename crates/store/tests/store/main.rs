@@ -1,6 +1,7 @@
 //! The store's suite: each test run on SQLite and on PostgreSQL, and one that compares
 //! the two migrated schemas.
 
+mod audit_batches;
 mod audit_chain;
 mod audit_checkpoints;
 mod basics;
