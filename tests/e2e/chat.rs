@@ -441,6 +441,78 @@ async fn chat_the_endpoint_key_comes_from_the_vault_and_is_never_shown() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chat_an_azure_deployment_gets_its_route_api_version_and_api_key_header() {
+    let w = world().await;
+    let key = "azure-canary-51c0e7";
+    w.as_ann(
+        "POST",
+        "/api/v1/secrets",
+        json!({ "name": "azure-key", "value": key, "kind": "api_key" }),
+    )
+    .await;
+    let llm = Llm::start(json!({ "steps": ["From Azure."], "api_key": key })).await;
+    let deployment = format!("{}/openai/deployments/gpt-4o", llm.url);
+    // Without its api-version (or with another query) the URL is refused at its field.
+    for (base, says) in [
+        (deployment.clone(), "needs its api-version"),
+        (
+            format!("{deployment}?api-version=2024-10-21&x=1"),
+            "only query",
+        ),
+    ] {
+        let (status, body) = w
+            .ann
+            .rest
+            .send(
+                "POST",
+                "/api/v1/llms",
+                Some(json!({ "name": "az", "kind": "azure", "base_url": base })),
+            )
+            .await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["errors"][0]["field"], "base_url", "{body}");
+        assert!(body.to_string().contains(says), "{body}");
+    }
+    let (status, body) = w
+        .ann
+        .rest
+        .send(
+            "POST",
+            "/api/v1/llms",
+            Some(json!({ "name": "oa", "kind": "openai",
+                         "base_url": format!("{}?api-version=1", llm.base_url()) })),
+        )
+        .await;
+    assert_eq!(status, 422, "an openai URL takes no query: {body}");
+    w.ann
+        .llm_with(json!({ "name": "az", "kind": "azure", "api_key_secret": "azure-key",
+            "base_url": format!("{deployment}?api-version=2024-10-21"), "model": "gpt-4o" }))
+        .await;
+    w.ann.chat_settings("ann-bot", "az").await;
+    assert_eq!(w.ann.chat("ann-bot").await.say("hi").await.text(), "From Azure.");
+    let sent = llm.requests().await;
+    assert_eq!(
+        (
+            &sent[0]["api"],
+            &sent[0]["deployment"],
+            &sent[0]["api_version"],
+            &sent[0]["headers"]["api-key"],
+            &sent[0]["outcome"],
+        ),
+        (
+            &json!("azure"),
+            &json!("gpt-4o"),
+            &json!("2024-10-21"),
+            &json!(key),
+            &json!("replied")
+        ),
+        "{:#}",
+        sent[0]
+    );
+    assert!(sent[0]["headers"].get("authorization").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chat_max_steps_stops_a_model_that_keeps_calling_tools() {
     let w = world().await;
     let echo = llm::call("tools__echo", json!({ "text": "again" }));

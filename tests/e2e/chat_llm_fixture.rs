@@ -20,7 +20,7 @@ async fn the_official_openai_and_anthropic_sdks_consume_the_scripted_llm() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     // Every group ran: the SDK checks of both protocols each left their PASS lines.
-    for api in ["openai:", "anthropic:", "select=turn"] {
+    for api in ["openai:", "anthropic:", "select=turn", "azure:"] {
         let passed = stdout
             .lines()
             .filter(|l| l.starts_with(&format!("PASS {api}")))

@@ -9,9 +9,12 @@ use utoipa::ToSchema;
 str_enum!(
     /// The wire protocol an LLM endpoint speaks.
     LlmKind {
-        /// OpenAI Chat Completions (`POST {base}/chat/completions`): OpenAI, Azure OpenAI,
-        /// vLLM, Ollama, LiteLLM.
+        /// OpenAI Chat Completions (`POST {base}/chat/completions`, `Authorization: Bearer`):
+        /// OpenAI, vLLM, Ollama, LiteLLM, Azure OpenAI's `/openai/v1` API.
         OpenAi = "openai",
+        /// Azure OpenAI's deployment API: the same wire as `openai`, at
+        /// `POST {deployment URL}/chat/completions?api-version=V` with an `api-key` header.
+        Azure = "azure",
         /// Anthropic Messages (`POST {base}/messages`).
         Anthropic = "anthropic",
     }

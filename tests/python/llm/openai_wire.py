@@ -32,6 +32,23 @@ def auth_error(headers, key: str | None):
     return 401, error(401, f"Incorrect API key provided: {shown}***.", code="invalid_api_key")
 
 
+# Azure OpenAI's deployment API: the same body and replies at
+# /openai/deployments/{deployment}/chat/completions?api-version=V, the key in `api-key`.
+AZURE_PATH = re.compile(r"^/openai/deployments/([A-Za-z0-9._-]+)/chat/completions$")
+
+
+def azure_error(query: dict, headers, key: str | None):
+    """None when the request is a valid Azure one, else (status, body) as Azure answers."""
+    if not query.get("api-version"):
+        return 404, {"error": {"code": "404", "message": "Resource not found"}}
+    if key is not None and headers.get("api-key", "") != key:
+        return 401, {"error": {"code": "401", "message": "Access denied due to invalid "
+                               "subscription key or wrong API endpoint. Make sure to provide a "
+                               "valid key for an active subscription and use a correct regional "
+                               "API endpoint for your resource."}}
+    return None
+
+
 def validate(body: dict) -> str | None:
     """The real API's 400 message for a request it would refuse, else None."""
     if not isinstance(body.get("model"), str):

@@ -267,6 +267,30 @@ def turn_checks(oa: openai.OpenAI) -> None:
     check("a script with an unknown field is refused", status == 400 and "txt" in body["error"], body)
 
 
+def azure_checks(az: openai.AzureOpenAI) -> None:
+    """The official SDK's Azure client: deployment route, api-version, `api-key` header."""
+    user = [{"role": "user", "content": "hello"}]
+    script([{"text": "Hello from Azure.", "tool_calls": CALLS[:1]}])
+    r = az.chat.completions.create(model="gpt-4o", messages=user, tools=[ECHO])
+    seen = requests()[-1]
+    check("azure: plain reply with a tool call",
+          r.choices[0].message.content == "Hello from Azure."
+          and r.choices[0].message.tool_calls[0].function.name == "tools__echo", r)
+    check("azure: deployment, api-version and api-key recorded",
+          seen["api"] == "azure" and seen["deployment"] == "gpt-4o"
+          and seen["api_version"] == "2024-10-21" and seen["headers"]["api-key"] == KEY, seen)
+    script([{"text": "Streamed from Azure."}])
+    text = "".join(c.choices[0].delta.content or "" for c in
+                   az.chat.completions.create(model="gpt-4o", messages=user, stream=True)
+                   if c.choices)
+    check("azure: streamed text", text == "Streamed from Azure.", text)
+    bad = openai.AzureOpenAI(azure_endpoint=URL, api_key="wrong", api_version="2024-10-21",
+                             max_retries=0)
+    err = raises(lambda: bad.chat.completions.create(model="gpt-4o", messages=user),
+                 openai.AuthenticationError)
+    check("azure: a wrong key is a 401", "Access denied" in err, err)
+
+
 def main() -> None:
     global URL
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "server.py"), "--port", "0",
@@ -276,8 +300,10 @@ def main() -> None:
         URL = proc.stdout.readline().strip().removeprefix("READY ")
         oa = openai.OpenAI(base_url=URL + "/v1", api_key=KEY, max_retries=0)
         an = anthropic.Anthropic(base_url=URL, api_key=KEY, max_retries=0)
+        az = openai.AzureOpenAI(azure_endpoint=URL, api_key=KEY, api_version="2024-10-21",
+                                max_retries=0)
         for group in (lambda: openai_checks(oa), lambda: anthropic_checks(an),
-                      lambda: turn_checks(oa)):
+                      lambda: turn_checks(oa), lambda: azure_checks(az)):
             try:
                 group()
             except Exception as e:  # a crash in one group still lets the others report

@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import anthropic_wire
@@ -158,13 +159,16 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 STATE.next, STATE.requests = 0, []
             return self.send_json(200, {"ok": True})
+        azure = openai_wire.AZURE_PATH.match(path)
+        if azure:
+            return self.completion(openai_wire, raw, azure=azure.group(1))
         wire = {openai_wire.PATH: openai_wire, anthropic_wire.PATH: anthropic_wire}.get(path)
         if wire is None:
             return self.send_json(404, {"error": {"message": f"no route POST {path}"}})
         self.completion(wire, raw)
 
-    def completion(self, wire, raw: bytes) -> None:
-        api = "openai" if wire is openai_wire else "anthropic"
+    def completion(self, wire, raw: bytes, azure: str | None = None) -> None:
+        api = "azure" if azure else "openai" if wire is openai_wire else "anthropic"
         entry = {"api": api, "path": self.path, "headers": {k.lower(): v for k, v in
                                                             self.headers.items()},
                  "step": None, "stream": False, "outcome": "pending", "frame_times_ns": [],
@@ -179,7 +183,12 @@ class Handler(BaseHTTPRequestHandler):
                                                        "your request."))
         entry.update(body=body, stream=bool(body.get("stream")))
         STATE.record(entry)
-        refused = wire.auth_error(self.headers, STATE.script.api_key)
+        if azure:
+            query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+            entry.update(deployment=azure, api_version=query.get("api-version"))
+            refused = openai_wire.azure_error(query, self.headers, STATE.script.api_key)
+        else:
+            refused = wire.auth_error(self.headers, STATE.script.api_key)
         if refused:
             entry["outcome"] = "unauthorized"
             return self.send_json(*refused)

@@ -22,10 +22,11 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct CreateLlm {
     pub name: String,
-    /// `openai` or `anthropic`.
+    /// `openai`, `azure` (Azure OpenAI's deployment API) or `anthropic`.
     pub kind: String,
     /// `https://api.openai.com/v1`, `https://api.anthropic.com` (…/v1 is added), a vLLM,
-    /// Ollama or LiteLLM URL ending in `/v1`.
+    /// Ollama or LiteLLM URL ending in `/v1`; for `azure` the deployment's URL with its API
+    /// version, `https://RESOURCE.openai.azure.com/openai/deployments/NAME?api-version=2024-10-21`.
     pub base_url: String,
     /// The name of a vault secret holding the API key.
     pub api_key_secret: Option<String>,
@@ -49,8 +50,13 @@ pub async fn check_base_url(chat: &Chat, kind: LlmKind, raw: &str) -> Result<Str
             "must not hold credentials (put the API key in a vault secret)".into(),
         ));
     }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("must not have a query or fragment".into()));
+    if url.fragment().is_some() {
+        return Err(bad("must not have a fragment".into()));
+    }
+    if kind == LlmKind::Azure {
+        check_api_version(&url).map_err(bad)?;
+    } else if url.query().is_some() {
+        return Err(bad("must not have a query".into()));
     }
     let Some(host) = url.host_str().map(str::to_string) else {
         return Err(bad("has no host".into()));
@@ -85,10 +91,36 @@ pub async fn check_base_url(chat: &Chat, kind: LlmKind, raw: &str) -> Result<Str
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
+const AZURE_EXAMPLE: &str =
+    "https://RESOURCE.openai.azure.com/openai/deployments/DEPLOYMENT?api-version=2024-10-21";
+
+/// An Azure deployment URL's query: exactly one `api-version`, a date-like value.
+fn check_api_version(url: &url::Url) -> std::result::Result<(), String> {
+    let pairs: Vec<_> = url.query_pairs().collect();
+    match pairs.as_slice() {
+        [(k, v)] if k == "api-version" => {
+            let ok = !v.is_empty()
+                && v.len() <= 40
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("api-version {v:?} is not a version (e.g. 2024-10-21)"))
+            }
+        }
+        [] => Err(format!(
+            "an Azure OpenAI deployment URL needs its api-version: {AZURE_EXAMPLE}"
+        )),
+        _ => Err(format!(
+            "the only query an Azure OpenAI URL may have is api-version: {AZURE_EXAMPLE}"
+        )),
+    }
+}
+
 pub async fn create(chat: &Chat, caller: &Caller, req: CreateLlm) -> Result<Llm> {
     let name = Name::parse("name", &req.name, LONG_NAME_MAX)?;
     let kind = LlmKind::parse(req.kind.trim())
-        .ok_or_else(|| ServiceError::invalid("kind", "must be openai or anthropic"))?;
+        .ok_or_else(|| ServiceError::invalid("kind", "must be openai, azure or anthropic"))?;
     if req.shared {
         caller.require_admin("add shared LLM endpoints")?;
     }

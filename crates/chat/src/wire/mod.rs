@@ -177,10 +177,10 @@ impl Client {
         idle: Duration,
         on_text: &mut (dyn FnMut(&str) + Send),
     ) -> Result<Reply, WireError> {
-        let base = self.base_url.trim_end_matches('/');
-        let (url, body) = match self.kind {
-            LlmKind::OpenAi => (format!("{base}/chat/completions"), openai::body(req)),
-            LlmKind::Anthropic => (format!("{base}/messages"), anthropic::body(req)),
+        let url = endpoint_url(self.kind, &self.base_url);
+        let body = match self.kind {
+            LlmKind::OpenAi | LlmKind::Azure => openai::body(req),
+            LlmKind::Anthropic => anthropic::body(req),
         };
         let mut rb = self
             .http
@@ -189,6 +189,7 @@ impl Client {
             .json(&body);
         rb = match (self.kind, &self.api_key) {
             (LlmKind::OpenAi, Some(k)) => rb.bearer_auth(k),
+            (LlmKind::Azure, Some(k)) => rb.header("api-key", k),
             (LlmKind::Anthropic, Some(k)) => rb.header("x-api-key", k),
             (_, None) => rb,
         };
@@ -218,7 +219,7 @@ impl Client {
                 WireError::Malformed(format!("the reply is not JSON ({e}): {}", clip(&text)))
             })?;
             let reply = match self.kind {
-                LlmKind::OpenAi => openai::parse_plain(&v)?,
+                LlmKind::OpenAi | LlmKind::Azure => openai::parse_plain(&v)?,
                 LlmKind::Anthropic => anthropic::parse_plain(&v)?,
             };
             if !reply.text.is_empty() {
@@ -227,7 +228,7 @@ impl Client {
             return Ok(reply);
         }
         let mut parser: Box<dyn Stream + Send> = match self.kind {
-            LlmKind::OpenAi => Box::new(openai::Stream::default()),
+            LlmKind::OpenAi | LlmKind::Azure => Box::new(openai::Stream::default()),
             LlmKind::Anthropic => Box::new(anthropic::Stream::default()),
         };
         let mut decoder = sse::Decoder::default();
@@ -252,6 +253,24 @@ impl Client {
             parser.event(&e, on_text)?;
         }
         parser.finish()
+    }
+}
+
+/// Where one request goes: the base URL's path plus the protocol's route, the base's query
+/// (Azure's `api-version`) kept after it.
+pub(crate) fn endpoint_url(kind: LlmKind, base: &str) -> String {
+    let route = match kind {
+        LlmKind::OpenAi | LlmKind::Azure => "chat/completions",
+        LlmKind::Anthropic => "messages",
+    };
+    let (path, query) = match base.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (base, None),
+    };
+    let path = path.trim_end_matches('/');
+    match query {
+        Some(q) => format!("{path}/{route}?{q}"),
+        None => format!("{path}/{route}"),
     }
 }
 
@@ -288,4 +307,28 @@ pub(crate) fn error_message(body: &str) -> String {
         .or_else(|| v["message"].as_str())
         .map(str::to_string)
         .unwrap_or_else(|| clip(body.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_posts_to_its_route_and_azure_keeps_its_api_version() {
+        assert_eq!(
+            endpoint_url(LlmKind::OpenAi, "https://api.openai.com/v1/"),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            endpoint_url(LlmKind::Anthropic, "https://api.anthropic.com/v1"),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            endpoint_url(
+                LlmKind::Azure,
+                "https://r.openai.azure.com/openai/deployments/gpt-4o?api-version=2024-10-21"
+            ),
+            "https://r.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+        );
+    }
 }

@@ -21,11 +21,13 @@ const COLS: &[Col] = &[
 #[derive(Debug, Subcommand)]
 pub enum LlmCmd {
     /// Add an endpoint. OpenAI-style base URLs end in /v1 (https://api.openai.com/v1,
-    /// http://127.0.0.1:11434/v1); Anthropic: https://api.anthropic.com (/v1 is added).
+    /// http://127.0.0.1:11434/v1); Anthropic: https://api.anthropic.com (/v1 is added);
+    /// Azure OpenAI (`--kind azure`, key sent as `api-key`): the deployment's URL with its
+    /// API version, https://RESOURCE.openai.azure.com/openai/deployments/NAME?api-version=2024-10-21.
     /// Loopback and private addresses need TOOLBELT_SSRF_ALLOW on the server.
     Add {
         name: String,
-        #[arg(long, value_parser = ["openai", "anthropic"])]
+        #[arg(long, value_parser = ["openai", "azure", "anthropic"])]
         kind: String,
         #[arg(long)]
         base_url: String,
