@@ -485,11 +485,16 @@ async fn chat_an_azure_deployment_gets_its_route_api_version_and_api_key_header(
         .await;
     assert_eq!(status, 422, "an openai URL takes no query: {body}");
     w.ann
-        .llm_with(json!({ "name": "az", "kind": "azure", "api_key_secret": "azure-key",
-            "base_url": format!("{deployment}?api-version=2024-10-21"), "model": "gpt-4o" }))
+        .llm_with(
+            json!({ "name": "az", "kind": "azure", "api_key_secret": "azure-key",
+            "base_url": format!("{deployment}?api-version=2024-10-21"), "model": "gpt-4o" }),
+        )
         .await;
     w.ann.chat_settings("ann-bot", "az").await;
-    assert_eq!(w.ann.chat("ann-bot").await.say("hi").await.text(), "From Azure.");
+    assert_eq!(
+        w.ann.chat("ann-bot").await.say("hi").await.text(),
+        "From Azure."
+    );
     let sent = llm.requests().await;
     assert_eq!(
         (
@@ -510,6 +515,37 @@ async fn chat_an_azure_deployment_gets_its_route_api_version_and_api_key_header(
         sent[0]
     );
     assert!(sent[0]["headers"].get("authorization").is_none());
+}
+
+/// A sealed transcript survives a key rotation and the old key's deletion: rotation
+/// re-wraps the turns' data keys, and a key still wrapping a turn cannot be deleted. Before,
+/// rotation moved secrets only, the old key showed 0 and could go — and every earlier turn
+/// no longer opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chat_turns_survive_a_vault_rotation_and_the_old_keys_deletion() {
+    let w = world().await;
+    let (_llm, chat) = chatting(&w, "openai", json!(["Before the rotation."])).await;
+    assert_eq!(chat.say("hi").await.text(), "Before the rotation.");
+    let keys = w.as_admin("GET", "/api/v1/vault/keys", json!(null)).await;
+    let old = keys["keys"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(keys["keys"][0]["records"], 1, "{keys}");
+    let report = w
+        .as_admin("POST", "/api/v1/vault/rotate", json!({ "new_key": true }))
+        .await;
+    assert_eq!(report["remaining"], 0, "{report}");
+    let keys = report["keys"]["keys"].as_array().unwrap();
+    let was = keys.iter().find(|k| k["id"] == old.as_str()).unwrap();
+    assert_eq!(
+        (&was["secrets"], &was["records"]),
+        (&json!(0), &json!(0)),
+        "{report}"
+    );
+    let now = keys.iter().find(|k| k["current"] == true).unwrap();
+    assert_eq!(now["records"], 1, "{report}");
+    w.as_admin("DELETE", &format!("/api/v1/vault/keys/{old}"), json!(null))
+        .await;
+    let t = chat.transcript().await;
+    assert_eq!(t["turns"][0]["answer"], "Before the rotation.", "{t}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -210,3 +210,72 @@ pub async fn add_usage(c: &mut AnyConnection, user: &UserId, day: i64, tokens: u
     }
     Ok(())
 }
+
+/// A turn's wrapped data key, with what its binding needs: for key rotation.
+#[derive(Debug, Clone)]
+pub struct TurnKey {
+    pub chat_id: ChatId,
+    pub owner_id: UserId,
+    pub seq: i64,
+    pub kek_id: String,
+    pub wrapped_key: Vec<u8>,
+}
+
+/// Turns whose data key is wrapped by another KEK than `kek_id`, in (chat, seq) order after
+/// `after`, at most `limit`.
+pub async fn turn_keys_not_wrapped_by(
+    c: &mut AnyConnection,
+    kek_id: &str,
+    after: Option<(&ChatId, i64)>,
+    limit: u32,
+) -> Result<Vec<TurnKey>> {
+    let rows = sqlx::query(
+        "SELECT t.chat_id, c.owner_id, t.seq, t.kek_id, t.wrapped_key
+         FROM chat_turns t JOIN chats c ON c.id = t.chat_id
+         WHERE t.kek_id <> $1
+           AND ($2 IS NULL OR t.chat_id > $2 OR (t.chat_id = $2 AND t.seq > $3))
+         ORDER BY t.chat_id, t.seq LIMIT $4",
+    )
+    .bind(kek_id.to_string())
+    .bind(after.map(|(c, _)| c.to_string()))
+    .bind(after.map_or(0, |(_, s)| s))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(TurnKey {
+                chat_id: ChatId::from_db(text(r, "chat_id")?),
+                owner_id: UserId::from_db(text(r, "owner_id")?),
+                seq: int(r, "seq")?,
+                kek_id: text(r, "kek_id")?,
+                wrapped_key: bytes(r, "wrapped_key")?,
+            })
+        })
+        .collect()
+}
+
+/// Swaps a turn's wrapped data key if it is still under `old_kek` (false otherwise). The
+/// ciphertext is untouched.
+pub async fn rewrap_turn(
+    c: &mut AnyConnection,
+    chat: &ChatId,
+    seq: i64,
+    old_kek: &str,
+    new_kek: &str,
+    wrapped_key: Vec<u8>,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE chat_turns SET wrapped_key = $1, kek_id = $2
+         WHERE chat_id = $3 AND seq = $4 AND kek_id = $5",
+    )
+    .bind(wrapped_key)
+    .bind(new_kek.to_string())
+    .bind(chat.to_string())
+    .bind(seq)
+    .bind(old_kek.to_string())
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}

@@ -245,24 +245,39 @@ pub async fn rewrap(
     Ok(n == 1)
 }
 
-/// How many secrets one key-encryption key wraps.
+/// How many data keys one key-encryption key wraps: secrets', and sealed records' (chat
+/// turns).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KekUsage {
     pub kek_id: String,
     pub secrets: i64,
+    pub records: i64,
 }
 
-/// How many secrets each key-encryption key wraps: a key may be retired at zero.
+impl KekUsage {
+    /// Everything that opens only with this key.
+    pub fn total(&self) -> i64 {
+        self.secrets + self.records
+    }
+}
+
+/// How many secrets and sealed records each key-encryption key wraps: a key may be retired
+/// when both are zero.
 pub async fn kek_usage(c: &mut AnyConnection) -> Result<Vec<KekUsage>> {
-    let rows =
-        sqlx::query("SELECT kek_id, COUNT(*) AS n FROM secrets GROUP BY kek_id ORDER BY kek_id")
-            .fetch_all(&mut *c)
-            .await?;
+    let rows = sqlx::query(
+        "SELECT kek_id, SUM(s) AS secrets, SUM(r) AS records FROM (
+             SELECT kek_id, 1 AS s, 0 AS r FROM secrets
+             UNION ALL SELECT kek_id, 0 AS s, 1 AS r FROM chat_turns
+         ) u GROUP BY kek_id ORDER BY kek_id",
+    )
+    .fetch_all(&mut *c)
+    .await?;
     rows.iter()
         .map(|r| {
             Ok(KekUsage {
                 kek_id: text(r, "kek_id")?,
-                secrets: int(r, "n")?,
+                secrets: int(r, "secrets")?,
+                records: int(r, "records")?,
             })
         })
         .collect()

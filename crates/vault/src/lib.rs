@@ -28,7 +28,7 @@ pub use crypto::DataKey;
 pub use env::{ENV_VAR, EnvKeyProvider};
 pub use keyfile::KeyFileProvider;
 pub use keys::{KeyError, KeyProvider, KeyRing, Wrapped, kek_id_of};
-pub use records::RecordBinding;
+pub use records::{RecordBinding, TURN_KIND};
 pub use rotate::RotationReport;
 pub use toolbelt_store::secrets::{SecretId, SecretKind, SecretMeta, SecretRef};
 pub use value::SecretValue;

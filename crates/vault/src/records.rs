@@ -3,15 +3,17 @@
 //! wrapped by the current KEK — with associated data binding the record's kind, owner, id
 //! and sequence number, so a record copied to another row, chat or owner does not open.
 //!
-//! Rotation (`Vault::rotate`) re-wraps the `secrets` table only: records keep the KEK they
-//! were sealed under, so keep an old KEK until its records are gone (`kek_id` is stored
-//! beside each record).
+//! Rotation (`Vault::rotate`) re-wraps records' data keys as it does secrets' (the ciphertext
+//! stays), so an old KEK may be retired once `kek_usage` counts nothing under it.
 
 use crate::crypto::{self, DataKey};
 use crate::keys::KeyError;
 use crate::{Result, SecretValue, Vault, VaultError};
 use toolbelt_model::UserId;
 use toolbelt_store::secrets::Sealed;
+
+/// The record kind of a chat turn (the only kind of record so far).
+pub const TURN_KIND: &str = "chat-turn";
 
 /// What a sealed record is bound to.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +37,12 @@ impl RecordBinding<'_> {
         out
     }
 
-    fn what(&self) -> String {
+    /// The associated data its data key is wrapped with.
+    pub(crate) fn key_aad(&self) -> Vec<u8> {
+        self.aad("toolbelt-vault/record-key/v1")
+    }
+
+    pub(crate) fn what(&self) -> String {
         format!("{} {}#{}", self.kind, self.id, self.seq)
     }
 }
@@ -46,10 +53,7 @@ impl Vault {
         let dek = DataKey::generate()?;
         let (nonce, ciphertext) =
             crypto::seal(dek.expose(), plain, &b.aad("toolbelt-vault/record/v1"))?;
-        let w = self
-            .keys
-            .wrap(&dek, &b.aad("toolbelt-vault/record-key/v1"))
-            .await?;
+        let w = self.keys.wrap(&dek, &b.key_aad()).await?;
         Ok(Sealed {
             nonce,
             ciphertext,
@@ -62,11 +66,7 @@ impl Vault {
     pub async fn open_record(&self, b: &RecordBinding<'_>, s: &Sealed) -> Result<SecretValue> {
         let dek = match self
             .keys
-            .unwrap(
-                &s.kek_id,
-                &s.wrapped_key,
-                &b.aad("toolbelt-vault/record-key/v1"),
-            )
+            .unwrap(&s.kek_id, &s.wrapped_key, &b.key_aad())
             .await
         {
             Ok(k) => k,

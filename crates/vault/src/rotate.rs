@@ -1,10 +1,15 @@
-//! Key rotation: re-wrap every data key under the current KEK while the service runs.
+//! Key rotation: re-wrap every data key under the current KEK while the service runs —
+//! secrets' and sealed records' (chat turns), so an old KEK may be deleted afterwards
+//! without losing a transcript.
 
 use crate::crypto::Binding;
 use crate::keys::KeyError;
+use crate::records::{RecordBinding, TURN_KIND};
 use crate::{Result, Vault, VaultError};
 use serde::Serialize;
+use toolbelt_model::ChatId;
 use toolbelt_model::audit::{ActorKind, AuditAction, NewAuditEvent, Outcome, TargetKind};
+use toolbelt_store::chats;
 use toolbelt_store::secrets::{self, SecretId};
 
 /// What a rotation did.
@@ -17,7 +22,7 @@ pub struct RotationReport {
     /// by that writer (under the current KEK, unless its provider lags behind).
     pub skipped: u64,
     pub batches: u64,
-    /// Secrets whose data key did not unwrap (unknown or wrong KEK): `id: reason`.
+    /// Secrets and records whose data key did not unwrap (unknown or wrong KEK): `id: reason`.
     pub unreadable: Vec<String>,
     /// Rows still wrapped by another KEK when the pass ended. Zero means every other KEK may
     /// be removed from the provider.
@@ -51,13 +56,16 @@ impl Vault {
             report.unreadable.clear();
             let moved = self
                 .rotation_pass(&current, batch.max(1), &mut report)
-                .await?;
+                .await?
+                + self
+                    .records_pass(&current, batch.max(1), &mut report)
+                    .await?;
             report.remaining = self
                 .kek_usage()
                 .await?
                 .iter()
                 .filter(|u| u.kek_id != current)
-                .map(|u| u.secrets)
+                .map(|u| u.total())
                 .sum();
             if moved == 0 || report.remaining <= report.unreadable.len() as i64 {
                 break;
@@ -119,6 +127,65 @@ impl Vault {
             let mut tx = self.store.begin().await?;
             for (id, version, old, w) in updates {
                 if secrets::rewrap(&mut tx, &id, version, &old, &w.kek_id, w.bytes).await? {
+                    report.rewrapped += 1;
+                } else {
+                    report.skipped += 1;
+                }
+            }
+            tx.commit()
+                .await
+                .map_err(toolbelt_store::StoreError::from)?;
+            report.batches += 1;
+        }
+        Ok(report.rewrapped - before)
+    }
+
+    /// One pass over the sealed chat turns in (chat, seq) order, as [`Self::rotation_pass`]
+    /// does for secrets; returns how many it re-wrapped.
+    async fn records_pass(
+        &self,
+        current: &str,
+        batch: u32,
+        report: &mut RotationReport,
+    ) -> Result<u64> {
+        let before = report.rewrapped;
+        let mut after: Option<(ChatId, i64)> = None;
+        loop {
+            let rows = {
+                let mut c = self.store.conn().await?;
+                let from = after.as_ref().map(|(c, s)| (c, *s));
+                chats::turn_keys_not_wrapped_by(&mut c, current, from, batch).await?
+            };
+            let Some(last) = rows.last() else { break };
+            after = Some((last.chat_id.clone(), last.seq));
+            let mut updates = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let id = r.chat_id.to_string();
+                let b = RecordBinding {
+                    kind: TURN_KIND,
+                    owner: &r.owner_id,
+                    id: &id,
+                    seq: r.seq,
+                };
+                let aad = b.key_aad();
+                let dek = match self.keys.unwrap(&r.kek_id, &r.wrapped_key, &aad).await {
+                    Ok(k) => k,
+                    Err(e @ (KeyError::Unknown(_) | KeyError::Unwrap)) => {
+                        report
+                            .unreadable
+                            .push(format!("{}: {e} ({})", b.what(), r.kek_id));
+                        continue;
+                    }
+                    Err(KeyError::Unavailable(m)) => return Err(VaultError::Keys(m)),
+                };
+                let w = self.keys.wrap(&dek, &aad).await?;
+                updates.push((r, w));
+            }
+            let mut tx = self.store.begin().await?;
+            for (r, w) in updates {
+                if chats::rewrap_turn(&mut tx, &r.chat_id, r.seq, &r.kek_id, &w.kek_id, w.bytes)
+                    .await?
+                {
                     report.rewrapped += 1;
                 } else {
                     report.skipped += 1;

@@ -29,8 +29,8 @@ impl Vault {
         let held = v.keys.key_ids().await?;
         for u in v.kek_usage().await? {
             if !held.contains(&u.kek_id) {
-                tracing::warn!(kek_id = %u.kek_id, secrets = u.secrets,
-                    "secrets wrapped by a KEK the key provider lacks: they will not open");
+                tracing::warn!(kek_id = %u.kek_id, secrets = u.secrets, records = u.records,
+                    "secrets or sealed records wrapped by a KEK the key provider lacks: they will not open");
             }
         }
         Ok(v)

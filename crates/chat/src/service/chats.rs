@@ -11,10 +11,10 @@ use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::chat::{Chat as ChatInfo, Transcript, TurnRecord};
 use toolbelt_model::{ChatId, UserId};
 use toolbelt_store::chats;
-use toolbelt_vault::RecordBinding;
+use toolbelt_vault::{RecordBinding, TURN_KIND};
 use utoipa::ToSchema;
 
-const KIND: &str = "chat-turn";
+const KIND: &str = TURN_KIND;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

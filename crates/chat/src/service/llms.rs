@@ -101,11 +101,14 @@ fn check_api_version(url: &url::Url) -> std::result::Result<(), String> {
         [(k, v)] if k == "api-version" => {
             let ok = !v.is_empty()
                 && v.len() <= 40
-                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
             if ok {
                 Ok(())
             } else {
-                Err(format!("api-version {v:?} is not a version (e.g. 2024-10-21)"))
+                Err(format!(
+                    "api-version {v:?} is not a version (e.g. 2024-10-21)"
+                ))
             }
         }
         [] => Err(format!(

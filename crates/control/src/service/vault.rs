@@ -14,8 +14,11 @@ pub struct KekInfo {
     pub id: String,
     /// New data keys are wrapped under it, and rotation moves every row to it.
     pub current: bool,
-    /// Secrets whose data key it wraps; at zero it may be deleted.
+    /// Secrets whose data key it wraps.
     pub secrets: i64,
+    /// Sealed records (chat turns) whose data key it wraps; with `secrets` at zero too it
+    /// may be deleted.
+    pub records: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,7 +71,7 @@ async fn held_keys(cr: &Credentials) -> Result<VaultKeys> {
         usage
             .iter()
             .find(|u| u.kek_id == id)
-            .map_or(0, |u| u.secrets)
+            .map_or((0, 0), |u| (u.secrets, u.records))
     };
     Ok(VaultKeys {
         provider: if cr.key_file.is_some() { "file" } else { "env" }.into(),
@@ -78,7 +81,8 @@ async fn held_keys(cr: &Credentials) -> Result<VaultKeys> {
             .map(|(i, id)| KekInfo {
                 id: id.clone(),
                 current: i == 0,
-                secrets: count(id),
+                secrets: count(id).0,
+                records: count(id).1,
             })
             .collect(),
         orphaned: usage
@@ -88,12 +92,13 @@ async fn held_keys(cr: &Credentials) -> Result<VaultKeys> {
                 id: u.kek_id.clone(),
                 current: false,
                 secrets: u.secrets,
+                records: u.records,
             })
             .collect(),
     })
 }
 
-/// The key-encryption keys and how many secrets each wraps.
+/// The key-encryption keys and how many secrets and sealed records each wraps.
 pub async fn keys(st: &AppState, caller: &Caller) -> Result<VaultKeys> {
     admin(caller)?;
     held_keys(st.credentials()?).await
@@ -138,7 +143,8 @@ pub async fn rotate(st: &AppState, caller: &Caller, req: RotateRequest) -> Resul
     })
 }
 
-/// Deletes an old key from the key file; refused while any secret is wrapped by it.
+/// Deletes an old key from the key file; refused while any secret or sealed record (a chat
+/// turn) is wrapped by it — those would never open again.
 pub async fn delete_key(st: &AppState, caller: &Caller, kek: &str) -> Result<VaultKeys> {
     admin(caller)?;
     let cr = st.credentials()?;
@@ -154,10 +160,10 @@ pub async fn delete_key(st: &AppState, caller: &Caller, kek: &str) -> Result<Vau
     if k.current {
         return Err(ServiceError::conflict(format!("{kek} is the current key")));
     }
-    if k.secrets > 0 {
+    if k.secrets > 0 || k.records > 0 {
         return Err(ServiceError::conflict(format!(
-            "{kek} still wraps {} secret(s): rotate first",
-            k.secrets
+            "{kek} still wraps {} secret(s) and {} chat turn(s): rotate first",
+            k.secrets, k.records
         )));
     }
     file.remove_key(kek)

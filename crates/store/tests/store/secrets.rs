@@ -218,7 +218,8 @@ async fn updates_are_compare_and_swap_and_rotation_rewraps(db: TestDb) {
         secrets::kek_usage(&mut c).await.unwrap(),
         [("kek_new", 3), ("kek_old", 2)].map(|(k, n)| secrets::KekUsage {
             kek_id: k.into(),
-            secrets: n
+            secrets: n,
+            records: 0,
         })
     );
     let todo = secrets::not_wrapped_by(&mut c, "kek_new", None, 1)

@@ -5,6 +5,7 @@
 use super::Ctx;
 use super::client::seg;
 use super::output::Format;
+use super::spinner::{self, Spinner};
 use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 use std::io::{BufRead, IsTerminal, Write};
@@ -110,14 +111,27 @@ async fn turn(ctx: &Ctx, id: &str, text: &str, prompt_approvals: bool) -> Result
     let mut decoder = sse::Decoder::default();
     let mut waiting: Option<String> = None;
     let mut out = std::io::stdout();
+    // While a tool runs (from its tool_call to its result), on a terminal only.
+    let mut running: Option<Spinner> = None;
+    let mut tick = tokio::time::interval(spinner::TICK);
     loop {
         let chunk = tokio::select! {
             c = res.chunk() => c.map_err(|e| anyhow!("the turn's stream was cut off: {e}"))?,
             _ = tokio::signal::ctrl_c() => {
+                drop(running.take());
                 eprintln!("\ncancelled");
                 return Ok(Ended::Failed("cancelled: the turn was stopped".into()));
             }
+            _ = tick.tick(), if running.is_some() => {
+                if let Some(s) = running.as_mut() {
+                    s.tick();
+                }
+                continue;
+            }
         };
+        if let Some(s) = running.as_mut() {
+            s.clear();
+        }
         let Some(chunk) = chunk else {
             return Ok(Ended::Failed(
                 "the turn's stream ended without done or error".into(),
@@ -131,12 +145,13 @@ async fn turn(ctx: &Ctx, id: &str, text: &str, prompt_approvals: bool) -> Result
                     let _ = out.flush();
                 }
                 "notice" => eprintln!("note: {}", d["message"].as_str().unwrap_or("")),
-                "tool_call" if !quiet => eprintln!(
-                    "\n→ {}({}) …",
-                    d["name"].as_str().unwrap_or("?"),
-                    clip(&d["arguments"].to_string(), 200)
-                ),
+                "tool_call" if !quiet => {
+                    let name = d["name"].as_str().unwrap_or("?");
+                    eprintln!("\n→ {name}({}) …", clip(&d["arguments"].to_string(), 200));
+                    running = Some(Spinner::start(name));
+                }
                 "approval_required" => {
+                    running = None;
                     let aid = d["approval_id"].as_str().unwrap_or("").to_string();
                     eprintln!(
                         "waiting for approval {aid}: {}({})",
@@ -165,6 +180,7 @@ async fn turn(ctx: &Ctx, id: &str, text: &str, prompt_approvals: bool) -> Result
                         )));
                     }
                     waiting = None;
+                    running = None;
                     if !quiet {
                         eprintln!(
                             "← {}{}",

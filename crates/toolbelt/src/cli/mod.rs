@@ -17,6 +17,7 @@ mod output;
 mod review;
 mod secrets;
 mod servers;
+mod spinner;
 mod stdio;
 mod toolboxes;
 mod toolsets;

@@ -136,6 +136,7 @@ const KEY_COLS: &[Col] = &[
     ("KEK", "/id"),
     ("CURRENT", "/current"),
     ("SECRETS", "/secrets"),
+    ("CHAT TURNS", "/records"),
 ];
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 mod basics;
 mod dump;
 mod keyfile;
+mod records;
 mod rotation;
 mod tamper;
 mod tenancy;

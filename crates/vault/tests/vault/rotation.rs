@@ -159,7 +159,8 @@ async fn rotating_the_kek_under_load_keeps_every_secret_readable(db: TestDb) {
         v.kek_usage().await.unwrap(),
         vec![toolbelt_store::secrets::KekUsage {
             kek_id: new.clone(),
-            secrets: 2 * PER_USER as i64
+            secrets: 2 * PER_USER as i64,
+            records: 0,
         }]
     );
     operator.remove_key(&old).unwrap();

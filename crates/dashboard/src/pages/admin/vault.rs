@@ -1,5 +1,5 @@
 //! The vault on the admin page: its key-encryption keys (which is current, how many
-//! secrets each wraps, any a secret needs that the provider no longer holds) and Rotate —
+//! secrets and sealed chat turns each wraps, any a secret needs that the provider no longer holds) and Rotate —
 //! optionally a fresh key first, then every data key re-wrapped under the current one —
 //! with the rotation's report shown on the page — and Delete for an old key that wraps
 //! nothing, behind a confirmation page. `service::vault` does the work and the refusing.
@@ -19,6 +19,8 @@ pub struct KekRow {
     pub id: String,
     pub current: bool,
     pub secrets: i64,
+    /// Sealed chat turns.
+    pub records: i64,
 }
 
 impl KekRow {
@@ -27,6 +29,7 @@ impl KekRow {
             id: k.id.clone(),
             current: k.current,
             secrets: k.secrets,
+            records: k.records,
         }
     }
 }
