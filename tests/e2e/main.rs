@@ -1,5 +1,7 @@
 //! End-to-end: the real binary, as a user drives it.
 
+mod api_schema;
+mod api_schema_world;
 mod audit_evidence;
 mod browser_harness;
 mod chat;
@@ -38,6 +40,7 @@ mod mcp_oauth_sdk_browser;
 mod net_faults;
 mod oauth_flow;
 mod oauth_world;
+mod pg_restart;
 mod process_limits;
 mod replicas;
 mod sandbox_escape;
