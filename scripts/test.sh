@@ -8,8 +8,9 @@
 #     - Chromium and chromedriver for the dashboard's browser tests (Debian's chromium and
 #       chromium-driver, installed when missing; the browser tests fail, never skip,
 #       without them),
-#     - a Python venv with the official MCP SDK, reference servers and the openai and
-#       anthropic SDKs (the scripted LLM's self-test) from PyPI,
+#     - a Python venv with the official MCP SDK, reference servers, the openai and
+#       anthropic SDKs (the scripted LLM's self-test) and schemathesis (the API property
+#       tests) from PyPI,
 #     - the fixture MCP server built statically for its FROM-scratch test image,
 #     - formatting and lint checks,
 #     - the cargo-fuzz targets (scripts/fuzz.sh: deterministic runs, stable Rust with
@@ -102,10 +103,11 @@ fi
 
 step "Python MCP SDK, reference servers and LLM SDKs (PyPI)"
 venv=target/venv
-if ! "$venv/bin/python" -c 'import mcp, mcp_server_time, mcp_server_git, authlib, flask, openai, anthropic' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import mcp, mcp_server_time, mcp_server_git, authlib, flask, openai, anthropic, schemathesis' 2>/dev/null; then
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check 'mcp==2.3.0' mcp-server-time mcp-server-git \
-        -r tests/python/oauth/requirements.txt -r tests/python/llm/requirements.txt
+        -r tests/python/oauth/requirements.txt -r tests/python/llm/requirements.txt \
+        -r tests/python/api_schema/requirements.txt
 fi
 TOOLBELT_TEST_PYTHON=$(pwd)/$venv/bin/python
 export TOOLBELT_TEST_PYTHON

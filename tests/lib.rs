@@ -20,6 +20,8 @@ pub mod mcp;
 pub mod netns;
 #[path = "harness/oauth.rs"]
 pub mod oauth;
+#[path = "harness/pg_cluster.rs"]
+pub mod pg_cluster;
 #[path = "harness/plane.rs"]
 pub mod plane;
 #[path = "harness/replicas.rs"]

@@ -1,5 +1,7 @@
 //! End-to-end: the real binary, as a user drives it.
 
+mod api_schema;
+mod api_schema_world;
 mod audit_evidence;
 mod browser_harness;
 mod chat;
@@ -42,6 +44,7 @@ mod net_faults;
 mod oauth_discovery;
 mod oauth_flow;
 mod oauth_world;
+mod pg_restart;
 mod process_limits;
 mod replicas;
 mod sandbox_escape;

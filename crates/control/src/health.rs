@@ -13,7 +13,9 @@ use toolbelt_model::Role;
 use toolbelt_model::token::TokenDigest;
 use utoipa::ToSchema;
 
+/// `{"status": "ok"}`. Named apart in the document: the `Health` schema is a server's.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Probe)]
 pub struct Health {
     pub status: &'static str,
 }
@@ -59,7 +61,7 @@ pub fn is_scraper(st: &AppState, headers: &axum::http::HeaderMap) -> bool {
 /// (API token or dashboard session) or a scraper with `TOOLBELT_METRICS_TOKEN` also gets
 /// the tool calls, whose labels name agents, servers and tools.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(
     State(st): State<AppState>,
     auth: Option<Extension<Auth>>,
@@ -79,7 +81,7 @@ pub(crate) static OPENAPI: OnceLock<String> = OnceLock::new();
 
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object, content_type = "application/json")))]
 pub async fn openapi() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],

@@ -48,7 +48,8 @@ pub fn router(state: AppState) -> Router {
 pub fn router_with(state: AppState, extra: OpenApiRouter<AppState>) -> Router {
     // Merged as OpenApiRouters: the extra routes keep their documentation.
     let (routes, spec) = OpenApiRouter::merge(api::router(), extra).split_for_parts();
-    let _ = health::OPENAPI.set(spec.to_pretty_json().unwrap_or_default());
+    let doc = api::document::finish(&spec);
+    let _ = health::OPENAPI.set(serde_json::to_string_pretty(&doc).unwrap_or_default());
     routes
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -96,10 +96,29 @@ pub enum CallError {
     /// The agent's answer to an upstream's request could not be had.
     #[error("the agent could not answer: {0}")]
     Agent(String),
-    #[error("the call could not be audited: {0}")]
+    #[error("the call could not be audited: {}", audit_reason(.0))]
     Audit(#[from] AuditError),
-    #[error(transparent)]
+    #[error("{}", store_reason(.0))]
     Store(#[from] StoreError),
+}
+
+/// What the agent is told when the database is down (restarting, unreachable): that, in
+/// words, rather than the driver's message; the call can be tried again.
+const DB_UNAVAILABLE: &str = "the database is unavailable; try again";
+
+fn audit_reason(e: &AuditError) -> String {
+    match e {
+        AuditError::Write(s) if s.is_unavailable() => DB_UNAVAILABLE.into(),
+        e => e.to_string(),
+    }
+}
+
+fn store_reason(e: &StoreError) -> String {
+    if e.is_unavailable() {
+        DB_UNAVAILABLE.into()
+    } else {
+        e.to_string()
+    }
 }
 
 fn retry_ms(d: Duration) -> u64 {

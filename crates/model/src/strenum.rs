@@ -3,7 +3,10 @@
 
 #[macro_export]
 macro_rules! str_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)? }) => {
+    // `$s` is a `tt`, not a `literal`: a `literal` fragment reaches the derives wrapped in an
+    // invisible group, and utoipa's derive then ignores `#[serde(rename = ...)]` — the
+    // OpenAPI document listed variant names (`Stdio`) instead of the wire's (`stdio`).
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:tt),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
         pub enum $name { $($(#[$vm])* #[serde(rename = $s)] $var),+ }

@@ -54,17 +54,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// The database could not be reached (as opposed to a bad query or row).
+    /// The database could not be reached (as opposed to a bad query or row). A
+    /// PostgreSQL that is shutting down, restarting or starting up answers with a database
+    /// error rather than a broken socket: `57P01` admin_shutdown (a fast stop ends every
+    /// session), `57P02` crash_shutdown, `57P03` cannot_connect_now, and class `08`
+    /// (connection exceptions).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Db(
                 sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
-            )
-        )
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_),
+            ) => true,
+            StoreError::Db(sqlx::Error::Database(d)) => d
+                .code()
+                .is_some_and(|c| matches!(&*c, "57P01" | "57P02" | "57P03") || c.starts_with("08")),
+            _ => false,
+        }
     }
 
     /// The database's disk (or its quota) is full: SQLite's `SQLITE_FULL` (13), or

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod catalog;
 pub mod common;
 pub mod discovery;
+pub mod document;
 pub mod dtma;
 pub mod grants;
 pub mod oauth;

@@ -30,7 +30,7 @@ pub struct LogsQuery {
 /// The server's log (stderr for stdio servers, whose stdout is protocol traffic).
 #[utoipa::path(get, path = "/api/v1/servers/{server}/logs", tag = "servers",
     params(("server" = String, Path, description = "Server id or name"), LogsQuery),
-    responses((status = 200, description = "Log lines", content_type = "text/plain"), CommonErrors))]
+    responses((status = 200, description = "Log lines", body = String, content_type = "text/plain"), CommonErrors))]
 pub async fn logs(
     State(st): State<AppState>,
     SignedIn(caller): SignedIn,

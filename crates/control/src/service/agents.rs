@@ -34,7 +34,9 @@ pub struct AgentCreated {
     pub token: IssuedToken,
 }
 
+/// Named apart in the OpenAPI document: `Revoked` is a connection's revocation.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TokensRevoked)]
 pub struct Revoked {
     pub revoked: u64,
 }
