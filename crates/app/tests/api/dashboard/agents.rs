@@ -109,7 +109,7 @@ async fn tokens_are_issued_and_revoked_and_the_toolbelt_editor_grants() {
     let app = app().await;
     catalog_fx(&app).await;
     let (_, ann) = member(&app, "ann@example.com").await;
-    let (_, srv) = deployed(&app, &ann, "ann").await;
+    let (tb, srv) = deployed(&app, &ann, "ann").await;
     // Tools as the gateway would have pinned them after discovery.
     let mut c = app.store.conn().await.unwrap();
     for tool in ["echo", "wipe"] {
@@ -131,11 +131,11 @@ async fn tokens_are_issued_and_revoked_and_the_toolbelt_editor_grants() {
     let page = format!("/agents/{id}");
     let detail = b.get(&page).await;
     assert!(
-        detail.has(r#"id="grant-server-ann-box-ann-srv""#),
+        detail.has(&format!(r#"id="grant-server-{tb}-ann-srv""#)),
         "{}",
         detail.html
     );
-    assert!(detail.has(r#"id="rule-ann-box-ann-srv-wipe""#));
+    assert!(detail.has(&format!(r#"id="rule-{tb}-ann-srv-wipe""#)));
 
     let server_field = format!("server:{srv}");
     let echo = format!("tool:{srv}:echo");
