@@ -6,6 +6,7 @@ mod audit_evidence;
 mod browser_harness;
 mod chat;
 mod chat_cli;
+mod chat_endpoints;
 mod chat_llm_fixture;
 mod cimd_cache;
 mod cli_walkthrough;
