@@ -34,6 +34,7 @@ mod gateway_metrics;
 mod gateway_pins;
 mod gateway_prefixes;
 mod gateway_process;
+mod gateway_prompt_pins;
 mod gateway_reply;
 mod gateway_rugpull;
 mod gateway_traces;

@@ -7,7 +7,7 @@ usage: sdk_driver.py URL TOKEN MODE        (MODE: legacy | 2026-07-28)
 
 commands: {"op": "list_tools"} {"op": "call", "name": N, "args": {...}, "progress": bool}
           {"op": "list_prompts"} {"op": "get_prompt", "name": N, "args": {...}}
-          {"op": "list_resources"} {"op": "read_resource", "uri": U}
+          {"op": "list_resources"} {"op": "list_templates"} {"op": "read_resource", "uri": U}
           {"op": "complete", "ref": {"type": "ref/prompt", "name": N}, "argument": {"name": A, "value": V}}
           {"op": "notifications"}  (tool list changes seen so far)  {"op": "quit"}
 """
@@ -64,6 +64,9 @@ async def run(client: Client, cmd: dict) -> dict:
     if op == "list_resources":
         r = await client.list_resources()
         return {"ok": True, "resources": [dump(x) for x in r.resources]}
+    if op == "list_templates":
+        r = await client.list_resource_templates(cache_mode="refresh")
+        return {"ok": True, "templates": [dump(x) for x in r.resource_templates]}
     if op == "read_resource":
         r = await client.read_resource(cmd["uri"])
         return {"ok": True, "contents": [dump(c) for c in r.contents]}

@@ -47,12 +47,29 @@ pub struct ServerEntry {
     pub resources: Arc<Vec<Resource>>,
     pub templates: Arc<Vec<ResourceTemplate>>,
     pub prompts: Arc<Vec<Prompt>>,
+    /// Pin verdicts of its prompts and resource templates.
+    pub listing_verdicts: Arc<ListingVerdicts>,
     pub capabilities: Option<ServerCapabilities>,
     pub discovered: Option<Instant>,
     pub error: Option<String>,
     /// The connection whose token listed what this entry holds: servers that act with
     /// users' tokens are listed once per granted connection (see `per_user`).
     pub connection: Option<ConnectionId>,
+}
+
+/// Verdicts of what a server lists besides tools, pinned like them.
+#[derive(Default)]
+pub struct ListingVerdicts {
+    /// By prompt name.
+    pub prompts: HashMap<String, Verdict>,
+    /// By `uriTemplate`.
+    pub templates: HashMap<String, Verdict>,
+}
+
+impl ListingVerdicts {
+    pub fn template_visible(&self, uri_template: &str) -> bool {
+        self.templates.get(uri_template).is_some_and(|v| v.visible)
+    }
 }
 
 impl ServerEntry {
@@ -247,6 +264,10 @@ impl Registry {
                         .map(|o| o.templates.clone())
                         .unwrap_or_default(),
                     prompts: old.as_ref().map(|o| o.prompts.clone()).unwrap_or_default(),
+                    listing_verdicts: old
+                        .as_ref()
+                        .map(|o| o.listing_verdicts.clone())
+                        .unwrap_or_default(),
                     capabilities: old.as_ref().and_then(|o| o.capabilities.clone()),
                     discovered: old.as_ref().and_then(|o| o.discovered),
                     error: old.as_ref().and_then(|o| o.error.clone()),
@@ -367,6 +388,7 @@ fn clone_entry(e: &ServerEntry) -> ServerEntry {
         resources: e.resources.clone(),
         templates: e.templates.clone(),
         prompts: e.prompts.clone(),
+        listing_verdicts: e.listing_verdicts.clone(),
         capabilities: e.capabilities.clone(),
         discovered: e.discovered,
         error: e.error.clone(),

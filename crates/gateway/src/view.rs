@@ -136,6 +136,7 @@ fn build(registry: &Registry, policy: &AgentPolicy) -> View {
         .collect();
     let mut v = View::default();
     let mut hashes: HashMap<Arc<str>, &str> = HashMap::new();
+    let mut prompt_hashes: HashMap<String, &str> = HashMap::new();
     for (prefix, e) in &listed {
         let prefix = *prefix;
         for (index, t) in e.tools.iter().enumerate() {
@@ -155,10 +156,16 @@ fn build(registry: &Registry, policy: &AgentPolicy) -> View {
                 decision,
             });
         }
-        // Prompts and resources follow the server grant (they are not tools).
+        // Prompts and resources follow the server grant (they are not tools); prompts and
+        // templates are pinned like tools, and a held one is not listed.
         if policy.server_granted(&e.reference()) {
+            let pinned = &e.listing_verdicts;
             for p in e.prompts.iter() {
+                let Some(verdict) = pinned.prompts.get(&p.name).filter(|v| v.visible) else {
+                    continue;
+                };
                 let name = naming::exposed(prefix, &p.name);
+                prompt_hashes.insert(name.clone(), &verdict.hash);
                 let mut shown = p.clone();
                 shown.name = name.clone();
                 v.prompts.push(ExposedPrompt {
@@ -170,8 +177,11 @@ fn build(registry: &Registry, policy: &AgentPolicy) -> View {
             }
             v.resources
                 .extend(e.resources.iter().map(|r| (r.clone(), e.clone())));
-            v.templates
-                .extend(e.templates.iter().map(|t| (t.clone(), e.clone())));
+            for t in e.templates.iter() {
+                if pinned.template_visible(&t.uri_template) {
+                    v.templates.push((t.clone(), e.clone()));
+                }
+            }
         }
     }
     v.tools.sort_by(|a, b| a.name.cmp(&b.name));
@@ -212,8 +222,10 @@ fn build(registry: &Registry, policy: &AgentPolicy) -> View {
         key.update(def.as_bytes());
         key.update([0]);
     }
+    // A prompt whose definition changed and was approved is news too.
     for p in &v.prompts {
         p.name.hash(&mut h);
+        prompt_hashes.get(&p.name).hash(&mut h);
     }
     v.fingerprint = h.finish();
     v.key = key.finalize().into();

@@ -18,6 +18,19 @@ str_enum!(
 );
 
 str_enum!(
+    /// What a pin (and a held change) is of: everything the gateway forwards of a server
+    /// that a model reads is pinned the same way.
+    #[derive(Default)]
+    PinKind {
+        #[default]
+        Tool = "tool",
+        Prompt = "prompt",
+        /// Keyed by its `uriTemplate` (names of templates need not be unique).
+        ResourceTemplate = "resource_template",
+    }
+);
+
+str_enum!(
     /// Where a held `ask` call stands.
     ApprovalStatus {
         Pending = "pending",
@@ -32,17 +45,25 @@ str_enum!(
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pin {
     pub server_id: ServerId,
+    #[serde(default)]
+    pub kind: PinKind,
+    /// The tool's or prompt's name, or the template's `uriTemplate`.
     pub tool: String,
     pub hash: String,
     pub definition: serde_json::Value,
     pub flags: Vec<String>,
 }
 
-/// A tool definition that differs from its pin: the tool stays hidden until approved.
+/// A tool (prompt, resource template) definition that differs from its pin: it stays
+/// hidden until approved.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ToolChange {
     pub id: ToolChangeId,
     pub server_id: ServerId,
+    /// What changed: a tool, a prompt or a resource template.
+    #[serde(default)]
+    pub kind: PinKind,
+    /// Its name (a resource template's `uriTemplate`).
     pub tool: String,
     pub old_hash: Option<String>,
     pub new_hash: String,

@@ -1,10 +1,12 @@
-//! Pinned tool definitions and the changes waiting for an admin (rug-pull defence).
+//! Pinned tool (prompt, resource template) definitions and the changes waiting for an
+//! admin (rug-pull defence). Rows say which kind they are of; functions that do not take
+//! a kind are about tools.
 
-use crate::rows::{now_ms, opt_text, opt_ts, parsed, text, ts};
+use crate::rows::{now_ms, opt_int, opt_text, opt_ts, parsed, text, ts};
 use crate::{Result, StoreError};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
-pub use toolbelt_model::gateway::{ChangeStatus, Pin, ToolChange};
+pub use toolbelt_model::gateway::{ChangeStatus, Pin, PinKind, ToolChange};
 use toolbelt_model::{ServerId, ToolChangeId};
 
 fn json(s: &str) -> Result<serde_json::Value> {
@@ -14,6 +16,7 @@ fn json(s: &str) -> Result<serde_json::Value> {
 fn pin(r: &AnyRow) -> Result<Pin> {
     Ok(Pin {
         server_id: ServerId::from_db(text(r, "server_id")?),
+        kind: parsed(r, "kind", PinKind::parse)?,
         tool: text(r, "tool")?,
         hash: text(r, "hash")?,
         definition: json(&text(r, "definition")?)?,
@@ -25,6 +28,7 @@ fn change(r: &AnyRow) -> Result<ToolChange> {
     Ok(ToolChange {
         id: ToolChangeId::from_db(text(r, "id")?),
         server_id: ServerId::from_db(text(r, "server_id")?),
+        kind: parsed(r, "kind", PinKind::parse)?,
         tool: text(r, "tool")?,
         old_hash: opt_text(r, "old_hash")?,
         new_hash: text(r, "new_hash")?,
@@ -40,15 +44,22 @@ fn change(r: &AnyRow) -> Result<ToolChange> {
     })
 }
 
+/// A server's tool pins.
 pub async fn for_server(c: &mut AnyConnection, server: &ServerId) -> Result<Vec<Pin>> {
-    let rows = sqlx::query("SELECT * FROM tool_pins WHERE server_id = $1")
+    of_kind(c, server, PinKind::Tool).await
+}
+
+/// A server's pins of one kind.
+pub async fn of_kind(c: &mut AnyConnection, server: &ServerId, kind: PinKind) -> Result<Vec<Pin>> {
+    let rows = sqlx::query("SELECT * FROM tool_pins WHERE server_id = $1 AND kind = $2")
         .bind(server.to_string())
+        .bind(kind.as_str())
         .fetch_all(&mut *c)
         .await?;
     rows.iter().map(pin).collect()
 }
 
-/// The pins of many servers at once, by server (a tree of every server the caller sees
+/// The tool pins of many servers at once, by server (a tree of every server the caller sees
 /// would otherwise be one query per server). Servers without pins are absent.
 pub async fn for_servers(
     c: &mut AnyConnection,
@@ -60,7 +71,7 @@ pub async fn for_servers(
     for chunk in servers.chunks(CHUNK) {
         let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT * FROM tool_pins WHERE server_id IN ({}) ORDER BY server_id, tool",
+            "SELECT * FROM tool_pins WHERE kind = 'tool' AND server_id IN ({}) ORDER BY server_id, tool",
             marks.join(", ")
         );
         // Only placeholders are formatted into the statement; the ids are bound.
@@ -84,20 +95,47 @@ pub async fn legacy_for_server(
     c: &mut AnyConnection,
     server: &ServerId,
 ) -> Result<std::collections::HashSet<String>> {
-    let rows = sqlx::query("SELECT tool FROM tool_pins WHERE server_id = $1 AND hashing < $2")
-        .bind(server.to_string())
-        .bind(HASHING)
-        .fetch_all(&mut *c)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT tool FROM tool_pins WHERE server_id = $1 AND kind = 'tool' AND hashing < $2",
+    )
+    .bind(server.to_string())
+    .bind(HASHING)
+    .fetch_all(&mut *c)
+    .await?;
     rows.iter().map(|r| text(r, "tool")).collect()
+}
+
+/// Whether a server's prompts and resource templates were pinned before: if not, its
+/// next listing is their first discovery.
+pub async fn listings_pinned(c: &mut AnyConnection, server: &ServerId) -> Result<bool> {
+    let r = sqlx::query("SELECT listings_pinned_at FROM servers WHERE id = $1")
+        .bind(server.to_string())
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(match r {
+        Some(r) => opt_int(&r, "listings_pinned_at")?.is_some(),
+        None => false,
+    })
+}
+
+/// Records a server's first discovery of prompts and templates (once).
+pub async fn mark_listings_pinned(c: &mut AnyConnection, server: &ServerId) -> Result<()> {
+    sqlx::query(
+        "UPDATE servers SET listings_pinned_at = $1 WHERE id = $2 AND listings_pinned_at IS NULL",
+    )
+    .bind(now_ms())
+    .bind(server.to_string())
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }
 
 /// Pins a definition (first sight, or an approved change).
 pub async fn set(c: &mut AnyConnection, p: &Pin, approved_by: Option<&str>) -> Result<()> {
     sqlx::query(
-        "INSERT INTO tool_pins (server_id, tool, hash, definition, flags, pinned_at, approved_by, hashing)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (server_id, tool) DO UPDATE SET hash = excluded.hash, definition = excluded.definition,
+        "INSERT INTO tool_pins (server_id, tool, hash, definition, flags, pinned_at, approved_by, hashing, kind)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (server_id, kind, tool) DO UPDATE SET hash = excluded.hash, definition = excluded.definition,
              flags = excluded.flags, pinned_at = excluded.pinned_at, approved_by = excluded.approved_by,
              hashing = excluded.hashing",
     )
@@ -109,6 +147,7 @@ pub async fn set(c: &mut AnyConnection, p: &Pin, approved_by: Option<&str>) -> R
     .bind(now_ms())
     .bind(approved_by.map(str::to_string))
     .bind(HASHING)
+    .bind(p.kind.as_str())
     .execute(&mut *c)
     .await?;
     Ok(())
@@ -119,7 +158,7 @@ pub async fn set(c: &mut AnyConnection, p: &Pin, approved_by: Option<&str>) -> R
 pub async fn rehash(c: &mut AnyConnection, old: &Pin, new: &Pin) -> Result<()> {
     sqlx::query(
         "UPDATE tool_pins SET hash = $1, definition = $2, hashing = $3
-         WHERE server_id = $4 AND tool = $5 AND hash = $6",
+         WHERE server_id = $4 AND tool = $5 AND hash = $6 AND kind = $7",
     )
     .bind(new.hash.clone())
     .bind(new.definition.to_string())
@@ -127,18 +166,19 @@ pub async fn rehash(c: &mut AnyConnection, old: &Pin, new: &Pin) -> Result<()> {
     .bind(old.server_id.to_string())
     .bind(old.tool.clone())
     .bind(old.hash.clone())
+    .bind(old.kind.as_str())
     .execute(&mut *c)
     .await?;
     Ok(())
 }
 
-/// Records a definition that differs from the pin, once per (server, tool, new hash).
+/// Records a definition that differs from the pin, once per (server, kind, name, new hash).
 /// Returns true when it is new.
 pub async fn record_change(c: &mut AnyConnection, old: Option<&Pin>, new: &Pin) -> Result<bool> {
     let n = sqlx::query(
-        "INSERT INTO tool_changes (id, server_id, tool, old_hash, new_hash, old_definition, new_definition, flags, status, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)
-         ON CONFLICT (server_id, tool, new_hash) DO NOTHING",
+        "INSERT INTO tool_changes (id, server_id, tool, old_hash, new_hash, old_definition, new_definition, flags, status, created_at, kind)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)
+         ON CONFLICT (server_id, kind, tool, new_hash) DO NOTHING",
     )
     .bind(ToolChangeId::generate().to_string())
     .bind(new.server_id.to_string())
@@ -149,6 +189,7 @@ pub async fn record_change(c: &mut AnyConnection, old: Option<&Pin>, new: &Pin) 
     .bind(new.definition.to_string())
     .bind(serde_json::to_string(&new.flags).expect("strings serialise"))
     .bind(now_ms())
+    .bind(new.kind.as_str())
     .execute(&mut *c)
     .await?
     .rows_affected();
@@ -173,13 +214,13 @@ pub async fn get_change(c: &mut AnyConnection, id: &ToolChangeId) -> Result<Tool
     change(&r)
 }
 
-/// The newest pending change of one tool.
+/// The newest pending change of one tool (not a prompt or template of that name).
 pub async fn pending_for(
     c: &mut AnyConnection,
     server: &ServerId,
     tool: &str,
 ) -> Result<ToolChange> {
-    let r = sqlx::query("SELECT * FROM tool_changes WHERE server_id = $1 AND tool = $2 AND status = 'pending' ORDER BY created_at DESC LIMIT 1")
+    let r = sqlx::query("SELECT * FROM tool_changes WHERE server_id = $1 AND tool = $2 AND kind = 'tool' AND status = 'pending' ORDER BY created_at DESC LIMIT 1")
         .bind(server.to_string())
         .bind(tool.to_string())
         .fetch_optional(&mut *c)

@@ -1,6 +1,7 @@
 //! Tool definition changes: an upstream that changes a tool's name, description,
 //! schemas or annotations gets that tool hidden until an admin approves the new
-//! definition. Rejecting keeps the old pin (and the changed tool hidden).
+//! definition. Rejecting keeps the old pin (and the changed tool hidden). Prompts and
+//! resource templates are held and decided the same way (a change's `kind` says which).
 
 use super::caller::Caller;
 use super::error::{Result, ServiceError, found};
@@ -9,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use toolbelt_model::ToolChangeId;
 use toolbelt_model::audit::{AuditAction, TargetKind};
-use toolbelt_model::gateway::{ChangeStatus, Pin, ToolChange};
+use toolbelt_model::gateway::{ChangeStatus, Pin, PinKind, ToolChange};
 use toolbelt_store::{pins, servers};
 use utoipa::ToSchema;
 
@@ -111,6 +112,7 @@ pub async fn decide(
         Decision::Approve => {
             let pin = Pin {
                 server_id: ch.server_id.clone(),
+                kind: ch.kind,
                 tool: ch.tool.clone(),
                 hash: ch.new_hash.clone(),
                 definition: ch.new_definition.clone(),
@@ -126,12 +128,17 @@ pub async fn decide(
         .await
         .ok()
         .and_then(|s| s.owner_id);
+    let target = match ch.kind {
+        PinKind::Tool => TargetKind::Tool,
+        PinKind::Prompt => TargetKind::Prompt,
+        PinKind::ResourceTemplate => TargetKind::Resource,
+    };
     tx.commit(caller.event(
         action,
-        TargetKind::Tool,
+        target,
         format!("{}/{}", ch.server_id, ch.tool),
         owner.as_ref(),
-        json!({ "change": id, "new_hash": ch.new_hash }),
+        json!({ "change": id, "kind": ch.kind, "new_hash": ch.new_hash }),
     ))
     .await?;
     let mut c = st.store.conn().await?;

@@ -1,5 +1,6 @@
 //! Tool changes (admins): definitions an upstream changed, or tools that appeared or
-//! collided after a server's first discovery, held until an admin decides. Each shows a
+//! collided after a server's first discovery, held until an admin decides (prompts and
+//! resource templates too, each card saying which). Each shows a
 //! line diff of the old and new definition ([`crate::diff`]) and the scanner's flags;
 //! approve and reject are form posts to `service::tools::decide`. New ones appear live
 //! (the list region is re-read when the event stream says a tool changed).
@@ -15,9 +16,14 @@ use axum::extract::{Path, Query, State};
 use toolbelt_control::AppState;
 use toolbelt_control::service;
 use toolbelt_control::service::tools::{ChangeView, Decision};
+use toolbelt_model::gateway::PinKind;
 
 pub struct ChangeCard {
     pub id: String,
+    /// `tool`, `prompt` or `resource_template`.
+    pub kind: String,
+    /// What the kind is called on the page.
+    pub kind_label: &'static str,
     pub tool: String,
     pub server: String,
     pub server_id: String,
@@ -37,6 +43,12 @@ impl ChangeCard {
         let c = &v.change;
         ChangeCard {
             id: c.id.to_string(),
+            kind: c.kind.to_string(),
+            kind_label: match c.kind {
+                PinKind::Tool => "tool",
+                PinKind::Prompt => "prompt",
+                PinKind::ResourceTemplate => "resource template",
+            },
             tool: c.tool.clone(),
             server: if v.server_name.is_empty() {
                 c.server_id.to_string()

@@ -145,6 +145,7 @@ impl Registry {
                     let mut fresh = clone_entry(&base);
                     (fresh.tools, fresh.verdicts, fresh.validators) = Default::default();
                     (fresh.resources, fresh.templates, fresh.prompts) = Default::default();
+                    fresh.listing_verdicts = Default::default();
                     fresh.capabilities = None;
                     Arc::new(fresh)
                 }
@@ -180,7 +181,11 @@ impl Registry {
             tracing::warn!(server = %entry.name, error = %e, "discovery failed");
             self.upstreams.reset(id).await;
         }
-        let verdicts = match self.verdicts(&base, &tools).await {
+        let listed = error.is_none();
+        let (verdicts, listing_verdicts) = match self
+            .verdicts(&base, &tools, &prompts, &templates, listed)
+            .await
+        {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "pin evaluation failed");
@@ -204,6 +209,7 @@ impl Registry {
             resources,
             templates,
             prompts,
+            Arc::new(listing_verdicts),
             caps,
             error,
         )
@@ -254,11 +260,16 @@ impl Registry {
         Ok((tools, resources, templates, prompts, caps))
     }
 
+    /// Pin verdicts of a server's tools, and of its prompts and resource templates
+    /// (`listed`: these lists are what the server just answered).
     async fn verdicts(
         &self,
         entry: &ServerEntry,
         tools: &[Tool],
-    ) -> Result<HashMap<String, Verdict>, toolbelt_store::StoreError> {
+        prompts: &[Prompt],
+        templates: &[ResourceTemplate],
+        listed: bool,
+    ) -> Result<(HashMap<String, Verdict>, ListingVerdicts), toolbelt_store::StoreError> {
         let others: Vec<String> = self
             .snapshot()
             .iter()
@@ -271,15 +282,34 @@ impl Registry {
                     .collect::<Vec<_>>()
             })
             .collect();
-        pinning::evaluate(
-            &self.store,
-            &entry.id,
-            entry.owner_id.as_ref(),
-            tools,
-            &others,
-            entry.auto_approve_new_tools,
-        )
-        .await
+        let (store, id, owner) = (&self.store, &entry.id, entry.owner_id.as_ref());
+        let auto = entry.auto_approve_new_tools;
+        let tool_verdicts = pinning::evaluate(store, id, owner, tools, &others, auto).await?;
+        let own: HashSet<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        let pinned_before = {
+            let mut c = store.conn().await?;
+            toolbelt_store::pins::listings_pinned(&mut c, id).await?
+        };
+        let scope = pinning::Scope {
+            store,
+            server: id,
+            owner,
+            own: &own,
+            other_tools: &others,
+            auto_approve: auto,
+            first_discovery: Some(!pinned_before),
+        };
+        let listing = ListingVerdicts {
+            prompts: pinning::evaluate_prompts(&scope, prompts).await?,
+            templates: pinning::evaluate_templates(&scope, templates).await?,
+        };
+        // Only a listing that came in counts as their first discovery (a failed one is
+        // evaluated with what the server had before: nothing, the first time).
+        if !pinned_before && listed {
+            let mut c = store.conn().await?;
+            toolbelt_store::pins::mark_listings_pinned(&mut c, id).await?;
+        }
+        Ok((tool_verdicts, listing))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -293,6 +323,7 @@ impl Registry {
         resources: Arc<Vec<Resource>>,
         templates: Arc<Vec<ResourceTemplate>>,
         prompts: Arc<Vec<Prompt>>,
+        listing_verdicts: Arc<ListingVerdicts>,
         caps: Option<ServerCapabilities>,
         error: Option<String>,
     ) {
@@ -311,6 +342,7 @@ impl Registry {
             let mut next = clone_entry(cur);
             (next.tools, next.verdicts, next.validators) = (tools, verdicts, validators);
             (next.resources, next.templates, next.prompts) = (resources, templates, prompts);
+            next.listing_verdicts = listing_verdicts;
             (next.capabilities, next.discovered, next.error) = (caps, Some(Instant::now()), error);
             match conn {
                 None => {
@@ -335,12 +367,19 @@ impl Registry {
             if e.discovered.is_none() {
                 continue;
             }
-            let Ok(v) = self.verdicts(&e, &e.tools).await else {
+            let listed = e.error.is_none();
+            let verdicts = self.verdicts(&e, &e.tools, &e.prompts, &e.templates, listed);
+            let Ok((v, lv)) = verdicts.await else {
                 continue;
             };
-            let changed = v
-                .iter()
-                .any(|(k, nv)| e.verdicts.get(k).map(|ov| ov.visible) != Some(nv.visible));
+            let flipped = |old: &HashMap<String, Verdict>, new: &HashMap<String, Verdict>| {
+                new.iter()
+                    .any(|(k, nv)| old.get(k).map(|ov| ov.visible) != Some(nv.visible))
+            };
+            let changed = flipped(&e.verdicts, &v)
+                || flipped(&e.listing_verdicts.prompts, &lv.prompts)
+                || flipped(&e.listing_verdicts.templates, &lv.templates);
+            let lv = Arc::new(lv);
             if changed {
                 match &e.connection {
                     None => {
@@ -348,6 +387,7 @@ impl Registry {
                         if let Some(cur) = map.get(&e.id).cloned() {
                             let mut next = clone_entry(&cur);
                             next.verdicts = Arc::new(v);
+                            next.listing_verdicts = lv;
                             map.insert(e.id.clone(), Arc::new(next));
                         }
                     }
@@ -355,6 +395,7 @@ impl Registry {
                         if let Some(cur) = self.listing(&e.id, c) {
                             let mut next = clone_entry(&cur);
                             next.verdicts = Arc::new(v);
+                            next.listing_verdicts = lv;
                             self.put_listing(c, next);
                         }
                     }

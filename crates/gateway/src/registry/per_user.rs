@@ -186,6 +186,7 @@ pub(super) fn rebased(base: &ServerEntry, listed: &ServerEntry) -> ServerEntry {
         listed.discovered,
         listed.error.clone(),
     );
+    next.listing_verdicts = listed.listing_verdicts.clone();
     next.connection = listed.connection.clone();
     next
 }

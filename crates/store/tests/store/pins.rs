@@ -1,10 +1,10 @@
 //! Pins of many servers in one call (the agent builder's tree): each server's own, none of
-//! another's, across the statement's chunks.
+//! another's, across the statement's chunks; prompts' pins apart from tools' of one name.
 
 use crate::{name, open};
 use serde_json::{Map, json};
 use std::collections::BTreeMap;
-use toolbelt_model::gateway::Pin;
+use toolbelt_model::gateway::{Pin, PinKind};
 use toolbelt_model::toolbox::ToolboxStatus;
 use toolbelt_store::{catalog, pins, servers, toolboxes};
 use toolbelt_testkit::backend_tests;
@@ -44,6 +44,7 @@ async fn pins_of_many_servers_come_back_by_server(db: TestDb) {
     }
     let pin = |server: &toolbelt_model::ServerId, tool: &str| Pin {
         server_id: server.clone(),
+        kind: Default::default(),
         tool: tool.into(),
         hash: "ab".repeat(32),
         definition: json!({ "name": tool }),
@@ -63,4 +64,31 @@ async fn pins_of_many_servers_come_back_by_server(db: TestDb) {
     let others = pins::for_servers(&mut c, &ids[1..502]).await.unwrap();
     assert!(others.is_empty(), "{others:?}");
     assert!(pins::for_servers(&mut c, &[]).await.unwrap().is_empty());
+    // A prompt of a tool's name is pinned (and held) apart from it, and not listed as a tool.
+    let prompt = Pin {
+        kind: PinKind::Prompt,
+        ..pin(&ids[0], "a")
+    };
+    pins::set(&mut c, &prompt, None).await.unwrap();
+    let got = pins::for_servers(&mut c, &ids[..1]).await.unwrap();
+    assert_eq!(got[&ids[0]].len(), 2, "tools only: {got:?}");
+    let prompts = pins::of_kind(&mut c, &ids[0], PinKind::Prompt)
+        .await
+        .unwrap();
+    assert_eq!((prompts.len(), prompts[0].kind), (1, PinKind::Prompt));
+    assert!(
+        pins::record_change(&mut c, None, &pin(&ids[0], "a"))
+            .await
+            .unwrap()
+    );
+    assert!(pins::record_change(&mut c, None, &prompt).await.unwrap());
+    assert!(!pins::record_change(&mut c, None, &prompt).await.unwrap());
+    assert_eq!(
+        pins::pending_for(&mut c, &ids[0], "a").await.unwrap().kind,
+        PinKind::Tool
+    );
+    // A server's first listing of prompts and templates is recorded once.
+    assert!(!pins::listings_pinned(&mut c, &ids[0]).await.unwrap());
+    pins::mark_listings_pinned(&mut c, &ids[0]).await.unwrap();
+    assert!(pins::listings_pinned(&mut c, &ids[0]).await.unwrap());
 }

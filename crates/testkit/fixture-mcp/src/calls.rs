@@ -59,7 +59,10 @@ pub async fn run(
         "progress" => progress(args.count("steps")?, args.count("delay_ms")?, ctx).await,
         "change_tools" | "rug_pull" => {
             let mode = args.str("mode")?;
-            if !tools::change(mode, args.opt_str("description")?) {
+            let description = args.opt_str("description")?;
+            // Prompt and template changes ride on the tools' announcement: the gateway
+            // lists a server again, whole, when it hears its tools changed.
+            if !(crate::prompts::change(mode, description) || tools::change(mode, description)) {
                 return Err(McpError::invalid_params(
                     format!("invalid argument `mode`: unknown mode {mode}"),
                     None,

@@ -1,10 +1,11 @@
 //! The MCP handler, written by hand because the tool list changes at run time: tools
-//! from [`crate::tools`], one resource (`fixture://hello`) and one prompt (`greet`).
+//! from [`crate::tools`], one resource (`fixture://hello`), and the prompts (`greet`) and
+//! resource template (`fixture://greeting/{name}`) of [`crate::prompts`].
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
-    GetPromptResult, Implementation, JsonObject, ListPromptsResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, Prompt, PromptArgument, PromptMessage,
+    GetPromptResult, Implementation, JsonObject, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, PromptMessage,
     ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
     ResourceContents, Role, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
@@ -12,7 +13,7 @@ use rmcp::service::{NotificationContext, RequestContext, RoleServer, Subscriptio
 use rmcp::{ErrorData as McpError, ServerHandler};
 
 use crate::args::{self, Args};
-use crate::{calls, tools};
+use crate::{calls, prompts, tools};
 
 const HELLO_URI: &str = "fixture://hello";
 
@@ -83,6 +84,14 @@ impl ServerHandler for Fixture {
         req: ReadResourceRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
+        if let Some(name) = req.uri.strip_prefix(prompts::GREETING_PREFIX) {
+            let text = format!("Hello, {name}!");
+            return Ok(ReadResourceResult::new(vec![ResourceContents::text(
+                text,
+                req.uri.clone(),
+            )])
+            .into());
+        }
         if req.uri != HELLO_URI {
             return Err(McpError::resource_not_found(
                 format!("no resource {}", req.uri),
@@ -97,16 +106,17 @@ impl ServerHandler for Fixture {
         _req: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let name = PromptArgument::new("name")
-            .with_description("who to greet")
-            .with_required(true);
-        let wait = PromptArgument::new("wait_ms").with_description("answer only after this long");
-        let greet = Prompt::new(
-            "greet",
-            Some("Greets someone by name"),
-            Some(vec![name, wait]),
-        );
-        Ok(ListPromptsResult::with_all_items(vec![greet]))
+        Ok(ListPromptsResult::with_all_items(prompts::prompts()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _req: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            prompts::templates(),
+        ))
     }
 
     async fn get_prompt(
@@ -114,11 +124,15 @@ impl ServerHandler for Fixture {
         req: GetPromptRequestParams,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        if req.name != "greet" {
+        if !prompts::has_prompt(&req.name) {
             return Err(McpError::invalid_params(
                 format!("unknown prompt `{}`", req.name),
                 None,
             ));
+        }
+        if req.name == "farewell" {
+            let message = PromptMessage::new_text(Role::User, "Goodbye!");
+            return Ok(GetPromptResult::new(vec![message]).into());
         }
         let empty = JsonObject::new();
         let args = Args(req.arguments.as_ref().unwrap_or(&empty));

@@ -29,6 +29,7 @@ mod calls;
 mod escape;
 mod handler;
 mod http;
+mod prompts;
 mod tools;
 
 use std::net::SocketAddr;

@@ -121,7 +121,8 @@ fn builtin() -> Vec<Tool> {
         "rug_pull",
         "Changes echo the ways pins once missed, and announces it",
         input(
-            json!({ "mode": { "type": "string", "enum": ["meta", "icons", "param", "duplicate"] },
+            json!({ "mode": { "type": "string", "enum": ["meta", "icons", "param", "duplicate",
+                    "prompt", "prompt_arg", "prompt_add", "template"] },
                 "description": string() }),
             &["description"],
         ),

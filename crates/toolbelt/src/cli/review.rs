@@ -17,9 +17,13 @@ pub enum ToolCmd {
     /// Approve the pending change of SERVER's TOOL: it becomes the pin, the tool reappears.
     Approve {
         server: String,
+        /// The tool's name (a prompt's name, a resource template's URI template: `--kind`).
         tool: String,
         #[arg(long)]
         toolbox: Option<String>,
+        /// `tool`, `prompt` or `resource_template`.
+        #[arg(long, default_value = "tool")]
+        kind: String,
     },
     /// Reject it: the old pin stays, the changed tool stays hidden.
     Reject {
@@ -27,6 +31,8 @@ pub enum ToolCmd {
         tool: String,
         #[arg(long)]
         toolbox: Option<String>,
+        #[arg(long, default_value = "tool")]
+        kind: String,
     },
 }
 
@@ -48,6 +54,7 @@ pub enum ApprovalCmd {
 const CHANGE_COLS: &[Col] = &[
     ("ID", "/id"),
     ("SERVER", "/server_name"),
+    ("KIND", "/kind"),
     ("TOOL", "/tool"),
     ("STATUS", "/status"),
     ("FLAGS", "/flags"),
@@ -65,7 +72,7 @@ const APPROVAL_COLS: &[Col] = &[
 async fn change_id(
     ctx: &Ctx,
     server: &str,
-    tool: &str,
+    (kind, tool): (&str, &str),
     toolbox: &Option<String>,
 ) -> Result<String> {
     let q = toolbox
@@ -82,10 +89,10 @@ async fn change_id(
         .as_array()
         .into_iter()
         .flatten()
-        .find(|c| c["server_id"] == sid && c["tool"] == tool)
+        .find(|c| c["server_id"] == sid && c["tool"] == tool && c["kind"] == kind)
     {
         Some(c) => Ok(c["id"].as_str().unwrap_or_default().to_string()),
-        None => usage(format!("no pending change of {server}'s tool {tool}")),
+        None => usage(format!("no pending change of {server}'s {kind} {tool}")),
     }
 }
 
@@ -138,8 +145,9 @@ pub async fn tools(cmd: ToolCmd, ctx: &Ctx) -> Result<()> {
             server,
             tool,
             toolbox,
+            kind,
         } => {
-            let id = change_id(ctx, &server, &tool, &toolbox).await?;
+            let id = change_id(ctx, &server, (&kind, &tool), &toolbox).await?;
             print_change(
                 ctx,
                 &ctx.api
@@ -154,8 +162,9 @@ pub async fn tools(cmd: ToolCmd, ctx: &Ctx) -> Result<()> {
             server,
             tool,
             toolbox,
+            kind,
         } => {
-            let id = change_id(ctx, &server, &tool, &toolbox).await?;
+            let id = change_id(ctx, &server, (&kind, &tool), &toolbox).await?;
             print_change(
                 ctx,
                 &ctx.api

@@ -73,6 +73,7 @@ async fn a_large_tree_opens_one_toolbox_and_server_at_a_time_and_saves_only_what
     for (server, tool) in pins {
         let pin = Pin {
             server_id: ServerId::from_db(server),
+            kind: Default::default(),
             tool: tool.into(),
             hash: "ab".repeat(32),
             definition: json!({ "name": tool, "description": format!("{tool}s") }),

@@ -115,6 +115,7 @@ async fn tokens_are_issued_and_revoked_and_the_toolbelt_editor_grants() {
     for tool in ["echo", "wipe"] {
         let pin = Pin {
             server_id: ServerId::from_db(srv.clone()),
+            kind: Default::default(),
             tool: tool.into(),
             hash: "ab".repeat(32),
             definition: serde_json::json!({ "name": tool, "description": format!("{tool}s") }),

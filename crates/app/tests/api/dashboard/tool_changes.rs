@@ -16,6 +16,7 @@ use toolbelt_testkit::db::TestDb;
 async fn held(app: &App, server: &str, tool: &str, new_description: &str) -> String {
     let pin = |description: &str, hash: char| Pin {
         server_id: ServerId::from_db(server.to_string()),
+        kind: Default::default(),
         tool: tool.into(),
         hash: hash.to_string().repeat(64),
         definition: json!({
