@@ -102,6 +102,8 @@ impl World {
         "POST /api/v1/dtma/join",
         "POST /api/v1/dtma/secrets",
         "POST /api/v1/llms",
+        // The world's toolboxes run processes, not images (image_pins covers it).
+        "POST /api/v1/servers/{server}/update-image",
         "POST /api/v1/tools/changes/{id}/approve",
         "POST /api/v1/tools/changes/{id}/reject",
         "PUT /api/v1/agents/{agent}/chat",

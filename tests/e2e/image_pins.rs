@@ -2,7 +2,9 @@
 //! a server is pinned at its first deploy to the image ID its tag resolved to (shown by
 //! the API and `server get`, audited), and a tag moved to the other image afterwards
 //! changes nothing a restart or a re-create runs. A catalog `image@sha256:…` must be the
-//! image its name resolves to: a digest that disagrees is a clear error.
+//! image its name resolves to: a digest that disagrees is a clear error. Moving a server
+//! is an explicit, audited update (`server update-image`): the tag resolved again, or a
+//! given digest of the entry's repository; any other digest is refused naming the field.
 
 use serde_json::{Value, json};
 use std::process::Command;
@@ -26,6 +28,9 @@ impl Drop for Cleanup {
                 .args(["rmi", "-f", &format!("{}:{tag}", self.1)])
                 .output();
         }
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &format!("{}-other:c", self.1)])
+            .output();
     }
 }
 
@@ -64,6 +69,21 @@ fn tag(from: &str, to: &str) {
             .unwrap()
             .success()
     );
+}
+
+/// The `server.update_image` audit events so far that moved a server (a refused request
+/// is audited too, as a failure).
+async fn updates(plane: &Plane) -> Vec<Value> {
+    plane
+        .ok(
+            "GET",
+            "/api/v1/audit?action=server.update_image&outcome=success",
+            json!(null),
+        )
+        .await["items"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn container(v: &Value) -> String {
@@ -180,6 +200,93 @@ async fn a_server_runs_the_digest_it_was_pinned_to_whatever_its_tag_points_to_la
         )
         .await;
     assert_eq!(audit["items"].as_array().unwrap().len(), 1, "pinned once");
+
+    // An explicit update resolves v1 again (now b), moves the pin and re-creates.
+    let third = container(&s);
+    let u = plane
+        .ok(
+            "POST",
+            "/api/v1/servers/pin/update-image?toolbox=pins",
+            json!({}),
+        )
+        .await;
+    assert_eq!(u["image_digest"], b.as_str(), "{u}");
+    let gen_before = u["generation"].as_i64().unwrap();
+    let s = plane
+        .wait_server("pin", "pins", "moved to b", WAIT, |v| {
+            v["status"] == "running" && container(v) != third
+        })
+        .await;
+    assert_eq!(docker_inspect(&container(&s))["Image"], b.as_str());
+    let items = updates(&plane).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let detail: Value = serde_json::from_str(items[0]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["old_digest"], a.as_str(), "{detail}");
+    assert_eq!(detail["new_digest"], b.as_str(), "{detail}");
+    assert_eq!(items[0]["actor_kind"], "user");
+
+    // Back to a by its digest, with the CLI.
+    let fourth = container(&s);
+    let got = cli.run(&[
+        "server",
+        "update-image",
+        "pin",
+        "--toolbox",
+        "pins",
+        "--digest",
+        &a,
+    ]);
+    assert!(
+        got.code == 0 && got.stdout.contains(&a),
+        "{}{}",
+        got.stdout,
+        got.stderr
+    );
+    let s = plane
+        .wait_server("pin", "pins", "moved back to a", WAIT, |v| {
+            v["status"] == "running" && container(v) != fourth
+        })
+        .await;
+    assert_eq!(docker_inspect(&container(&s))["Image"], a.as_str());
+    assert_eq!(s["image_digest"], a.as_str());
+    assert!(s["generation"].as_i64().unwrap() > gen_before);
+    let items = updates(&plane).await;
+    assert_eq!(items.len(), 2, "{items:?}");
+
+    // A digest that is nowhere, or an image of another repository, moves nothing.
+    let other = build(&format!("{repo}-other:c"), "c");
+    let nowhere = format!("sha256:{}", "0".repeat(64));
+    for (digest, why) in [
+        (&nowhere, "could not be pulled"),
+        (&other, "is not an image of"),
+    ] {
+        let (code, body) = plane
+            .api(
+                "POST",
+                "/api/v1/servers/pin/update-image?toolbox=pins",
+                Some(json!({ "digest": digest })),
+            )
+            .await;
+        assert_eq!(code, 422, "{body}");
+        assert_eq!(body["errors"][0]["field"], "digest", "{body}");
+        assert!(
+            body["errors"][0]["message"].as_str().unwrap().contains(why),
+            "{body}"
+        );
+    }
+    assert_eq!(updates(&plane).await.len(), 2, "refusals are not updates");
+    let failed = plane
+        .ok(
+            "GET",
+            "/api/v1/audit?action=server.update_image&outcome=failure",
+            json!(null),
+        )
+        .await;
+    assert_eq!(failed["items"].as_array().unwrap().len(), 2, "{failed}");
+    let s = plane
+        .ok("GET", "/api/v1/servers/pin?toolbox=pins", json!(null))
+        .await;
+    assert_eq!(s["image_digest"], a.as_str());
 
     // A digest in the entry must be the image its name resolves to.
     let wrong = format!("{v1}@{a}");

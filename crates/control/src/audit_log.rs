@@ -44,6 +44,9 @@ pub fn action_for(method: &Method, route: &str) -> Option<RouteAction> {
         ("POST", "/servers/{server}/start") => (AuditAction::ServerStart, TargetKind::Server),
         ("POST", "/servers/{server}/stop") => (AuditAction::ServerStop, TargetKind::Server),
         ("POST", "/servers/{server}/restart") => (AuditAction::ServerRestart, TargetKind::Server),
+        ("POST", "/servers/{server}/update-image") => {
+            (AuditAction::ServerUpdateImage, TargetKind::Server)
+        }
         ("POST", "/agents") => (AuditAction::AgentCreate, TargetKind::Agent),
         ("DELETE", "/agents/{agent}") => (AuditAction::AgentDelete, TargetKind::Agent),
         ("PATCH", "/agents/{agent}") => (AuditAction::AgentUpdate, TargetKind::Agent),

@@ -14,7 +14,10 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
 use toolbelt_model::ServerId;
-use toolbelt_model::dtma::{DeployRequest, Discovery, ObservedServer, RuntimeState, SystemMetrics};
+use toolbelt_model::dtma::{
+    DeployRequest, Discovery, ObservedServer, ResolveImageRequest, ResolveImageResponse,
+    RuntimeState, SystemMetrics, is_image_digest,
+};
 use toolbelt_model::name::{Name, SHORT_NAME_MAX};
 use toolbelt_model::server::DesiredState;
 
@@ -218,6 +221,42 @@ pub async fn stats(State(st): State<Arc<ApiState>>, Path(name): Path<String>) ->
     };
     match st.sup.runtime.stats(&inst).await {
         Ok(s) => Json(s).into_response(),
+        Err(e) => runtime_problem(e),
+    }
+}
+
+/// The image ID an explicit update moves a server to (the control plane pins it, then
+/// sends the new pin with a new generation). Pulls if needed; runs nothing.
+pub async fn resolve_image(State(st): State<Arc<ApiState>>, body: Bytes) -> Response {
+    let req: ResolveImageRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                format!("invalid resolve request: {e}"),
+            );
+        }
+    };
+    if let Some(d) = &req.digest
+        && !is_image_digest(d)
+    {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "digest must be sha256: and 64 hex digits",
+        );
+    }
+    match st
+        .sup
+        .runtime
+        .resolve_image(&req.image, req.digest.as_deref())
+        .await
+    {
+        Ok(image_digest) => Json(ResolveImageResponse { image_digest }).into_response(),
+        Err(RuntimeError::Refused(m)) => {
+            problem(StatusCode::UNPROCESSABLE_ENTITY, "image-refused", m)
+        }
         Err(e) => runtime_problem(e),
     }
 }

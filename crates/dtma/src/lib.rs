@@ -222,6 +222,7 @@ pub async fn start(opts: DtmaOptions) -> Result<Dtma, DtmaError> {
         .route("/v1/servers/{name}/logs", get(api::logs))
         .route("/v1/servers/{name}/stats", get(api::stats))
         .route("/v1/servers/{name}/{verb}", post(api::action))
+        .route("/v1/images/resolve", post(api::resolve_image))
         .route("/v1/status", get(api::status))
         .route("/v1/discovery", get(api::discovery))
         .with_state(api_state);

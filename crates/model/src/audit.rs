@@ -80,6 +80,9 @@ str_enum!(
         ServerError = "server.error",
         /// A server was pinned to the image digest its toolbox resolved at the first deploy.
         ServerImagePinned = "server.image_pinned",
+        /// A server was moved to another image digest by an explicit update (old and new
+        /// digest in the detail); its container is re-created on it.
+        ServerUpdateImage = "server.update_image",
         AgentCreate = "agent.create",
         AgentDelete = "agent.delete",
         AgentTokenIssue = "agent.token.issue",

@@ -79,6 +79,23 @@ pub fn is_image_digest(s: &str) -> bool {
     })
 }
 
+/// `POST /v1/images/resolve` on the DTMA: the image an explicit update moves a server
+/// to — `digest` if given (an image of `image`'s repository, on the toolbox or in its
+/// registry), else `image` resolved afresh (its tag pulled again).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolveImageRequest {
+    /// The catalog entry's image reference.
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// The DTMA's answer: the image ID (`sha256:…`) the server is to be pinned to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolveImageResponse {
+    pub image_digest: String,
+}
+
 impl DesiredServer {
     /// What both ends check before acting on a desired server: the id and name become
     /// directory names on the toolbox and every secret name a file name, so each must be

@@ -251,6 +251,36 @@ pub async fn pin_image(c: &mut AnyConnection, id: &ServerId, digest: &str) -> Re
     Ok(done.rows_affected() == 1)
 }
 
+/// Moves a server's pin to `digest` (an explicit update, audited by the caller); when
+/// `recreate`, a new generation too, so its toolbox re-creates the container on it.
+pub async fn set_image(
+    c: &mut AnyConnection,
+    id: &ServerId,
+    digest: &str,
+    recreate: bool,
+) -> Result<Server> {
+    // A stopped server keeps its status; only a re-create is pending a deploy.
+    let q = if recreate {
+        sqlx::query(
+            "UPDATE servers SET image_digest = $1, status = $4, generation = generation + 1,
+             updated_at = $2 WHERE id = $3",
+        )
+    } else {
+        sqlx::query("UPDATE servers SET image_digest = $1, updated_at = $2 WHERE id = $3")
+    };
+    let mut q = q
+        .bind(digest.to_string())
+        .bind(now_ms())
+        .bind(id.to_string());
+    if recreate {
+        q = q.bind(ServerStatus::PendingDeploy.as_str());
+    }
+    if q.execute(&mut *c).await?.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    get_internal(c, id).await
+}
+
 /// Marks every live server of a toolbox (its DTMA went silent, or came back).
 pub async fn set_status_on_toolbox(
     c: &mut AnyConnection,

@@ -167,6 +167,8 @@ enum Op {
     ServerStopAnn,
     ServerStopShared,
     ServerRestartAnn,
+    ServerUpdateImageAnn,
+    ServerUpdateImageShared,
     ServerDeleteAnn,
     AgentList,
     AgentGetAnn,
@@ -302,6 +304,14 @@ impl Cell for Op {
             Op::ServerRestartAnn => {
                 post(format!("/api/v1/servers/{}/restart", w.ann_srv), json!({}))
             }
+            Op::ServerUpdateImageAnn => post(
+                format!("/api/v1/servers/{}/update-image", w.ann_srv),
+                json!({}),
+            ),
+            Op::ServerUpdateImageShared => post(
+                format!("/api/v1/servers/{}/update-image", w.shared_srv),
+                json!({}),
+            ),
             Op::ServerDeleteAnn => {
                 let id = id_of(
                     app,
@@ -417,6 +427,9 @@ const CELLS: &[(Op, u16, u16, u16)] = &[
     (Op::ServerStopAnn, 200, 200, 404),
     (Op::ServerStopShared, 200, 403, 403),
     (Op::ServerRestartAnn, 200, 200, 404),
+    // Allowed, then the toolbox is asked: these have no DTMA (503 after authorization).
+    (Op::ServerUpdateImageAnn, 503, 503, 404),
+    (Op::ServerUpdateImageShared, 503, 403, 403),
     (Op::ServerDeleteAnn, 200, 200, 404),
     (Op::AgentList, 200, 200, 200),
     (Op::AgentGetAnn, 200, 200, 404),

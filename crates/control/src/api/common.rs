@@ -68,3 +68,12 @@ pub enum WriteErrors {
     #[response(status = 415, content_type = "application/problem+json")]
     MediaType(Problem),
 }
+
+/// Errors of routes that ask the server's toolbox first.
+#[allow(dead_code)]
+#[derive(IntoResponses)]
+pub enum ToolboxErrors {
+    /// The toolbox's DTMA has not joined, is unresponsive or did not answer.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(#[to_schema] Problem),
+}

@@ -99,6 +99,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(servers::start))
         .routes(routes!(servers::stop))
         .routes(routes!(servers::restart))
+        .routes(routes!(servers::update_image))
         .routes(routes!(server_runtime::logs))
         .routes(routes!(server_runtime::stats))
         .routes(routes!(agents::list, agents::create))

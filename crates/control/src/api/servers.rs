@@ -1,10 +1,11 @@
 //! `/api/v1/servers`: deployed MCP servers and their desired state. Rules:
 //! [`service::servers`].
 
-use super::common::{CommonErrors, WriteErrors};
+use super::common::{CommonErrors, ToolboxErrors, WriteErrors};
 use crate::auth::SignedIn;
 use crate::extract::{Body, Query};
 use crate::problem::ApiResult;
+use crate::service::server_image::UpdateImage;
 use crate::service::servers::{Change, CreateServer};
 use crate::service::{self, Paging};
 use crate::state::AppState;
@@ -131,4 +132,23 @@ pub async fn restart(
     Query(q): Query<ServerQuery>,
 ) -> ApiResult<Json<Server>> {
     change(&st, &caller, &r, &q, Change::Restart).await
+}
+
+/// Moves a container server to another image — its entry's tag resolved again by its
+/// toolbox, or `digest` (an image of the entry's repository) — and re-creates its
+/// container on it. Audited (`server.update_image`, old and new digest).
+#[utoipa::path(post, path = "/api/v1/servers/{server}/update-image", tag = "servers",
+    params(("server" = String, Path, description = "Server id or name"), ServerQuery),
+    request_body = UpdateImage,
+    responses((status = 200, body = Server), CommonErrors, WriteErrors, ToolboxErrors))]
+pub async fn update_image(
+    State(st): State<AppState>,
+    SignedIn(caller): SignedIn,
+    Path(r): Path<String>,
+    Query(q): Query<ServerQuery>,
+    Body(req): Body<UpdateImage>,
+) -> ApiResult<Json<Server>> {
+    Ok(Json(
+        service::server_image::update_image(&st, &caller, &r, q.toolbox.as_deref(), req).await?,
+    ))
 }

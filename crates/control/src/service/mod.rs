@@ -37,6 +37,7 @@ pub mod mcp_auth;
 pub mod oauth;
 pub mod refs;
 pub mod secrets;
+pub mod server_image;
 pub mod server_runtime;
 pub mod servers;
 pub mod session;

@@ -9,6 +9,7 @@ use crate::state::AppState;
 use crate::toolbox_client::token_for;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
+use toolbelt_model::dtma::{ResolveImageRequest, ResolveImageResponse, is_image_digest};
 use toolbelt_model::server::Server;
 use toolbelt_model::toolbox::ToolboxStatus;
 use toolbelt_store::toolboxes;
@@ -25,7 +26,14 @@ pub struct LogsRequest {
     pub follow: bool,
 }
 
-async fn dtma_get(st: &AppState, server: &Server, path: &str) -> Result<reqwest::Response> {
+/// Sends a request to the server's toolbox's DTMA, signed; any answer it gives.
+async fn dtma_send(
+    st: &AppState,
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<reqwest::Response> {
     let mut c = st.store.conn().await?;
     let tb = toolboxes::get_internal(&mut c, &server.toolbox_id).await?;
     drop(c);
@@ -48,30 +56,78 @@ async fn dtma_get(st: &AppState, server: &Server, path: &str) -> Result<reqwest:
             tb.name
         )));
     }
-    let res = st
+    let mut req = st
         .toolboxes
         .http(&tb)
-        .get(format!("{}{path}", url.trim_end_matches('/')))
+        .request(method, format!("{}{path}", url.trim_end_matches('/')))
         .bearer_auth(token_for(st, &tb))
-        .timeout(std::time::Duration::from_secs(3600))
-        .send()
-        .await
-        .map_err(|e| {
-            ServiceError::unavailable(format!(
-                "toolbox {} did not answer: {}",
-                tb.name,
-                toolbelt_net::http::describe(&e)
-            ))
-        })?;
+        .timeout(std::time::Duration::from_secs(3600));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.map_err(|e| {
+        ServiceError::unavailable(format!(
+            "toolbox {} did not answer: {}",
+            tb.name,
+            toolbelt_net::http::describe(&e)
+        ))
+    })
+}
+
+/// The `detail` of a DTMA's refusal.
+async fn refusal(res: reqwest::Response) -> String {
+    let body: serde_json::Value = res.json().await.unwrap_or_default();
+    body["detail"]
+        .as_str()
+        .unwrap_or("the toolbox refused")
+        .to_string()
+}
+
+async fn dtma_get(st: &AppState, server: &Server, path: &str) -> Result<reqwest::Response> {
+    let res = dtma_send(st, server, reqwest::Method::GET, path, None).await?;
     if !res.status().is_success() {
-        let body: serde_json::Value = res.json().await.unwrap_or_default();
-        let detail = body["detail"]
-            .as_str()
-            .unwrap_or("the toolbox refused")
-            .to_string();
-        return Err(ServiceError::conflict(detail));
+        return Err(ServiceError::conflict(refusal(res).await));
     }
     Ok(res)
+}
+
+/// The image ID the server's toolbox resolves `req` to (pulled there if needed). Its
+/// refusal (no such image, not of the entry's repository) is invalid input at `field`.
+pub(super) async fn resolve_image(
+    st: &AppState,
+    server: &Server,
+    req: &ResolveImageRequest,
+    field: &str,
+) -> Result<String> {
+    let body = serde_json::to_value(req).unwrap_or_default();
+    let res = dtma_send(
+        st,
+        server,
+        reqwest::Method::POST,
+        "/v1/images/resolve",
+        Some(body),
+    )
+    .await?;
+    let status = res.status();
+    if status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
+        return Err(ServiceError::invalid(field, refusal(res).await));
+    }
+    if !status.is_success() {
+        return Err(ServiceError::unavailable(format!(
+            "the toolbox could not resolve the image: {}",
+            refusal(res).await
+        )));
+    }
+    let got: ResolveImageResponse = res
+        .json()
+        .await
+        .map_err(|_| ServiceError::unavailable("the toolbox's answer was cut off"))?;
+    if !is_image_digest(&got.image_digest) {
+        return Err(ServiceError::unavailable(
+            "the toolbox answered no image digest",
+        ));
+    }
+    Ok(got.image_digest)
 }
 
 /// The server's log (stderr for stdio servers, whose stdout is protocol traffic).

@@ -149,6 +149,8 @@ struct DetailPage {
     c: Chrome,
     s: ServerRow,
     image_digest: String,
+    /// The image the server is pinned to (what restarts and re-creates run).
+    pinned: String,
     started: String,
     discovery_error: String,
     held: u32,
@@ -252,6 +254,7 @@ pub async fn detail(
         image_digest: inst
             .and_then(|i| i.image_digest.clone())
             .unwrap_or_default(),
+        pinned: s.image_digest.clone().unwrap_or_default(),
         started: inst
             .and_then(|i| i.started_at.as_ref())
             .map(when)
@@ -299,13 +302,24 @@ pub async fn delete(st: State<AppState>, d: Dash, Path(id): Path<String>, f: For
     act(st, d, Path((id, "delete".to_string())), f).await
 }
 
-/// Start, stop, restart or delete, then back to the server (the list after a delete).
+/// Start, stop, restart, delete or update its image, then back to the server (the list
+/// after a delete).
 pub async fn act(
     State(st): State<AppState>,
     d: Dash,
     Path((id, action)): Path<(String, String)>,
-    _f: Form,
+    f: Form,
 ) -> PageResult {
+    if action == "update-image" {
+        let digest = Some(f.text("digest")).filter(|d| !d.is_empty());
+        let req = service::server_image::UpdateImage { digest };
+        let s = service::server_image::update_image(&st, &d.caller, &id, None, req).await?;
+        let pin = s.image_digest.unwrap_or_default();
+        return Ok(super::done(
+            &format!("/servers/{}", s.id),
+            &format!("server {}: image {pin}", s.name),
+        ));
+    }
     let change = match action.as_str() {
         "start" => Change::Start,
         "stop" => Change::Stop,

@@ -272,6 +272,14 @@ impl Runtime for DockerRuntime {
         self.docker.ping().await.map(|_| ()).map_err(classify)
     }
 
+    async fn resolve_image(
+        &self,
+        image: &str,
+        digest: Option<&str>,
+    ) -> Result<String, RuntimeError> {
+        self.resolve_update(image, digest).await
+    }
+
     async fn list(&self) -> Result<Vec<Instance>, RuntimeError> {
         let tb = format!("{LABEL_TOOLBOX}={}", self.toolbox_id);
         let managed = format!("{LABEL_MANAGED}=true");

@@ -114,6 +114,18 @@ pub trait Runtime: Send + Sync + 'static {
         false
     }
 
+    /// The image ID an explicit update moves a server to: `digest` (an image of `image`'s
+    /// repository) if given, else `image` resolved afresh. Only runtimes of images have one.
+    async fn resolve_image(
+        &self,
+        _image: &str,
+        _digest: Option<&str>,
+    ) -> Result<String, RuntimeError> {
+        Err(RuntimeError::Refused(
+            "this toolbox runs no container images".into(),
+        ))
+    }
+
     /// Stops and removes an instance.
     async fn remove(&self, inst: &Instance) -> Result<(), RuntimeError>;
 

@@ -76,6 +76,16 @@ pub enum ServerCmd {
         #[arg(long)]
         toolbox: Option<String>,
     },
+    /// Move a container server to another image (audited) and re-create it: its entry's
+    /// tag resolved again by its toolbox, or `--digest` (an image of the entry's repository).
+    UpdateImage {
+        name: String,
+        #[arg(long)]
+        toolbox: Option<String>,
+        /// sha256:… — an image ID or a registry manifest digest.
+        #[arg(long)]
+        digest: Option<String>,
+    },
     /// The server's log (stderr of stdio servers); `--follow` streams new lines.
     Logs {
         name: String,
@@ -163,6 +173,22 @@ pub async fn run(cmd: ServerCmd, ctx: &Ctx) -> Result<()> {
                 .await?,
             COLS,
         ),
+        ServerCmd::UpdateImage {
+            name,
+            toolbox,
+            digest,
+        } => {
+            let body = match digest {
+                Some(d) => json!({ "digest": d }),
+                None => json!({}),
+            };
+            ctx.out.one(
+                &ctx.api
+                    .post(&path(&name, &toolbox, "/update-image"), body)
+                    .await?,
+                ONE_COLS,
+            )
+        }
         ServerCmd::Delete { name, toolbox } => ctx
             .out
             .one(&ctx.api.delete(&path(&name, &toolbox, "")).await?, COLS),

@@ -15,6 +15,7 @@ mod deploy_secrets;
 mod logs;
 mod marketplace;
 mod pages;
+mod server_image;
 mod tenancy;
 mod tool_changes;
 mod toolboxes;

@@ -21,6 +21,28 @@ pub fn split_digest(reference: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The repository of a reference, as the engine lists it: no digest, no tag, and Docker
+/// Hub's implicit `docker.io/` and `library/` left out (`docker.io/library/fx:1` → `fx`).
+pub fn repository(reference: &str) -> &str {
+    let name = split_digest(reference).0;
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    let name = match name[slash..].rfind(':') {
+        Some(i) => &name[..slash + i],
+        None => name,
+    };
+    let name = name.strip_prefix("docker.io/").unwrap_or(name);
+    name.strip_prefix("library/").unwrap_or(name)
+}
+
+/// Whether `img` is an image of `repo` (tagged or pulled by digest as one of it).
+fn of_repository(img: &ImageInspect, repo: &str) -> bool {
+    img.repo_tags
+        .iter()
+        .flatten()
+        .chain(img.repo_digests.iter().flatten())
+        .any(|r| repository(r) == repo)
+}
+
 /// Whether `img` is the content `digest` names: its ID, or the registry's manifest digest
 /// it was pulled by.
 fn is(img: &ImageInspect, digest: &str) -> bool {
@@ -103,6 +125,60 @@ impl DockerRuntime {
         Ok(id)
     }
 
+    /// The image an explicit update moves a server to. A given `digest` must be an image
+    /// of the entry's repository (never any image this engine happens to hold): found here
+    /// by ID or manifest digest, else pulled as `repository@digest`. Without one, the
+    /// entry's reference is pulled again (a tag moved in its registry is seen), the local
+    /// image used if the pull fails (a tag that only ever lived on this engine).
+    pub(super) async fn resolve_update(
+        &self,
+        reference: &str,
+        digest: Option<&str>,
+    ) -> Result<String, RuntimeError> {
+        let repo = repository(reference);
+        let Some(digest) = digest else {
+            if split_digest(reference).1.is_some() {
+                return self.resolve(reference).await;
+            }
+            if let Err(e) = self.pull(reference).await {
+                tracing::info!(image = reference, error = %e, "not pulled again: the local image is used");
+            }
+            let img = self.inspect(reference).await?.ok_or_else(|| {
+                RuntimeError::Refused(format!("image {reference} is not on this toolbox"))
+            })?;
+            return img
+                .id
+                .ok_or_else(|| RuntimeError::Refused(format!("image {reference} has no ID")));
+        };
+        if let Some(img) = self.inspect(digest).await?
+            && img.id.as_deref() == Some(digest)
+        {
+            if !of_repository(&img, repo) {
+                return Err(RuntimeError::Refused(format!(
+                    "image {digest} is not an image of {repo}"
+                )));
+            }
+            return Ok(digest.to_string());
+        }
+        let by_digest = format!("{repo}@{digest}");
+        let img = match self.inspect(&by_digest).await? {
+            Some(i) => i,
+            None => {
+                self.pull(&by_digest).await?;
+                self.inspect(&by_digest).await?.ok_or_else(|| {
+                    RuntimeError::Refused(format!("image {by_digest} is missing after its pull"))
+                })?
+            }
+        };
+        if !is(&img, digest) {
+            return Err(RuntimeError::Refused(format!(
+                "image {by_digest} is not on this toolbox"
+            )));
+        }
+        img.id
+            .ok_or_else(|| RuntimeError::Refused(format!("image {by_digest} has no ID")))
+    }
+
     /// The image ID a server's container runs: `pinned` (the control plane's record) if
     /// given, else what this DTMA resolved for the server before (until the control plane
     /// has recorded it), else `reference` resolved now.
@@ -156,6 +232,16 @@ mod tests {
             ("registry:5000/fx:1", Some(d))
         );
         assert_eq!(split_digest("fx@sha256:aa"), ("fx", Some(d)));
+    }
+
+    #[test]
+    fn a_repository_is_its_reference_without_tag_digest_or_hub_prefix() {
+        assert_eq!(repository("fx"), "fx");
+        assert_eq!(repository("fx:1"), "fx");
+        assert_eq!(repository("docker.io/library/fx:1@sha256:aa"), "fx");
+        assert_eq!(repository("docker.io/mcp/fetch"), "mcp/fetch");
+        assert_eq!(repository("localhost:5000/a/fx:2"), "localhost:5000/a/fx");
+        assert_eq!(repository("localhost:5000/fx"), "localhost:5000/fx");
     }
 
     #[test]
