@@ -3,7 +3,8 @@
 //! through the gateway as the agent — one call, parallel calls on two toolboxes, a tool
 //! error the model recovers from, a denied and an unknown tool the model is told about, an
 //! `ask` approved mid-turn, a cancelled turn (the running call is cancelled), malformed model
-//! output failing the turn with nothing stored, the daily token budget stopping a runaway
+//! output failing the turn with nothing stored, an image result reaching the model as each
+//! API takes images, the daily token budget stopping a runaway
 //! loop, a turn past its timeout; other members never see her conversations, and the audit
 //! log shows every tool call of a turn under the agent. Endpoints, their keys and key
 //! rotation: chat_endpoints.rs.
@@ -115,6 +116,55 @@ async fn chat_one_tool_call_goes_through_the_gateway_on_both_wire_protocols() {
             "{t}"
         );
         assert_eq!(t["turns"][0]["tool_calls"][0]["name"], "tools__echo", "{t}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chat_an_image_result_reaches_the_model_natively_on_both_wire_protocols() {
+    let w = world().await;
+    for kind in ["openai", "anthropic"] {
+        let script = json!([
+            llm::call("tools__image", json!({})),
+            "A pixel.",
+            "Still a pixel."
+        ]);
+        let (llm, chat) = chatting(&w, kind, script).await;
+        assert_eq!(chat.say("show me").await.text(), "A pixel.");
+        chat.say("again").await.done();
+        let sent = llm.requests().await;
+        assert_eq!(llm.refused().await, Vec::<Value>::new(), "{kind}");
+        let text = &llm::tool_results(&sent[1])[0].1;
+        for part in [
+            "a 1x1 PNG",
+            "[image image/png, 70 bytes: attached]",
+            "[resource fixture://note]\nthe note beside the picture",
+        ] {
+            assert!(text.contains(part), "{kind}: {text}");
+        }
+        // Anthropic: inside the tool_result; OpenAI: a user message right after the tool one.
+        let want = match kind {
+            "anthropic" => json!({ "in": "tool_result", "tool_use_id": "toolu_0_0" }),
+            _ => json!({ "in": "image_url", "role": "user" }),
+        };
+        // The resumed conversation (its history unsealed) carries the image again.
+        for r in &sent[1..] {
+            let images = r["images"].as_array().unwrap();
+            assert_eq!(images.len(), 1, "{kind}: {:#}", r["images"]);
+            assert_eq!(
+                (&images[0]["media_type"], &images[0]["bytes"]),
+                (&json!("image/png"), &json!(70))
+            );
+            for (k, v) in want.as_object().unwrap() {
+                assert_eq!(&images[0][k], v, "{kind}: {images:?}");
+            }
+            if kind == "openai" {
+                let at = images[0]["message"].as_u64().unwrap() as usize;
+                assert_eq!(r["body"]["messages"][at - 1]["role"], "tool", "{kind}");
+            }
+        }
+        let t = chat.transcript().await;
+        let shown = t["turns"][0]["tool_calls"][0]["text"].as_str().unwrap();
+        assert!(shown.contains("70 bytes: attached"), "{t}");
     }
 }
 

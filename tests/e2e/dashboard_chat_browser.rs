@@ -4,12 +4,13 @@
 //! held by `ask` shows "waiting for approval" inline and her click on Approve lets the turn
 //! finish with the tool's result in the answer; the gateway audited both calls under the
 //! agent with `via: chat`. Stop hangs up on a running turn, which cancels it and stores
-//! nothing. Element ids: `crates/dashboard/README.md`.
+//! nothing. Without JavaScript a held call answers the page with Approve/Deny form posts
+//! and the turn goes on from each decision. Element ids: `crates/dashboard/README.md`.
 
 use crate::gw_setup::{WAIT, World};
 use serde_json::{Value, json};
 use std::time::Duration;
-use toolbelt_e2e::browser::Browser;
+use toolbelt_e2e::browser::{Browser, Options};
 use toolbelt_e2e::eventually::{eventually, when};
 use toolbelt_e2e::llm::{self, Llm};
 use toolbelt_gateway::GatewayConfig;
@@ -194,6 +195,76 @@ async fn browser_chat_stop_cancels_the_running_turn_and_stores_nothing() {
         1,
         "the model was not asked again"
     );
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browser_chat_without_javascript_approves_and_denies_inline_with_form_posts() {
+    let (w, llm) = world(json!([
+        llm::call("tools__add", json!({ "a": 40, "b": 2 })),
+        llm::call("tools__add", json!({ "a": 1, "b": 1 })),
+        "40 plus 2 is 42; the second sum was denied."
+    ]))
+    .await;
+    let agent = w.ann.rest.get("/api/v1/agents/ann-bot").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = Browser::with(
+        &w.plane.url,
+        Options {
+            no_javascript: true,
+        },
+    )
+    .await;
+    b.sign_in(&w.ann)
+        .await
+        .goto(&format!("/agents/{agent}/chat"))
+        .await;
+    b.fill("#chat-text", "Add 40 and 2, then 1 and 1.").await;
+    // The held call answers the post: the turn so far and the decision's form.
+    b.follow_status("#chat-send", 202).await;
+    let waiting = b.text("#chat-waiting").await;
+    assert_eq!(
+        waiting,
+        r#"waiting for approval: tools__add({"a":40,"b":2})"#
+    );
+    let first = b
+        .attr("#chat-decide [name=approval]", "value")
+        .await
+        .unwrap();
+    b.checked().await;
+    b.follow_status(&format!("#chat-approve-{first}"), 202)
+        .await;
+    let parked = b.text("#chat-parked").await;
+    assert!(
+        parked.contains(r#"approved: tools__add({"a":40,"b":2})"#) && parked.contains("← 42"),
+        "{parked}"
+    );
+    let second = b
+        .attr("#chat-decide [name=approval]", "value")
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    b.follow(&format!("#chat-deny-{second}")).await;
+    // The turn went on from the denial to its end: the stored transcript.
+    let turn = b.until_text("#turn-0", "the second sum was denied").await;
+    assert!(turn.contains("← 42"), "{turn}");
+    let chat = b.attr("#chat-id", "value").await.unwrap();
+    let t = w
+        .as_ann("GET", &format!("/api/v1/chats/{chat}"), Value::Null)
+        .await;
+    let calls = t["turns"][0]["tool_calls"].as_array().unwrap();
+    assert_eq!(
+        (calls.len(), &calls[0]["is_error"], &calls[1]["is_error"]),
+        (2, &json!(false), &json!(true)),
+        "the model was told of the denial: {t}"
+    );
+    for action in ["approval.approve", "approval.deny"] {
+        let decided = audit(&w, &format!("action={action}")).await;
+        assert_eq!(decided.len(), 1, "{action}: {decided:#?}");
+    }
+    assert_eq!(llm.refused().await, Vec::<Value>::new());
     b.close().await;
 }
 

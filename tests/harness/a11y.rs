@@ -115,12 +115,15 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
-/// The form controls a person can use: visible, enabled, focusable by Tab.
+/// The form controls a person can use: visible, enabled, focusable by Tab — not inside a
+/// closed `<details>` (its summary is the stop; Chromium keeps boxes for folded content).
 const CONTROL_FILTER: &str = r#"
 const sel = 'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex="-1"])';
+const folded = e => [...document.querySelectorAll('details:not([open])')].some(d =>
+    d.contains(e) && !(e.tagName === 'SUMMARY' && e.parentElement === d));
 const controls = [...document.querySelectorAll(sel)].filter(e =>
     !e.disabled && e.tabIndex >= 0 && e.getClientRects().length > 0
-    && getComputedStyle(e).visibility !== 'hidden');
+    && getComputedStyle(e).visibility !== 'hidden' && !folded(e));
 "#;
 
 fn over_controls(body: &str) -> String {

@@ -83,7 +83,8 @@ impl Llm {
     }
 
     /// Every completion request received, in order: `{seq, api, path, headers, body, stream,
-    /// step, outcome, error?, frame_times_ns, token_times_ns, received_ns, finished_ns}`
+    /// step, outcome, error?, images, frame_times_ns, token_times_ns, received_ns, finished_ns}`
+    /// (`images`: each image carried, `{message, role, in, tool_use_id?, media_type, bytes}`)
     /// (outcome: replied, cut, error, garbage, invalid, unauthorized, exhausted, disconnected,
     /// held, pending; times in Unix ns).
     pub async fn requests(&self) -> Vec<Value> {

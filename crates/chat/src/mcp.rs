@@ -42,6 +42,8 @@ pub struct Mcp {
 pub struct CallOutcome {
     pub is_error: bool,
     pub text: String,
+    /// The images forwarded natively (the text names each).
+    pub images: Vec<crate::wire::Image>,
 }
 
 impl Mcp {
@@ -115,13 +117,18 @@ impl Mcp {
                           "params": { "name": name, "arguments": arguments } }))
             .await?;
         match result(reply) {
-            Ok(r) => Ok(CallOutcome {
-                is_error: r["isError"].as_bool().unwrap_or(false),
-                text: crate::tools::result_text(&r),
-            }),
+            Ok(r) => {
+                let parts = crate::tools::result(&r);
+                Ok(CallOutcome {
+                    is_error: r["isError"].as_bool().unwrap_or(false),
+                    text: parts.text,
+                    images: parts.images,
+                })
+            }
             Err(McpError::Rpc { message, code }) => Ok(CallOutcome {
                 is_error: true,
                 text: format!("error {code}: {message}"),
+                images: vec![],
             }),
             Err(e) => Err(e),
         }

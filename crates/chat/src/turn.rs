@@ -195,6 +195,7 @@ impl Turn<'_> {
                     name: c.name.clone(),
                     text: o.text,
                     is_error: o.is_error,
+                    images: o.images,
                 });
             }
         }

@@ -34,10 +34,16 @@ pub fn chat_router(state: AppState, runtime: toolbelt_chat::Chat) -> Router {
         .route("/agents/{id}/chat", get(chat::show).post(chat::post))
         .route("/agents/{id}/chat/stream", post(chat::stream))
         .route(
+            "/agents/{id}/chat/settings",
+            post(pages::chat_settings::save),
+        )
+        .route("/agents/{id}/chat/decide", post(pages::chat_live::decide))
+        .route(
             "/agents/{id}/chat/{chat}/delete",
             get(chat::confirm_delete).post(chat::delete),
         )
         .layer(axum::Extension(runtime))
+        .layer(axum::Extension(pages::chat_live::Parked::default()))
         .with_state(state)
 }
 

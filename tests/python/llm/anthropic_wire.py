@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from script import Reply
+from script import IMAGE_TYPES, Reply, image_bytes
 
 PATH = "/v1/messages"
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
@@ -53,7 +53,78 @@ def validate(body: dict, headers) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
-    return history_error(messages)
+    return content_error(messages) or history_error(messages)
+
+
+TOOL_RESULT_BLOCKS = ("text", "image", "document", "search_result")
+
+
+def _image_error(where: str, b: dict) -> str | None:
+    src = b.get("source") if isinstance(b.get("source"), dict) else {}
+    if src.get("type") != "base64":
+        return None if src.get("type") == "url" else f"{where}.source: Input tag found using 'type' does not match any of the expected tags: 'base64', 'url'"
+    if src.get("media_type") not in IMAGE_TYPES:
+        return (f"{where}.source.base64.media_type: Input should be 'image/jpeg', 'image/png', "
+                "'image/gif' or 'image/webp'")
+    if image_bytes(src.get("data")) is None:
+        return f"{where}.source.base64.data: The image data is not valid base64"
+    return None
+
+
+def content_error(messages: list) -> str | None:
+    """Image blocks as the real API takes them (base64 of a supported type), in a user
+    message or inside a tool_result, whose content holds only the block types it allows."""
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("content"), list):
+            continue
+        for j, b in enumerate(m["content"]):
+            if not isinstance(b, dict):
+                continue
+            where = f"messages.{i}.content.{j}"
+            if b.get("type") == "image":
+                why = _image_error(f"{where}.image", b)
+                if why:
+                    return why
+            if b.get("type") == "tool_result" and isinstance(b.get("content"), list):
+                for k, c in enumerate(b["content"]):
+                    kind = c.get("type") if isinstance(c, dict) else None
+                    if kind not in TOOL_RESULT_BLOCKS:
+                        return (f"{where}.tool_result.content.{k}: Input tag '{kind}' found using "
+                                "'type' does not match any of the expected tags: 'text', "
+                                "'image', 'document', 'search_result'")
+                    if kind == "image":
+                        why = _image_error(f"{where}.tool_result.content.{k}.image", c)
+                        if why:
+                            return why
+    return None
+
+
+def images(body: dict) -> list[dict]:
+    """Every image the request carried, where: {message, role, in (content | tool_result),
+    tool_use_id?, media_type, bytes}."""
+    out = []
+
+    def add(i, role, where, b, tool_use_id=None):
+        src = b.get("source") if isinstance(b.get("source"), dict) else {}
+        e = {"message": i, "role": role, "in": where, "media_type": src.get("media_type"),
+             "bytes": image_bytes(src.get("data"))}
+        if tool_use_id is not None:
+            e["tool_use_id"] = tool_use_id
+        out.append(e)
+
+    for i, m in enumerate(body.get("messages") or []):
+        if not isinstance(m, dict) or not isinstance(m.get("content"), list):
+            continue
+        for b in m["content"]:
+            if not isinstance(b, dict):
+                continue
+            if b.get("type") == "image":
+                add(i, m.get("role"), "content", b)
+            if b.get("type") == "tool_result" and isinstance(b.get("content"), list):
+                for c in b["content"]:
+                    if isinstance(c, dict) and c.get("type") == "image":
+                        add(i, m.get("role"), "tool_result", c, b.get("tool_use_id"))
+    return out
 
 
 def _blocks(content) -> list:

@@ -9,7 +9,7 @@ import json
 import re
 import time
 
-from script import Reply
+from script import IMAGE_TYPES, Reply, image_bytes
 
 PATH = "/v1/chat/completions"
 MAX_TOOLS = 128
@@ -74,7 +74,58 @@ def validate(body: dict) -> str | None:
             if params is not None and (not isinstance(params, dict) or params.get("type") != "object"):
                 return (f"Invalid schema for function '{f.get('name')}': schema must be a "
                         "JSON Schema of 'type: \"object\"'.")
-    return tool_history_error(messages)
+    return content_error(messages) or tool_history_error(messages)
+
+
+DATA_URL = re.compile(r"^data:([^;,]+);base64,(.*)$", re.S)
+
+
+def _parts(m: dict) -> list:
+    c = m.get("content")
+    return c if isinstance(c, list) else []
+
+
+def content_error(messages: list) -> str | None:
+    """Content parts as the real API takes them: images (`image_url`) only in user messages,
+    a data URL of a supported image type with valid base64."""
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            continue
+        for j, p in enumerate(_parts(m)):
+            kind = p.get("type") if isinstance(p, dict) else None
+            if kind == "text":
+                continue
+            if kind != "image_url":
+                return f"Invalid value: '{kind}'. Supported values are: 'text' and 'image_url'."
+            if m.get("role") != "user":
+                return (f"Invalid 'messages[{i}]'. Image URLs are only allowed for messages with "
+                        f"role 'user', but this message with role '{m.get('role')}' contains an "
+                        "image URL.")
+            url = (p.get("image_url") or {}).get("url", "")
+            if url.startswith(("http://", "https://")):
+                continue
+            d = DATA_URL.match(url)
+            if not d or d.group(1) not in IMAGE_TYPES or image_bytes(d.group(2)) is None:
+                return (f"Invalid 'messages[{i}].content[{j}].image_url.url'. Expected a "
+                        "base64-encoded data URL with an image MIME type (e.g. "
+                        "'data:image/png;base64,aW1nIGJ5dGVzIGhlcmU='), but got "
+                        f"{url[:40]!r}.")
+    return None
+
+
+def images(body: dict) -> list[dict]:
+    """Every image the request carried, where: {message, role, media_type, bytes}."""
+    out = []
+    for i, m in enumerate(body.get("messages") or []):
+        if not isinstance(m, dict):
+            continue
+        for p in _parts(m):
+            if isinstance(p, dict) and p.get("type") == "image_url":
+                d = DATA_URL.match((p.get("image_url") or {}).get("url", ""))
+                out.append({"message": i, "role": m.get("role"), "in": "image_url",
+                            "media_type": d.group(1) if d else None,
+                            "bytes": image_bytes(d.group(2)) if d else None})
+    return out
 
 
 def tool_history_error(messages: list) -> str | None:

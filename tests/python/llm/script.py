@@ -6,6 +6,8 @@ A script is a JSON list of steps, or an object {"steps": [...], "api_key": KEY, 
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from dataclasses import dataclass, field
@@ -134,3 +136,16 @@ def turn_position(messages: list) -> int:
 def only_tool_results(content) -> bool:
     return isinstance(content, list) and bool(content) and all(
         isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def image_bytes(data) -> int | None:
+    """The decoded size of base64 image data, or None when it is not base64."""
+    if not isinstance(data, str):
+        return None
+    try:
+        return len(base64.b64decode(data, validate=True))
+    except (binascii.Error, ValueError):
+        return None

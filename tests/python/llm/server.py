@@ -171,8 +171,9 @@ class Handler(BaseHTTPRequestHandler):
         api = "azure" if azure else "openai" if wire is openai_wire else "anthropic"
         entry = {"api": api, "path": self.path, "headers": {k.lower(): v for k, v in
                                                             self.headers.items()},
-                 "step": None, "stream": False, "outcome": "pending", "frame_times_ns": [],
-                 "token_times_ns": [], "received_ns": time.time_ns(), "finished_ns": None}
+                 "step": None, "stream": False, "outcome": "pending", "images": [],
+                 "frame_times_ns": [], "token_times_ns": [], "received_ns": time.time_ns(),
+                 "finished_ns": None}
         try:
             body = json.loads(raw)
             assert isinstance(body, dict)
@@ -181,7 +182,7 @@ class Handler(BaseHTTPRequestHandler):
             STATE.record(entry)
             return self.send_json(400, wire.error(400, "We could not parse the JSON body of "
                                                        "your request."))
-        entry.update(body=body, stream=bool(body.get("stream")))
+        entry.update(body=body, stream=bool(body.get("stream")), images=wire.images(body))
         STATE.record(entry)
         if azure:
             query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))

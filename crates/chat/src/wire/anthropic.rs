@@ -28,12 +28,24 @@ pub(crate) fn body(req: &Request<'_>) -> Value {
                 push_user(&mut messages, json!({ "type": "text", "text": text }));
             }
             Message::Tool {
-                id, text, is_error, ..
-            } => push_user(
-                &mut messages,
-                json!({ "type": "tool_result", "tool_use_id": id, "is_error": is_error,
-                        "content": [{ "type": "text", "text": text }] }),
-            ),
+                id,
+                text,
+                is_error,
+                images,
+                ..
+            } => {
+                // A tool_result's content takes image blocks beside the text.
+                let mut content = vec![json!({ "type": "text", "text": text })];
+                content.extend(images.iter().map(|i| {
+                    json!({ "type": "image", "source": {
+                        "type": "base64", "media_type": i.mime_type, "data": i.data } })
+                }));
+                push_user(
+                    &mut messages,
+                    json!({ "type": "tool_result", "tool_use_id": id, "is_error": is_error,
+                            "content": content }),
+                )
+            }
             Message::Assistant { text, tool_calls } => {
                 let mut content = Vec::new();
                 if !text.is_empty() {
@@ -413,12 +425,17 @@ mod tests {
                 name: "x__y".into(),
                 text: "1".into(),
                 is_error: false,
+                images: vec![super::super::Image {
+                    mime_type: "image/png".into(),
+                    data: "iVBO".into(),
+                }],
             },
             Message::Tool {
                 id: "b".into(),
                 name: "x__z".into(),
                 text: "no".into(),
                 is_error: true,
+                images: vec![],
             },
         ];
         let b = body(&Request {
@@ -435,6 +452,12 @@ mod tests {
         assert_eq!(m[2]["role"], "user");
         assert_eq!(m[2]["content"].as_array().unwrap().len(), 2);
         assert_eq!(m[2]["content"][1]["is_error"], true);
+        assert_eq!(
+            m[2]["content"][0]["content"][1],
+            json!({ "type": "image", "source": { "type": "base64",
+                "media_type": "image/png", "data": "iVBO" } })
+        );
+        assert_eq!(m[2]["content"][1]["content"].as_array().unwrap().len(), 1);
         assert_eq!(b["system"], "s");
     }
 }

@@ -50,7 +50,17 @@ pub enum Message {
         name: String,
         text: String,
         is_error: bool,
+        /// Images the result carried, forwarded natively (bounded by `tools`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        images: Vec<Image>,
     },
+}
+
+/// An image of a tool result, as MCP carries it (base64).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Image {
+    pub mime_type: String,
+    pub data: String,
 }
 
 /// A tool call inside a stored assistant message.

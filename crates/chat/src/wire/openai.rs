@@ -12,7 +12,14 @@ pub(crate) fn body(req: &Request<'_>) -> Value {
     if let Some(s) = req.system {
         messages.push(json!({ "role": "system", "content": s }));
     }
+    // A `tool` message is text only in Chat Completions, so the images of a run of tool
+    // results follow them in one `user` message of `image_url` data-URL parts (after the
+    // last tool message: a tool call must be answered before any other message).
+    let mut pending: Vec<Value> = Vec::new();
     for m in req.messages {
+        if !matches!(m, Message::Tool { .. }) {
+            flush_images(&mut messages, &mut pending);
+        }
         messages.push(match m {
             Message::User { text } => json!({ "role": "user", "content": text }),
             Message::Assistant { text, tool_calls } => {
@@ -31,11 +38,31 @@ pub(crate) fn body(req: &Request<'_>) -> Value {
                 }
                 a
             }
-            Message::Tool { id, text, .. } => {
+            Message::Tool {
+                id,
+                name,
+                text,
+                images,
+                ..
+            } => {
+                let mut text = text.clone();
+                if !images.is_empty() {
+                    text.push_str(&format!(
+                        "\n[{} image(s) of this result follow in the next user message]",
+                        images.len()
+                    ));
+                    pending.push(json!({ "type": "text",
+                        "text": format!("The image(s) returned by tool call {id} ({name}):") }));
+                    pending.extend(images.iter().map(|i| {
+                        json!({ "type": "image_url", "image_url": {
+                            "url": format!("data:{};base64,{}", i.mime_type, i.data) } })
+                    }));
+                }
                 json!({ "role": "tool", "tool_call_id": id, "content": text })
             }
         });
     }
+    flush_images(&mut messages, &mut pending);
     let mut b = json!({
         "model": req.model,
         "messages": messages,
@@ -57,6 +84,12 @@ pub(crate) fn body(req: &Request<'_>) -> Value {
         b["temperature"] = json!(t);
     }
     b
+}
+
+fn flush_images(messages: &mut Vec<Value>, pending: &mut Vec<Value>) {
+    if !pending.is_empty() {
+        messages.push(json!({ "role": "user", "content": std::mem::take(pending) }));
+    }
 }
 
 fn usage(v: &Value) -> Usage {
@@ -357,6 +390,7 @@ mod tests {
                 name: "t__x".into(),
                 text: "ok".into(),
                 is_error: false,
+                images: vec![],
             },
         ];
         let tools = vec![super::super::ToolDef {
@@ -385,5 +419,71 @@ mod tests {
         assert_eq!(b["tools"][0]["function"]["name"], "t__x");
         assert_eq!(b["temperature"], 0.2);
         assert_eq!(b["stream"], true);
+    }
+
+    #[test]
+    fn images_of_tool_results_follow_the_tool_messages_in_one_user_message() {
+        let call = |id: &str| super::super::StoredCall {
+            id: id.into(),
+            name: "t__shot".into(),
+            arguments: json!({}),
+        };
+        let png = super::super::Image {
+            mime_type: "image/png".into(),
+            data: "iVBO".into(),
+        };
+        let msgs = vec![
+            Message::User {
+                text: "look".into(),
+            },
+            Message::Assistant {
+                text: String::new(),
+                tool_calls: vec![call("a"), call("b")],
+            },
+            Message::Tool {
+                id: "a".into(),
+                name: "t__shot".into(),
+                text: "a picture".into(),
+                is_error: false,
+                images: vec![png.clone()],
+            },
+            Message::Tool {
+                id: "b".into(),
+                name: "t__shot".into(),
+                text: "none".into(),
+                is_error: false,
+                images: vec![],
+            },
+            Message::Assistant {
+                text: "I see it.".into(),
+                tool_calls: vec![],
+            },
+        ];
+        let b = body(&Request {
+            model: "m",
+            system: None,
+            temperature: None,
+            messages: &msgs,
+            tools: &[],
+            max_tokens: 10,
+        });
+        let m = b["messages"].as_array().unwrap();
+        let roles: Vec<&str> = m.iter().map(|m| m["role"].as_str().unwrap()).collect();
+        assert_eq!(
+            roles,
+            ["user", "assistant", "tool", "tool", "user", "assistant"]
+        );
+        assert!(
+            m[2]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("a picture\n[1 image(s)")
+        );
+        assert_eq!(m[3]["content"], "none");
+        assert_eq!(m[4]["content"][0]["type"], "text");
+        assert_eq!(
+            m[4]["content"][1],
+            json!({ "type": "image_url", "image_url": { "url": "data:image/png;base64,iVBO" } })
+        );
     }
 }

@@ -5,9 +5,14 @@
 //! turn's events as they come — the same stream `POST /api/v1/chats/{id}/messages` answers,
 //! from the same service, so closing it cancels the turn as in the CLI.
 //!
+//! A no-JavaScript turn that stops for an `ask` is parked (`chat_live`) and the page shows
+//! Approve/Deny form posts; the settings form is `chat_settings`'s.
+//!
 //! Only the agent's owner chats with it (the turn's credential is minted for the owner's
 //! agent): anyone else's agent — an admin's look at a member's included — is 404 here.
 
+use super::chat_live::{LiveTurn, Parked, run_to_page};
+use super::chat_settings::SettingsForm;
 use crate::error::{Page, PageResult};
 use crate::form::Form;
 use crate::session::Dash;
@@ -18,7 +23,6 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use toolbelt_chat::Chat as Runtime;
-use toolbelt_chat::events::ChatEvent;
 use toolbelt_chat::service::chats::CreateChat;
 use toolbelt_chat::service::run::{PostMessage, TurnStream};
 use toolbelt_chat::service::{chats, run, settings};
@@ -81,7 +85,7 @@ impl TurnView {
 
 #[derive(Template)]
 #[template(path = "chat.html")]
-struct ChatPage {
+pub(super) struct ChatPage {
     c: Chrome,
     agent_id: String,
     agent_name: String,
@@ -96,10 +100,14 @@ struct ChatPage {
     /// How the last turn failed (`code: message`).
     turn_error: String,
     errors: Errors,
+    /// The settings form (saved values, or posted ones with their refusal).
+    sf: SettingsForm,
+    /// A turn waiting for an approval (no JavaScript): shown with Approve/Deny forms.
+    pub(super) live: Option<LiveTurn>,
 }
 
 /// The caller's own agent; anyone else's is "not found".
-async fn own_agent(st: &AppState, d: &Dash, id: &str) -> PageResult<Agent> {
+pub(super) async fn own_agent(st: &AppState, d: &Dash, id: &str) -> PageResult<Agent> {
     let a = service::agents::get(st, &d.caller, id).await?;
     if &a.owner_id != d.caller.id() {
         return Err(Page::not_found(&format!("agent {id}")));
@@ -116,14 +124,24 @@ async fn own_chat(rt: &Runtime, d: &Dash, a: &Agent, r: &str) -> Result<ChatInfo
     Ok(ch)
 }
 
-struct Shown {
-    current: String,
-    text: String,
-    turn_error: String,
-    errors: Errors,
+/// What a page shows beyond the stored state.
+#[derive(Default)]
+pub(super) struct Shown {
+    pub current: String,
+    pub text: String,
+    pub turn_error: String,
+    pub errors: Errors,
+    /// Posted settings and their refusal (else the saved ones).
+    pub settings: Option<SettingsForm>,
 }
 
-async fn page(rt: &Runtime, d: &Dash, a: &Agent, c: Chrome, s: Shown) -> PageResult<ChatPage> {
+pub(super) async fn page(
+    rt: &Runtime,
+    d: &Dash,
+    a: &Agent,
+    c: Chrome,
+    s: Shown,
+) -> PageResult<ChatPage> {
     let settings = match settings::get(rt, &d.caller, a.id.as_str()).await {
         Ok(s) => format!(
             "model {} on endpoint {}",
@@ -132,6 +150,10 @@ async fn page(rt: &Runtime, d: &Dash, a: &Agent, c: Chrome, s: Shown) -> PageRes
         ),
         Err(ServiceError::NotFound(_)) => String::new(),
         Err(e) => return Err(e.into()),
+    };
+    let sf = match s.settings {
+        Some(f) => f,
+        None => SettingsForm::saved(rt, &d.caller, a).await?,
     };
     let mine: Vec<ChatInfo> = chats::list(rt, &d.caller)
         .await?
@@ -169,10 +191,12 @@ async fn page(rt: &Runtime, d: &Dash, a: &Agent, c: Chrome, s: Shown) -> PageRes
         text: s.text,
         turn_error: s.turn_error,
         errors: s.errors,
+        sf,
+        live: None,
     })
 }
 
-fn chrome(d: &Dash, notice: Option<String>) -> Chrome {
+pub(super) fn chrome(d: &Dash, notice: Option<String>) -> Chrome {
     Chrome::new(d, "agents").with_notice(notice)
 }
 
@@ -186,9 +210,7 @@ pub async fn show(
     let a = own_agent(&st, &d, &id).await?;
     let s = Shown {
         current: p.chat.unwrap_or_default(),
-        text: String::new(),
-        turn_error: String::new(),
-        errors: Errors::default(),
+        ..Shown::default()
     };
     super::render(&page(&rt, &d, &a, chrome(&d, p.done), s).await?)
 }
@@ -228,7 +250,7 @@ async fn start(
 }
 
 /// The status of a page whose turn failed with `code`.
-fn failed_status(code: &str) -> StatusCode {
+pub(super) fn failed_status(code: &str) -> StatusCode {
     match code {
         "budget_exhausted" => StatusCode::TOO_MANY_REQUESTS,
         "turn_timeout" => StatusCode::GATEWAY_TIMEOUT,
@@ -237,59 +259,40 @@ fn failed_status(code: &str) -> StatusCode {
     }
 }
 
-/// The message form without JavaScript: the whole turn runs within this request (a call
-/// held by `ask` waits for a decision on the Approvals page), then back to the transcript.
+/// The message form without JavaScript: the turn runs within this request, then back to
+/// the stored transcript; a call held by `ask` answers the page with Approve/Deny forms
+/// (`chat_live`) while the turn waits.
 pub async fn post(
     State(st): State<AppState>,
     Extension(rt): Extension<Runtime>,
+    Extension(parked): Extension<Parked>,
     d: Dash,
     Path(id): Path<String>,
     f: Form,
 ) -> PageResult {
     let a = own_agent(&st, &d, &id).await?;
-    let (ch, mut turn) = match start(&rt, &d, &a, &f).await {
-        Ok(t) => t,
+    let text = f.get("text").unwrap_or("").to_string();
+    let turn = match start(&rt, &d, &a, &f).await {
+        Ok((_, t)) => t,
         Err(e @ ServiceError::NotFound(_)) => return Err(e.into()),
         Err(e) => {
             let status = Page::from(e.clone()).status;
             let shown = Shown {
                 current: f.text("chat"),
-                text: f.get("text").unwrap_or("").to_string(),
-                turn_error: String::new(),
+                text,
                 errors: Errors::from_service(&e),
+                ..Shown::default()
             };
             let mut res = super::render(&page(&rt, &d, &a, chrome(&d, None), shown).await?)?;
             *res.status_mut() = status;
             return Ok(res);
         }
     };
-    let last = loop {
-        match turn.events.recv().await {
-            Some(e) if e.is_final() => break e,
-            Some(_) => continue,
-            None => {
-                break ChatEvent::Error {
-                    code: "internal",
-                    message: "the turn ended without a result".into(),
-                };
-            }
-        }
+    let live = LiveTurn {
+        user: text.clone(),
+        ..LiveTurn::default()
     };
-    let to = format!("/agents/{}/chat?chat={}", a.id, ch.id);
-    match last {
-        ChatEvent::Error { code, message } => {
-            let shown = Shown {
-                current: ch.id.to_string(),
-                text: f.get("text").unwrap_or("").to_string(),
-                turn_error: format!("{code}: {message}"),
-                errors: Errors::default(),
-            };
-            let mut res = super::render(&page(&rt, &d, &a, chrome(&d, None), shown).await?)?;
-            *res.status_mut() = failed_status(code);
-            Ok(res)
-        }
-        _ => Ok(super::done(&to, "answered")),
-    }
+    run_to_page(&rt, &parked, &d, &a, turn, live, &text).await
 }
 
 /// The message form with JavaScript: the turn's events as `text/event-stream`, exactly as

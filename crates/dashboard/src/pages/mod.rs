@@ -7,6 +7,8 @@ pub mod approvals;
 pub mod audit;
 pub mod catalog_admin;
 pub mod chat;
+pub mod chat_live;
+pub mod chat_settings;
 pub mod connections;
 pub mod consent;
 pub mod deploy;

@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 use crate::args::Args;
 use crate::tools;
 
+/// A 1x1 PNG, base64: what the `image` tool returns.
+pub const PIXEL_PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+
 fn text(s: impl Into<String>) -> CallToolResult {
     CallToolResult::success(vec![ContentBlock::text(s)])
 }
@@ -109,6 +112,11 @@ pub async fn run(
             });
             Ok(structured(data.to_string(), data))
         }
+        "image" => Ok(CallToolResult::success(vec![
+            ContentBlock::text("a 1x1 PNG"),
+            ContentBlock::image(PIXEL_PNG, "image/png"),
+            ContentBlock::embedded_text("fixture://note", "the note beside the picture"),
+        ])),
         "read_file" => Ok(match tokio::fs::read_to_string(args.str("path")?).await {
             Ok(s) => text(s),
             Err(e) => tool_error(e.to_string()),

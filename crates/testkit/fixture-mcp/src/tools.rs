@@ -204,6 +204,11 @@ fn builtin() -> Vec<Tool> {
             json!({ "set": { "type": "boolean" }, "len": integer(), "prefix": string() }),
         ),
         tool(
+            "image",
+            "Returns a caption, a 1x1 PNG image and a text resource (non-text results)",
+            json!({}),
+        ),
+        tool(
             "read_file",
             "Returns a file's content",
             json!({ "path": string() }),

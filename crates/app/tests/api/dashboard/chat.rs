@@ -297,3 +297,112 @@ async fn the_agent_page_sets_the_discovery_mode_and_shows_refusals_at_their_fiel
     let a = app.get(&format!("/api/v1/agents/{id}"), &ann).await;
     assert_eq!(a.body["discovery"], "search");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_page_saves_the_agents_settings_and_shows_refusals_at_their_fields() {
+    let app = app().await;
+    let (_, ann) = member(&app, "ann@example.com").await;
+    member(&app, "bob@example.com").await;
+    let id = app
+        .ok("/api/v1/agents", &ann, json!({ "name": "bot" }))
+        .await["agent"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let llm = json!({ "name": "fake", "kind": "openai", "base_url": "http://127.0.0.1:9/v1" });
+    app.ok("/api/v1/llms", &ann, llm).await;
+    let mut b = Browser::new(&app);
+    b.sign_in("ann@example.com", PASSWORD).await;
+    let page = format!("/agents/{id}/chat");
+    let empty = b.get(&page).await;
+    assert!(
+        empty.has(r#"<details id="chat-settings-box" open>"#)
+            && empty.has(r#"id="chat-settings-form""#),
+        "{}",
+        empty.html
+    );
+    assert!(
+        empty.has(r#"<option value="fake">fake (openai)</option>"#),
+        "{}",
+        empty.html
+    );
+
+    // Refusals at their fields (the form's own parsing and the service's), values kept.
+    let save = format!("{page}/settings");
+    let form = |llm: &'static str, t: &'static str, steps: &'static str| {
+        vec![
+            ("chat", ""),
+            ("llm", llm),
+            ("model", "gpt-x"),
+            ("system", "Be brief."),
+            ("temperature", t),
+            ("max_steps", steps),
+        ]
+    };
+    for (fields, error) in [
+        (form("fake", "hot", "4"), "chat-temperature-error"),
+        (form("fake", "3", "4"), "chat-temperature-error"),
+        (form("fake", "0.3", "500"), "chat-max-steps-error"),
+        (form("nope", "0.3", "4"), "chat-llm-error"),
+        (form("", "0.3", "4"), "chat-llm-error"),
+    ] {
+        let r = b.post(&save, &fields).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{error}: {}",
+            r.html
+        );
+        assert!(r.has(&format!(r#"id="{error}""#)), "{error}: {}", r.html);
+        assert!(
+            r.has(r#"value="gpt-x""#) && r.has(">Be brief.</textarea>"),
+            "{}",
+            r.html
+        );
+    }
+    // An endpoint without a default model needs one: the model field says so.
+    let r = b
+        .post(&save, &[("llm", "fake"), ("model", ""), ("max_steps", "4")])
+        .await;
+    assert!(r.has(r#"id="chat-model-error""#), "{}", r.html);
+    let none = app.get("/api/v1/agents/bot/chat", &ann).await;
+    assert_eq!(none.status, 404, "nothing saved: {}", none.body);
+
+    // Saved through the same service as the API, which reads it back.
+    let ok = b.post(&save, &form("fake", "0.3", "4")).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.html);
+    let s = app.get("/api/v1/agents/bot/chat", &ann).await.body;
+    assert_eq!(
+        (
+            &s["llm"],
+            &s["model"],
+            &s["system"],
+            &s["temperature"],
+            &s["max_steps"]
+        ),
+        (
+            &json!("fake"),
+            &json!("gpt-x"),
+            &json!("Be brief."),
+            &json!(0.3),
+            &json!(4)
+        ),
+        "{s}"
+    );
+    let shown = b.get(ok.location.as_deref().unwrap()).await;
+    assert!(shown.has("model gpt-x on endpoint fake") && shown.has("chat settings saved"));
+    assert!(
+        shown.has(r#"<details id="chat-settings-box">"#),
+        "folded once saved"
+    );
+    assert!(shown.has(r#"<option value="fake" selected>"#) && shown.has(r#"value="0.3""#));
+
+    // Another member: 404, nothing changed.
+    let mut other = Browser::new(&app);
+    other.sign_in("bob@example.com", PASSWORD).await;
+    other.get("/agents").await;
+    let r = other.post(&save, &form("fake", "1", "9")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.html);
+    let s = app.get("/api/v1/agents/bot/chat", &ann).await.body;
+    assert_eq!(s["max_steps"], 4, "{s}");
+}
