@@ -266,6 +266,11 @@ impl World {
             json!({ "path": { "toolbox": format!("{who}-box") } }),
         )
         .add(
+            "PATCH /api/v1/toolboxes/{toolbox}",
+            json!({ "path": { "toolbox": format!("{who}-box") },
+                "body": { "allowed_registries": ["ghcr.io"] } }),
+        )
+        .add(
             "DELETE /api/v1/toolboxes/{toolbox}",
             json!({ "path": { "toolbox": format!("{who}-doomed-box") } }),
         )

@@ -5,6 +5,8 @@
 //! image its name resolves to: a digest that disagrees is a clear error. Moving a server
 //! is an explicit, audited update (`server update-image`): the tag resolved again, or a
 //! given digest of the entry's repository; any other digest is refused naming the field.
+//! A toolbox's registry allow-list refuses a deploy and an update naming the field, and
+//! its DTMA refuses to re-create a server whose image the list no longer allows.
 
 use serde_json::{Value, json};
 use std::process::Command;
@@ -316,5 +318,114 @@ async fn a_server_runs_the_digest_it_was_pinned_to_whatever_its_tag_points_to_la
         })
         .await;
     assert_eq!(r["image_digest"], b.as_str());
+
+    // A registry allow-list: the control plane refuses a deploy and an update naming the
+    // field, and the DTMA refuses to re-create what was deployed before the list.
+    let (code, body) = plane
+        .api(
+            "POST",
+            "/api/v1/toolboxes",
+            Some(json!({ "name": "bad-list", "allowed_registries": ["https://ghcr.io"] })),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        body["errors"][0]["field"], "allowed_registries[0]",
+        "{body}"
+    );
+    let got = cli.run(&[
+        "toolbox",
+        "update",
+        "pins",
+        "--allowed-registries",
+        "Registry.Example.com,ghcr.io",
+    ]);
+    assert!(got.code == 0, "{}{}", got.stdout, got.stderr);
+    let t = plane.ok("GET", "/api/v1/toolboxes/pins", json!(null)).await;
+    assert_eq!(
+        t["allowed_registries"],
+        json!(["registry.example.com", "ghcr.io"])
+    );
+    let (code, body) = plane
+        .api(
+            "POST",
+            "/api/v1/servers",
+            Some(json!({ "name": "late", "catalog": "by-tag", "toolbox": "pins" })),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "catalog", "{body}");
+    let msg = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("registry docker.io") && msg.contains("allowed_registries"),
+        "{msg}"
+    );
+    let (code, body) = plane
+        .api(
+            "POST",
+            "/api/v1/servers/pin/update-image?toolbox=pins",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "catalog", "{body}");
+    assert_eq!(updates(&plane).await.len(), 2, "refusals are not updates");
+    let before = container(&s);
+    plane
+        .ok(
+            "POST",
+            "/api/v1/servers/pin/restart?toolbox=pins",
+            json!({}),
+        )
+        .await;
+    let refused = plane
+        .wait_server("pin", "pins", "refused by the DTMA", WAIT, |v| {
+            v["status"] == "error_runtime"
+        })
+        .await;
+    let err = refused["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("registry docker.io") && err.contains("allowed_registries"),
+        "{err}"
+    );
+    assert!(
+        !Command::new("docker")
+            .args(["inspect", &before])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "the old container went with the restart"
+    );
+    // Docker Hub listed: the restart is retried and runs the pin again.
+    let got = cli.run(&[
+        "toolbox",
+        "update",
+        "pins",
+        "--allowed-registries",
+        "docker.io",
+    ]);
+    assert!(got.code == 0, "{}{}", got.stdout, got.stderr);
+    plane
+        .ok(
+            "POST",
+            "/api/v1/servers/pin/restart?toolbox=pins",
+            json!({}),
+        )
+        .await;
+    let s = plane
+        .wait_server("pin", "pins", "running again", WAIT, |v| {
+            v["status"] == "running"
+        })
+        .await;
+    assert_eq!(docker_inspect(&container(&s))["Image"], a.as_str());
+    let audit = plane
+        .ok(
+            "GET",
+            "/api/v1/audit?action=toolbox.update&outcome=success",
+            json!(null),
+        )
+        .await;
+    assert_eq!(audit["items"].as_array().unwrap().len(), 2, "{audit}");
     dtma.shutdown().await;
 }

@@ -30,6 +30,7 @@ pub fn action_for(method: &Method, route: &str) -> Option<RouteAction> {
         ("PATCH", "/users/{user}") => (AuditAction::UserRole, TargetKind::User),
         ("POST", "/toolboxes") => (AuditAction::ToolboxCreate, TargetKind::Toolbox),
         ("DELETE", "/toolboxes/{toolbox}") => (AuditAction::ToolboxDelete, TargetKind::Toolbox),
+        ("PATCH", "/toolboxes/{toolbox}") => (AuditAction::ToolboxUpdate, TargetKind::Toolbox),
         ("POST", "/toolboxes/{toolbox}/join-token") => {
             (AuditAction::ToolboxJoinToken, TargetKind::Toolbox)
         }

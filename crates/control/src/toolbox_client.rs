@@ -78,7 +78,12 @@ pub fn takes_owner_token(server: &Server, entry: &CatalogEntry) -> bool {
 
 /// Refused (`Invalid`) when an id or name would not be a plain path component on the
 /// toolbox: rows written before a rule existed, or by hand, never reach a DTMA as paths.
-pub fn desired(server: &Server, entry: &CatalogEntry) -> Result<DesiredServer, Invalid> {
+/// `allowed_registries`: the server's toolbox's allow-list, which its DTMA enforces too.
+pub fn desired(
+    server: &Server,
+    entry: &CatalogEntry,
+    allowed_registries: &[String],
+) -> Result<DesiredServer, Invalid> {
     let mut secrets = entry.spec.secrets.clone();
     if takes_owner_token(server, entry) {
         secrets.push(toolbelt_model::catalog::SecretRequirement {
@@ -108,6 +113,7 @@ pub fn desired(server: &Server, entry: &CatalogEntry) -> Result<DesiredServer, I
         )
         .then(|| server.image_digest.clone())
         .flatten(),
+        allowed_registries: allowed_registries.to_vec(),
     };
     d.validate()?;
     Ok(d)
@@ -174,7 +180,7 @@ async fn push_now(st: &AppState, server: &Server) -> Result<(), PushError> {
             st.store.begin_audited().await?.commit(ev).await?;
         }
         let req = DeployRequest {
-            server: desired(&server, &entry)?,
+            server: desired(&server, &entry, &tb.allowed_registries)?,
             secrets,
         };
         tracing::debug!(request = ?req, toolbox = %tb.name, "push to toolbox");

@@ -247,6 +247,9 @@ pub async fn resolve_image(State(st): State<Arc<ApiState>>, body: Bytes) -> Resp
             "digest must be sha256: and 64 hex digits",
         );
     }
+    if let Some(why) = toolbelt_model::registry::refusal(&req.allowed_registries, &req.image) {
+        return problem(StatusCode::UNPROCESSABLE_ENTITY, "image-refused", why);
+    }
     match st
         .sup
         .runtime

@@ -52,6 +52,8 @@ str_enum!(
         TokenRevoke = "token.revoke",
         ToolboxCreate = "toolbox.create",
         ToolboxDelete = "toolbox.delete",
+        /// A toolbox's settings changed (its registry allow-list).
+        ToolboxUpdate = "toolbox.update",
         ToolboxJoinToken = "toolbox.join_token",
         /// A DTMA exchanged its join token.
         ToolboxJoin = "toolbox.join",

@@ -68,6 +68,10 @@ pub struct DesiredServer {
     /// its tag points to since. Absent until the toolbox has reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
+    /// Its toolbox's registry allow-list (empty: any): the DTMA refuses to pull or run an
+    /// image from another registry, whatever the control plane checked before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_registries: Vec<String>,
 }
 
 /// Whether `s` is an image digest as the DTMA pins them: `sha256:` and 64 lowercase hex.
@@ -88,6 +92,9 @@ pub struct ResolveImageRequest {
     pub image: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// The toolbox's registry allow-list (empty: any), checked before any pull.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_registries: Vec<String>,
 }
 
 /// The DTMA's answer: the image ID (`sha256:…`) the server is to be pinned to.

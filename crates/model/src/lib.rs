@@ -20,6 +20,7 @@ pub mod ids;
 pub mod name;
 pub mod oauth;
 pub mod page;
+pub mod registry;
 pub mod rpc;
 pub mod server;
 pub mod signed;

@@ -52,6 +52,11 @@ pub struct Toolbox {
     /// How its DTMA isolates process servers (`bubblewrap`, `user`, `none`), from its last
     /// report; absent for Docker and remote toolboxes.
     pub isolation: Option<crate::dtma::Isolation>,
+    /// Registries its servers' images may come from (`docker.io`, `ghcr.io`,
+    /// `localhost:5000`); empty: any. Checked at deploy and update-image, and again by the
+    /// DTMA before it pulls or runs an image.
+    #[serde(default)]
+    pub allowed_registries: Vec<String>,
     /// The DTMA's last report: version, runtime availability, host metrics.
     pub report: Option<crate::dtma::ToolboxReport>,
 }

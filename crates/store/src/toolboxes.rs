@@ -23,6 +23,9 @@ fn toolbox(r: &AnyRow) -> Result<Toolbox> {
         last_heartbeat_at: opt_ts(r, "last_heartbeat_at")?,
         dtma_url: opt_text(r, "dtma_url")?,
         dtma_tls_pin: opt_text(r, "dtma_tls_pin")?,
+        allowed_registries: opt_text(r, "allowed_registries")?
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
         report: report.clone(),
         isolation: report.and_then(|r| r.runtime.isolation),
     })
@@ -50,6 +53,26 @@ pub async fn create(
     .await
     .map_err(|e| conflict(e, || format!("a toolbox named {name} already exists")))?;
     toolbox(&r)
+}
+
+/// Replaces a toolbox's registry allow-list (empty: any registry).
+pub async fn set_allowed_registries(
+    c: &mut AnyConnection,
+    id: &ToolboxId,
+    allowed: &[String],
+) -> Result<Toolbox> {
+    let value = (!allowed.is_empty())
+        .then(|| serde_json::to_string(allowed).unwrap_or_else(|_| "[]".into()));
+    let n = sqlx::query("UPDATE toolboxes SET allowed_registries = $1 WHERE id = $2")
+        .bind(value)
+        .bind(id.to_string())
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    get_internal(c, id).await
 }
 
 pub async fn get(c: &mut AnyConnection, scope: &Scope, id: &ToolboxId) -> Result<Toolbox> {

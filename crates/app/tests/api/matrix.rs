@@ -149,6 +149,8 @@ enum Op {
     ToolboxGetShared,
     ToolboxCreate,
     ToolboxCreateShared,
+    ToolboxUpdateAnn,
+    ToolboxUpdateShared,
     ToolboxDeleteAnn,
     ToolboxDeleteShared,
     JoinTokenAnn,
@@ -238,6 +240,16 @@ impl Cell for Op {
             Op::ToolboxCreateShared => post(
                 "/api/v1/toolboxes",
                 json!({ "name": format!("sbox{n}"), "shared": true }),
+            ),
+            Op::ToolboxUpdateAnn => Req(
+                Method::PATCH,
+                format!("/api/v1/toolboxes/{}", w.ann_box),
+                Some(json!({ "allowed_registries": [] })),
+            ),
+            Op::ToolboxUpdateShared => Req(
+                Method::PATCH,
+                "/api/v1/toolboxes/shared".into(),
+                Some(json!({ "allowed_registries": [] })),
             ),
             Op::ToolboxDeleteAnn => {
                 let id = id_of(
@@ -409,6 +421,8 @@ const CELLS: &[(Op, u16, u16, u16)] = &[
     (Op::ToolboxGetShared, 200, 200, 200),
     (Op::ToolboxCreate, 201, 201, 201),
     (Op::ToolboxCreateShared, 201, 403, 403),
+    (Op::ToolboxUpdateAnn, 200, 200, 404),
+    (Op::ToolboxUpdateShared, 200, 403, 403),
     (Op::ToolboxDeleteAnn, 200, 200, 404),
     (Op::ToolboxDeleteShared, 200, 403, 403),
     (Op::JoinTokenAnn, 201, 201, 404),

@@ -89,7 +89,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::get, users::delete, users::update))
         .routes(routes!(toolboxes::list, toolboxes::create))
-        .routes(routes!(toolboxes::get, toolboxes::delete))
+        .routes(routes!(
+            toolboxes::get,
+            toolboxes::delete,
+            toolboxes::update
+        ))
         .routes(routes!(toolboxes::join_token))
         .routes(routes!(catalog::list, catalog::create))
         .routes(routes!(catalog::get, catalog::update, catalog::delete))

@@ -5,7 +5,7 @@ use super::common::{CommonErrors, ListQuery, WriteErrors};
 use crate::auth::SignedIn;
 use crate::extract::{Body, Query};
 use crate::problem::ApiResult;
-use crate::service::toolboxes::{CreateToolbox, JoinToken};
+use crate::service::toolboxes::{CreateToolbox, JoinToken, UpdateToolbox};
 use crate::service::{self, Paging};
 use crate::state::AppState;
 use axum::Json;
@@ -49,6 +49,22 @@ pub async fn get(
     Path(r): Path<String>,
 ) -> ApiResult<Json<Toolbox>> {
     Ok(Json(service::toolboxes::get(&st, &caller, &r).await?))
+}
+
+/// Changes a toolbox's settings (its registry allow-list).
+#[utoipa::path(patch, path = "/api/v1/toolboxes/{toolbox}", tag = "toolboxes",
+    params(("toolbox" = String, Path, description = "Toolbox id or name")),
+    request_body = UpdateToolbox,
+    responses((status = 200, body = Toolbox), CommonErrors, WriteErrors))]
+pub async fn update(
+    State(st): State<AppState>,
+    SignedIn(caller): SignedIn,
+    Path(r): Path<String>,
+    Body(req): Body<UpdateToolbox>,
+) -> ApiResult<Json<Toolbox>> {
+    Ok(Json(
+        service::toolboxes::update(&st, &caller, &r, req).await?,
+    ))
 }
 
 /// Deletes an empty toolbox.

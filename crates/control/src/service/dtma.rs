@@ -171,6 +171,7 @@ async fn apply(
     c: &mut AnyConnection,
     rows: &[Server],
     report: &HeartbeatReport,
+    allowed_registries: &[String],
 ) -> Result<Applied, StoreError> {
     let observed: HashMap<_, _> = report.servers.iter().map(|o| (o.id.clone(), o)).collect();
     let mut entries = HashMap::new();
@@ -256,7 +257,7 @@ async fn apply(
             if !matches!(entry.spec.source, CatalogSource::Image { .. }) {
                 pin = None;
             }
-            match desired(s, entry) {
+            match desired(s, entry, allowed_registries) {
                 Ok(d) => {
                     if let Some(digest) = pin {
                         out.pins.push((s.clone(), digest));
@@ -341,7 +342,7 @@ pub async fn heartbeat(
     let (cpu, mem) = (Some(system.cpu_percent), Some(system.mem_used_bytes));
     metrics::record_resources(&mut tx, minute, &subject, cpu, mem).await?;
     let rows = servers::for_toolbox(&mut tx, toolbox).await?;
-    let mut applied = apply(&mut tx, &rows, &report).await?;
+    let mut applied = apply(&mut tx, &rows, &report, &was.allowed_registries).await?;
     tx.commit().await.map_err(StoreError::from)?;
     pin_images(st, toolbox, &mut applied).await?;
     for ev in applied.moves.iter().cloned() {

@@ -13,8 +13,9 @@ use serde_json::json;
 use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::catalog::CatalogSource;
 use toolbelt_model::dtma::{ResolveImageRequest, is_image_digest};
+use toolbelt_model::registry;
 use toolbelt_model::server::{DesiredState, Server};
-use toolbelt_store::{catalog, servers};
+use toolbelt_store::{catalog, servers, toolboxes};
 use utoipa::ToSchema;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -66,6 +67,7 @@ pub async fn update_image(
         )));
     }
     let entry = catalog::get(&mut c, s.catalog_id.as_str()).await?;
+    let tb = toolboxes::get_internal(&mut c, &s.toolbox_id).await?;
     drop(c);
     let CatalogSource::Image { image, .. } = &entry.spec.source else {
         return Err(ServiceError::invalid(
@@ -88,9 +90,16 @@ pub async fn update_image(
             ),
         ));
     }
+    if let Some(why) = registry::refusal(&tb.allowed_registries, image) {
+        return Err(ServiceError::invalid(
+            "catalog",
+            format!("toolbox {}: {why}", tb.name),
+        ));
+    }
     let resolve = ResolveImageRequest {
         image: image.clone(),
         digest: req.digest.clone(),
+        allowed_registries: tb.allowed_registries.clone(),
     };
     let field = if req.digest.is_some() {
         "digest"

@@ -194,6 +194,14 @@ async fn prepare(
         };
         return Err(ServiceError::invalid("toolbox", why));
     }
+    if let CatalogSource::Image { image, .. } = &entry.spec.source
+        && let Some(why) = toolbelt_model::registry::refusal(&tb.allowed_registries, image)
+    {
+        return Err(ServiceError::invalid(
+            "catalog",
+            format!("toolbox {}: {why}", tb.name),
+        ));
+    }
     check_request(&entry.spec, &req.config, &req.secrets)?;
     for (key, secret) in &req.secrets {
         let found =

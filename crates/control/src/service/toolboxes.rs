@@ -10,7 +10,7 @@ use toolbelt_model::audit::{AuditAction, TargetKind};
 use toolbelt_model::name::{Name, SHORT_NAME_MAX};
 use toolbelt_model::token::{self, TokenKind};
 use toolbelt_model::toolbox::{Toolbox, ToolboxKind, ToolboxStatus};
-use toolbelt_model::{Page, ToolboxId, now};
+use toolbelt_model::{Page, ToolboxId, now, registry};
 use toolbelt_store::tokens::{self, Subject};
 use toolbelt_store::toolboxes;
 use utoipa::ToSchema;
@@ -24,6 +24,31 @@ pub struct CreateToolbox {
     pub shared: bool,
     /// `remote` for a toolbox that only holds remote (URL) servers and runs no DTMA.
     pub kind: Option<ToolboxKind>,
+    /// Registries its servers' images may come from (`ghcr.io`, `localhost:5000`; Docker
+    /// Hub is `docker.io`); empty or absent: any.
+    #[serde(default)]
+    pub allowed_registries: Vec<String>,
+}
+
+/// A change of a toolbox's settings; absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateToolbox {
+    /// Replaces the registry allow-list (`[]`: any registry again).
+    #[serde(default)]
+    pub allowed_registries: Option<Vec<String>>,
+}
+
+/// The allow-list as kept, refused for a remote toolbox (it runs no images).
+fn allowed_registries(kind: Option<ToolboxKind>, given: &[String]) -> Result<Vec<String>> {
+    let list = registry::normalize("allowed_registries", given)?;
+    if !list.is_empty() && kind == Some(ToolboxKind::Remote) {
+        return Err(ServiceError::invalid(
+            "allowed_registries",
+            "a remote toolbox runs no images",
+        ));
+    }
+    Ok(list)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -63,17 +88,54 @@ pub async fn create(st: &AppState, caller: &Caller, req: CreateToolbox) -> Resul
         }
         None => ToolboxStatus::AwaitingHeartbeat,
     };
+    let allowed = allowed_registries(req.kind, &req.allowed_registries)?;
     let mut tx = st.store.begin_audited().await?;
-    let t = toolboxes::create(&mut tx, &name, owner.as_ref(), req.kind, status).await?;
+    let mut t = toolboxes::create(&mut tx, &name, owner.as_ref(), req.kind, status).await?;
+    if !allowed.is_empty() {
+        t = toolboxes::set_allowed_registries(&mut tx, &t.id, &allowed).await?;
+    }
     tx.commit(caller.event(
         AuditAction::ToolboxCreate,
         TargetKind::Toolbox,
         &t.id,
         owner.as_ref(),
-        json!({ "name": name, "shared": req.shared }),
+        json!({ "name": name, "shared": req.shared, "allowed_registries": allowed }),
     ))
     .await?;
     Ok(t)
+}
+
+/// Changes a toolbox's settings (its owner, or an admin); audited with the old and new
+/// values. Servers already running keep running until re-created: their DTMA then
+/// refuses an image the new list does not allow.
+pub async fn update(
+    st: &AppState,
+    caller: &Caller,
+    r: &str,
+    req: UpdateToolbox,
+) -> Result<Toolbox> {
+    let mut tx = st.store.begin_audited().await?;
+    let t = refs::toolbox(&mut tx, &caller.scope, r).await?;
+    if !may_manage(caller, &t) {
+        return Err(ServiceError::forbidden(
+            "only admins may change shared toolboxes",
+        ));
+    }
+    let Some(given) = req.allowed_registries else {
+        return Ok(t);
+    };
+    let allowed = allowed_registries(t.kind, &given)?;
+    let updated = toolboxes::set_allowed_registries(&mut tx, &t.id, &allowed).await?;
+    tx.commit(caller.event(
+        AuditAction::ToolboxUpdate,
+        TargetKind::Toolbox,
+        &t.id,
+        t.owner_id.as_ref(),
+        json!({ "name": t.name, "old_allowed_registries": t.allowed_registries,
+            "allowed_registries": allowed }),
+    ))
+    .await?;
+    Ok(updated)
 }
 
 /// One toolbox, by id or name.

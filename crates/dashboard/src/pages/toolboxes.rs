@@ -58,6 +58,7 @@ pub async fn create(State(st): State<AppState>, d: Dash, f: Form) -> PageResult 
         name: f.text("name"),
         shared: f.checked("shared"),
         kind: f.checked("remote").then_some(ToolboxKind::Remote),
+        allowed_registries: Vec::new(),
     };
     match service::toolboxes::create(&st, &d.caller, req).await {
         Ok(t) => Ok(super::done(

@@ -333,6 +333,11 @@ impl Runtime for DockerRuntime {
     ) -> Result<(Instance, Option<StdioPipes>), RuntimeError> {
         let mut spec = spec::container_spec(&launch, &self.toolbox_id)?;
         let s = launch.server;
+        // The toolbox's allow-list holds here too, before any pull: a desired set is not
+        // trusted to have been checked (an entry or a list changed since the deploy).
+        if let Some(why) = toolbelt_model::registry::refusal(&s.allowed_registries, &spec.image) {
+            return Err(RuntimeError::Refused(why));
+        }
         // Run by image ID, never by a tag that may have moved since the pin.
         let id = self
             .image_for(s.id.as_str(), &spec.image, s.image_digest.as_deref())

@@ -14,6 +14,7 @@ const COLS: &[Col] = &[
     ("KIND", "/kind"),
     ("STATUS", "/status"),
     ("ISOLATION", "/isolation"),
+    ("REGISTRIES", "/allowed_registries"),
     ("LAST HEARTBEAT", "/last_heartbeat_at"),
 ];
 
@@ -31,6 +32,16 @@ pub enum ToolboxCmd {
         /// `remote`: holds remote (URL) servers, runs no DTMA.
         #[arg(long, value_parser = ["remote"])]
         kind: Option<String>,
+        /// Registries its servers' images may come from (r1,r2; Docker Hub is docker.io).
+        #[arg(long, value_delimiter = ',')]
+        allowed_registries: Vec<String>,
+    },
+    /// Change a toolbox's settings.
+    Update {
+        toolbox: String,
+        /// Replaces the registry allow-list (r1,r2); "" allows any registry again.
+        #[arg(long, value_delimiter = ',')]
+        allowed_registries: Option<Vec<String>>,
     },
     Delete {
         toolbox: String,
@@ -39,6 +50,11 @@ pub enum ToolboxCmd {
     JoinToken {
         toolbox: String,
     },
+}
+
+/// `--allowed-registries ""` is the empty list (any registry).
+fn registries(given: Vec<String>) -> Vec<String> {
+    given.into_iter().filter(|r| !r.trim().is_empty()).collect()
 }
 
 pub async fn run(cmd: ToolboxCmd, ctx: &Ctx) -> Result<()> {
@@ -50,12 +66,36 @@ pub async fn run(cmd: ToolboxCmd, ctx: &Ctx) -> Result<()> {
                 .await?,
             COLS,
         ),
-        ToolboxCmd::Create { name, shared, kind } => {
+        ToolboxCmd::Create {
+            name,
+            shared,
+            kind,
+            allowed_registries,
+        } => {
             let v = ctx
                 .api
                 .post(
                     "/api/v1/toolboxes",
-                    json!({ "name": name, "shared": shared, "kind": kind }),
+                    json!({ "name": name, "shared": shared, "kind": kind,
+                        "allowed_registries": registries(allowed_registries) }),
+                )
+                .await?;
+            ctx.out.one(&v, COLS);
+        }
+        ToolboxCmd::Update {
+            toolbox,
+            allowed_registries,
+        } => {
+            let mut body = json!({});
+            if let Some(r) = allowed_registries {
+                body["allowed_registries"] = json!(registries(r));
+            }
+            let v = ctx
+                .api
+                .send(
+                    reqwest::Method::PATCH,
+                    &format!("/api/v1/toolboxes/{}", seg(&toolbox)),
+                    Some(body),
                 )
                 .await?;
             ctx.out.one(&v, COLS);

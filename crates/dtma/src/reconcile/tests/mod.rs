@@ -51,6 +51,7 @@ fn spec(name: &str) -> DesiredServer {
         config: Default::default(),
         egress: vec![],
         image_digest: None,
+        allowed_registries: vec![],
     }
 }
 

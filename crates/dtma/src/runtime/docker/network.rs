@@ -193,6 +193,7 @@ mod tests {
             config: Default::default(),
             egress: egress.iter().map(|s| s.to_string()).collect(),
             image_digest: None,
+            allowed_registries: vec![],
         }
     }
 

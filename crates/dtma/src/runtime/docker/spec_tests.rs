@@ -32,6 +32,7 @@ fn server(transport: Transport, port: Option<u16>) -> DesiredServer {
         config: Default::default(),
         egress: vec![],
         image_digest: None,
+        allowed_registries: vec![],
     }
 }
 
