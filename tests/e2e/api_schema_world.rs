@@ -97,6 +97,7 @@ impl World {
         "POST /api/v1/audit/verify",
         "POST /api/v1/chats",
         "POST /api/v1/chats/{chat}/messages",
+        "POST /api/v1/connections/{connection}/reconnect",
         "POST /api/v1/connections/{connection}/refresh",
         "POST /api/v1/dtma/heartbeat",
         "POST /api/v1/dtma/join",

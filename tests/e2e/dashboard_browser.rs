@@ -244,8 +244,8 @@ async fn browser_member_builds_an_agent_and_approves_its_ask_call_live() {
     let own = d.ann.rest.get("/api/v1/toolboxes/own").await;
     let own = own["id"].as_str().unwrap();
     b.click(&format!("#grant-server-{own}-mine")).await;
-    b.select(&format!("#rule-{own}-mine-echo"), "deny").await;
-    b.select(&format!("#rule-{own}-mine-add"), "ask").await;
+    b.select(&format!("#rule-{own}-mine--echo"), "deny").await;
+    b.select(&format!("#rule-{own}-mine--add"), "ask").await;
     b.follow("#save-toolbelt")
         .await
         .until("#sees-mine__add")

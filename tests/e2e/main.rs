@@ -49,6 +49,7 @@ mod oauth_world;
 mod pg_restart;
 mod process_limits;
 mod replicas;
+mod replicas_browser;
 mod sandbox_escape;
 mod signals;
 mod tls_inbound;

@@ -6,7 +6,7 @@
 //! with nothing stored, and the database holds no token in clear.
 
 use crate::oauth_world::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::Duration;
 use toolbelt_e2e::oauth::{Browser, CLIENT_ID, CLIENT_SECRET};
 use toolbelt_e2e::sdk::Sdk;
@@ -198,7 +198,8 @@ async fn a_connected_account_is_used_refreshed_and_revoked_for_its_agent_only() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn revoked_at_the_provider_the_connection_needs_reauth_and_calls_stop() {
+async fn revoked_at_the_provider_the_connection_needs_reauth_calls_stop_and_a_reconnect_restores_it()
+ {
     let w = world(30).await;
     let con = w.connect().await;
     w.cli(&w.alice_token)
@@ -245,6 +246,34 @@ async fn revoked_at_the_provider_the_connection_needs_reauth_and_calls_stop() {
     assert!(
         r["message"].as_str().unwrap().contains("re-authorization"),
         "{r}"
+    );
+
+    // Alice reconnects (CLI, then her browser): the same connection is active again, so
+    // the grant naming it holds, and the agent's calls work on the new grant's tokens.
+    let flow = w.reconnect(&con);
+    assert_eq!(flow["scopes"], w.connection(&con).await["scopes"], "{flow}");
+    assert_eq!(w.complete(&flow).await, con, "the same connection");
+    let v = w.connection(&con).await;
+    assert_eq!(v["status"], "active", "{v}");
+    assert_eq!(v["last_error"], Value::Null, "{v}");
+    let (_, list) = w.alice_api("GET", "/api/v1/connections", None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let r = sdk.call("notes__whoami", json!({})).await;
+    assert_eq!(whoami(&r)["user"], "alice", "{r}");
+    let (_, ev) = api(
+        &w.server.url,
+        ADMIN,
+        "GET",
+        "/api/v1/audit?action=connection.reconnect",
+        None,
+    )
+    .await;
+    let items = ev["items"].as_array().unwrap();
+    assert!(
+        items
+            .iter()
+            .any(|e| e["target_id"] == con.as_str() && e["outcome"] == "success"),
+        "{ev}"
     );
     sdk.quit().await;
 }
@@ -428,8 +457,8 @@ async fn a_server_serving_one_user_gets_its_token_at_deploy_and_rolls_on_refresh
     .await;
     assert_ne!(failed["status"], "running", "{failed}");
 
+    // Connecting rolls it onto the new token: no restart by hand.
     let con = w.connect().await;
-    alice.ok(&["server", "restart", "nb"]);
     let running = eventually("nb running", Duration::from_secs(30), || async {
         let v = alice.ok(&["server", "get", "nb", "-o", "json"]).json();
         (v["status"] == "running" && v["health"] == "ok").then_some(v)

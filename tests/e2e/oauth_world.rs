@@ -65,7 +65,7 @@ impl World {
         Browser::login_with(b, &self.server.url, email, PASSWORD).await
     }
 
-    /// `connection start` in the CLI, then the browser walks the flow. Returns the flow.
+    /// `connection start` in the CLI (not waiting). Returns the flow.
     pub fn start(&self) -> Value {
         self.cli(&self.alice_token)
             .ok(&[
@@ -81,9 +81,29 @@ impl World {
             .json()
     }
 
+    /// `connection reconnect ID` in the CLI (not waiting). Returns the flow.
+    pub fn reconnect(&self, id: &str) -> Value {
+        self.cli(&self.alice_token)
+            .ok(&[
+                "connection",
+                "reconnect",
+                id,
+                "--login-hint",
+                "alice",
+                "--no-wait",
+                "-o",
+                "json",
+            ])
+            .json()
+    }
+
     /// A connection for alice, through the whole flow.
     pub async fn connect(&self) -> String {
-        let flow = self.start();
+        self.complete(&self.start()).await
+    }
+
+    /// Alice's browser walks a started flow; answers the connection it ended with.
+    pub async fn complete(&self, flow: &Value) -> String {
         let landing = self
             .browser("alice@example.com")
             .await

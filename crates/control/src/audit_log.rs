@@ -89,6 +89,9 @@ pub fn action_for(method: &Method, route: &str) -> Option<RouteAction> {
         ("DELETE", "/connections/{connection}") => {
             (AuditAction::ConnectionRevoke, TargetKind::Connection)
         }
+        ("POST", "/connections/{connection}/reconnect") => {
+            (AuditAction::ConnectionStart, TargetKind::Connection)
+        }
         ("POST", "/connections/{connection}/refresh") => {
             (AuditAction::ConnectionRefresh, TargetKind::Connection)
         }

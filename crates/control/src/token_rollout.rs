@@ -1,5 +1,6 @@
 //! Servers that hold their owner's OAuth token (delivered at deploy) are recreated when a
-//! refresh replaces it, so they never run on a token the provider stopped accepting.
+//! refresh, a reconnect or a first connection replaces it, so they never run on a token the
+//! provider stopped accepting (nor keep running without one after their owner connects).
 
 use crate::state::AppState;
 use crate::toolbox_client::{self, takes_owner_token};
@@ -19,7 +20,7 @@ pub async fn run(st: AppState) {
         match rx.recv().await {
             Ok(id) => {
                 if let Err(e) = roll(&st, &id).await {
-                    tracing::warn!(connection = %id, error = %e, "cannot roll servers onto a refreshed token");
+                    tracing::warn!(connection = %id, error = %e, "cannot roll servers onto a new token");
                 }
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -63,8 +64,7 @@ async fn roll(st: &AppState, id: &ConnectionId) -> Result<(), toolbelt_store::St
             Some(s.id.to_string()),
         );
         ev.owner_id = s.owner_id.clone();
-        ev.detail =
-            json!({ "name": s.name, "reason": "its OAuth token was refreshed", "connection": id });
+        ev.detail = json!({ "name": s.name, "reason": "its owner's OAuth token changed", "connection": id });
         tx.commit(ev).await?;
         toolbox_client::push(st, &s);
     }

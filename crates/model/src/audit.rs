@@ -128,6 +128,8 @@ str_enum!(
         /// A connection flow was asked for (recorded when that fails).
         ConnectionStart = "connection.start",
         ConnectionCreate = "connection.create",
+        /// A connection re-authorized by its owner: new tokens on the same connection.
+        ConnectionReconnect = "connection.reconnect",
         ConnectionRefresh = "connection.refresh",
         ConnectionRevoke = "connection.revoke",
         /// An LLM endpoint for chat was added or removed.

@@ -228,8 +228,8 @@ impl OAuth {
         let conn = match conn.status {
             ConnectionStatus::NeedsReauth => {
                 return Err(OAuthError::Forbidden(format!(
-                    "connection {} to {} needs re-authorization: connect again",
-                    conn.id, conn.provider
+                    "connection {} to {} needs re-authorization: its owner reconnects it (toolbelt connection reconnect {})",
+                    conn.id, conn.provider, conn.id
                 )));
             }
             // An expired token is refreshed now rather than sent to fail upstream.

@@ -107,6 +107,45 @@ impl OAuth {
         scopes: Option<Vec<String>>,
         login_hint: Option<String>,
     ) -> Result<StartedFlow> {
+        self.new_flow(owner, provider, scopes, login_hint, None)
+            .await
+    }
+
+    /// A flow that re-authorizes `owner`'s connection `id` (one that needs re-authorization,
+    /// or whose scopes should change): the callback puts the new tokens on that connection,
+    /// so every grant of it holds. Scopes default to the connection's own. Someone else's
+    /// connection is not found, admins included: only its owner can sign in as its owner.
+    pub async fn create_reconnect_flow(
+        &self,
+        owner: &UserId,
+        id: &ConnectionId,
+        scopes: Option<Vec<String>>,
+        login_hint: Option<String>,
+    ) -> Result<StartedFlow> {
+        let conn = {
+            let mut c = self.store.conn().await?;
+            rows::get_connection_internal(&mut c, id).await
+        };
+        let conn = match conn {
+            Ok(conn) if &conn.owner_id == owner => conn,
+            Ok(_) | Err(toolbelt_store::StoreError::NotFound) => {
+                return Err(OAuthError::NotFound(format!("connection {id}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let scopes = scopes.or_else(|| Some(conn.scopes.clone()));
+        self.new_flow(owner, conn.provider.as_str(), scopes, login_hint, Some(id))
+            .await
+    }
+
+    async fn new_flow(
+        &self,
+        owner: &UserId,
+        provider: &str,
+        scopes: Option<Vec<String>>,
+        login_hint: Option<String>,
+        reconnects: Option<&ConnectionId>,
+    ) -> Result<StartedFlow> {
         let mut c = self.store.conn().await?;
         let p = rows::get_provider(&mut c, provider)
             .await
@@ -144,6 +183,7 @@ impl OAuth {
                 verifier: verifier.secret(),
                 redirect_uri: &self.redirect_uri(p.name.as_str()),
                 login_hint: login_hint.as_deref(),
+                reconnects,
                 expires_at,
             },
         )
@@ -290,16 +330,26 @@ impl OAuth {
             .ok_or_else(|| OAuthError::invalid("code", "the callback carries no code"))?;
         let client = self.client_for(&p, "oauth.exchange").await?;
         let issued = client.exchange(code, f.verifier.clone()).await?;
-        self.store_new_connection(&p, f, issued).await
+        self.store_connection(&p, f, issued).await
     }
 
-    async fn store_new_connection(
-        &self,
-        p: &Provider,
-        f: &Flow,
-        issued: Issued,
-    ) -> Result<Connection> {
-        let id = ConnectionId::generate();
+    /// Seals the tokens and writes the connection: a new one, or for a reconnect flow the
+    /// connection it names (same id and token secret, a new version of it). A connection
+    /// revoked while its owner was at the provider is not brought back: a new one is made.
+    async fn store_connection(&self, p: &Provider, f: &Flow, issued: Issued) -> Result<Connection> {
+        let existing = match &f.reconnects {
+            Some(id) => {
+                let mut c = self.store.conn().await?;
+                rows::get_connection_internal(&mut c, id)
+                    .await
+                    .ok()
+                    .filter(|c| c.owner_id == f.owner_id && c.provider_id == p.id)
+            }
+            None => None,
+        };
+        let id = existing
+            .as_ref()
+            .map_or_else(ConnectionId::generate, |c| c.id.clone());
         let actor = Actor {
             kind: ActorKind::User,
             id: Some(f.owner_id.to_string()),
@@ -317,31 +367,38 @@ impl OAuth {
             .await?;
         let now = toolbelt_model::now();
         let scopes = issued.scopes.unwrap_or_else(|| f.scopes.clone());
+        let row = NewConnection {
+            id: &id,
+            owner_id: &f.owner_id,
+            provider_id: &p.id,
+            scopes: &scopes,
+            token_secret_id: meta.id.as_str(),
+            has_refresh: issued.tokens.refresh_token.is_some(),
+            expires_at: tokens::expiry(now, issued.expires_in),
+            next_refresh_at: issued
+                .tokens
+                .refresh_token
+                .as_ref()
+                .and_then(|_| tokens::next_refresh(&self.config, now, issued.expires_in)),
+        };
         let mut tx = self.store.begin_audited().await?;
-        let conn = rows::insert_connection(
-            &mut tx,
-            NewConnection {
-                id: &id,
-                owner_id: &f.owner_id,
-                provider_id: &p.id,
-                scopes: &scopes,
-                token_secret_id: meta.id.as_str(),
-                has_refresh: issued.tokens.refresh_token.is_some(),
-                expires_at: tokens::expiry(now, issued.expires_in),
-                next_refresh_at: issued
-                    .tokens
-                    .refresh_token
-                    .as_ref()
-                    .and_then(|_| tokens::next_refresh(&self.config, now, issued.expires_in)),
-            },
-        )
-        .await?;
+        let action = if existing.is_some() {
+            if !rows::reauthorize(&mut tx, row).await? {
+                // Revoked between the read above and now: its secret went with it.
+                tx.rollback().await?;
+                let _ = self.vault.delete_by_id(&meta.id, &actor).await;
+                return Err(OAuthError::State(format!(
+                    "connection {id} was revoked while it was being re-authorized; connect again"
+                )));
+            }
+            AuditAction::ConnectionReconnect
+        } else {
+            rows::insert_connection(&mut tx, row).await?;
+            AuditAction::ConnectionCreate
+        };
+        let conn = rows::get_connection_internal(&mut tx, &id).await?;
         rows::finish_flow(&mut tx, &f.id, Some(&id), None).await?;
-        let mut ev = NewAuditEvent::new(
-            AuditAction::ConnectionCreate,
-            TargetKind::Connection,
-            Some(id.to_string()),
-        );
+        let mut ev = NewAuditEvent::new(action, TargetKind::Connection, Some(id.to_string()));
         ev.actor_kind = ActorKind::User;
         ev.actor_id = Some(f.owner_id.to_string());
         ev.owner_id = Some(f.owner_id.clone());
@@ -349,7 +406,14 @@ impl OAuth {
             "provider": p.name, "scopes": scopes, "flow": f.id,
             "expires_at": conn.expires_at, "refresh_token": conn.has_refresh_token,
         });
+        if let (Some(old), Some(new_of)) = (&existing, &f.reconnects) {
+            ev.detail["reconnects"] = json!(new_of);
+            ev.detail["previous_status"] = json!(old.status);
+        }
         tx.commit(ev).await?;
+        // Servers holding this owner's token at deploy roll to the new one (as on refresh).
+        self.cache.forget(&id);
+        let _ = self.refreshed.send(id.clone());
         Ok(conn)
     }
 

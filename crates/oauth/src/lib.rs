@@ -165,7 +165,8 @@ pub struct Inner {
     /// This replica's name in refresh leases.
     pub(crate) replica: String,
     pub(crate) cache: connections::TokenCache,
-    /// Connections whose tokens a refresh just replaced (servers holding them roll).
+    /// Connections whose tokens a refresh, reconnect or first connection just set (servers
+    /// holding their owner's token roll).
     pub(crate) refreshed: tokio::sync::broadcast::Sender<toolbelt_model::ConnectionId>,
 }
 
@@ -199,7 +200,7 @@ impl OAuth {
         }))
     }
 
-    /// Tells of every connection whose tokens a refresh replaced.
+    /// Tells of every connection whose tokens were just set (refresh, reconnect, connect).
     pub fn subscribe_refreshed(
         &self,
     ) -> tokio::sync::broadcast::Receiver<toolbelt_model::ConnectionId> {

@@ -30,6 +30,7 @@ enum Op {
     ConnectionStart,
     ConnectionGetAnn,
     ConnectionRevokeAnn,
+    ConnectionReconnectAnn,
     GrantConnectionAnn,
 }
 
@@ -140,6 +141,13 @@ impl Cell for Op {
                 "/api/v1/connections/{}",
                 ann_connection(app, w, n).await
             )),
+            Op::ConnectionReconnectAnn => post(
+                format!(
+                    "/api/v1/connections/{}/reconnect",
+                    ann_connection(app, w, n).await
+                ),
+                json!({}),
+            ),
             Op::GrantConnectionAnn => post(
                 "/api/v1/grants",
                 json!({ "agent": w.ann_bot, "connection": ann_connection(app, w, n).await }),
@@ -167,6 +175,8 @@ const CELLS: &[(Op, u16, u16, u16)] = &[
     (Op::ConnectionStart, 201, 201, 201),
     (Op::ConnectionGetAnn, 200, 200, 404),
     (Op::ConnectionRevokeAnn, 200, 200, 404),
+    // Only the owner signs in as the owner: an admin sees the connection but cannot.
+    (Op::ConnectionReconnectAnn, 403, 201, 404),
     (Op::GrantConnectionAnn, 201, 201, 422),
 ];
 

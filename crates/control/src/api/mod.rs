@@ -143,6 +143,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth::flow_status))
         .routes(routes!(oauth::get_connection, oauth::revoke_connection))
         .routes(routes!(oauth::refresh_connection))
+        .routes(routes!(oauth::reconnect_connection))
         .routes(routes!(oauth::browser_start))
         .routes(routes!(oauth::browser_callback))
 }

@@ -9,7 +9,7 @@ use super::common::{CommonErrors, ListQuery, WriteErrors};
 use crate::auth::SignedIn;
 use crate::extract::{Body, Query};
 use crate::problem::ApiResult;
-use crate::service::oauth::{BrowserStart, StartConnection};
+use crate::service::oauth::{BrowserStart, ReconnectConnection, StartConnection};
 use crate::service::{self, Paging};
 use crate::state::AppState;
 use axum::Json;
@@ -137,6 +137,22 @@ pub async fn revoke_connection(
     Ok(Json(
         service::oauth::revoke_connection(&st, &caller, &id).await?,
     ))
+}
+
+/// Re-authorizes a connection (one that needs it, or to change its scopes): answers a start
+/// URL like a new connection's; its callback puts the new tokens on this connection, so the
+/// grants naming it hold. Only the connection's owner may (403 for anyone else who sees it).
+#[utoipa::path(post, path = "/api/v1/connections/{connection}/reconnect", tag = "oauth",
+    params(("connection" = String, Path)), request_body = ReconnectConnection,
+    responses((status = 201, body = StartedFlow), CommonErrors, WriteErrors))]
+pub async fn reconnect_connection(
+    State(st): State<AppState>,
+    SignedIn(caller): SignedIn,
+    Path(id): Path<String>,
+    Body(req): Body<ReconnectConnection>,
+) -> ApiResult<(StatusCode, Json<StartedFlow>)> {
+    let f = service::oauth::reconnect_connection(&st, &caller, &id, req).await?;
+    Ok((StatusCode::CREATED, Json(f)))
 }
 
 /// Refreshes a connection's tokens now (the refresher does it on its own before expiry).

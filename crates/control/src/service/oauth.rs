@@ -29,6 +29,16 @@ pub struct StartConnection {
     pub login_hint: Option<String>,
 }
 
+/// Re-authorizing one of the caller's connections (one that needs it, or to change scopes).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectConnection {
+    /// Scopes to ask for (default: the connection's current scopes).
+    pub scopes: Option<Vec<String>>,
+    /// Passed to the provider as `login_hint` (which account to sign in with).
+    pub login_hint: Option<String>,
+}
+
 /// The browser's first step: an existing flow, or a new one with these scopes.
 #[derive(Debug, Default)]
 pub struct BrowserStart {
@@ -82,6 +92,27 @@ pub async fn start_connection(
 ) -> Result<StartedFlow> {
     Ok(oauth(st)?
         .create_flow(caller.id(), &req.provider, req.scopes, req.login_hint)
+        .await?)
+}
+
+/// Starts re-authorizing a connection: a flow whose callback puts the new tokens on that
+/// connection (same id, so the grants naming it hold). Only its owner may: an admin sees
+/// others' connections but cannot sign in as them (403, as for refresh).
+pub async fn reconnect_connection(
+    st: &AppState,
+    caller: &Caller,
+    r: &str,
+    req: ReconnectConnection,
+) -> Result<StartedFlow> {
+    let oauth = oauth(st)?;
+    let conn = oauth.get_connection(&caller.scope, r).await?;
+    if conn.owner_id != *caller.id() {
+        return Err(ServiceError::forbidden(
+            "only a connection's owner re-authorizes it",
+        ));
+    }
+    Ok(oauth
+        .create_reconnect_flow(caller.id(), &conn.id, req.scopes, req.login_hint)
         .await?)
 }
 

@@ -336,23 +336,26 @@ pub async fn connect(State(st): State<AppState>, d: Dash, f: Form) -> PageResult
     }
 }
 
-/// A new flow for the connection's provider and scopes (a connection that needs
-/// re-authorization, or one with scopes to renew); the old one stays until revoked.
+/// Re-authorizes the connection (one that needs it, or whose scopes to renew): the
+/// provider's answer puts new tokens on this same connection, so its grants hold.
 pub async fn reconnect(
     State(st): State<AppState>,
     d: Dash,
     Path(id): Path<String>,
     _f: Form,
 ) -> PageResult {
-    let conn = service::oauth::get_connection(&st, &d.caller, &id).await?;
-    let url = connect_to(
+    let started = service::oauth::reconnect_connection(
         &st,
-        &d,
-        conn.provider.to_string(),
-        Some(conn.scopes.clone()),
-        None,
+        &d.caller,
+        &id,
+        service::oauth::ReconnectConnection::default(),
     )
     .await?;
+    let browser = BrowserStart {
+        flow: Some(started.flow_id.to_string()),
+        ..Default::default()
+    };
+    let url = service::oauth::begin_in_browser(&st, &d.caller, &started.provider, browser).await?;
     Ok(to_provider(url))
 }
 

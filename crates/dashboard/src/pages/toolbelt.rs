@@ -7,8 +7,9 @@
 //!
 //! A small tree is shown whole. A large one (1,000 servers) is collapsed: each toolbox is
 //! a row with its counts, `?toolbox=ID` lists its servers ([`SERVER_PAGE`] at a time,
-//! `&from=N`) each with its counts, and `?server=ID` lists that server's tools — plain
-//! links, so it works without JavaScript, and only what is shown is posted and judged.
+//! `&from=N`) each with its counts, and `?server=ID` lists that server's tools
+//! ([`TOOL_PAGE`] at a time, `&tools=N`) — plain links, so it works without JavaScript, and
+//! only what is shown is posted and judged.
 
 use crate::form::Form;
 use std::collections::HashMap;
@@ -24,6 +25,8 @@ pub const FULL_SERVERS: usize = 30;
 pub const FULL_TOOLS: usize = 200;
 /// Servers of an opened toolbox listed at a time.
 pub const SERVER_PAGE: usize = 100;
+/// Tools of an opened server listed at a time (a server may have thousands).
+pub const TOOL_PAGE: usize = 200;
 
 pub struct TreeTool {
     pub name: String,
@@ -46,6 +49,8 @@ pub struct TreeServer {
     pub open: bool,
     pub tools: Vec<TreeTool>,
     pub tool_count: usize,
+    /// Which of its tools are listed, when not all of them are.
+    pub window: Option<Window>,
     /// How many of its tools have each rule.
     pub allow: usize,
     pub ask: usize,
@@ -53,7 +58,8 @@ pub struct TreeServer {
     pub href: String,
 }
 
-/// Which servers of an opened toolbox are listed, with links to the others.
+/// Which servers of an opened toolbox (or tools of an opened server) are listed, with
+/// links to the others.
 pub struct Window {
     pub first: usize,
     pub last: usize,
@@ -80,13 +86,15 @@ pub struct TreeToolbox {
     pub window: Option<Window>,
 }
 
-/// What of the tree the page opens: `?toolbox=`, `?server=`, `&from=` (ids as in the form
-/// fields). Anything unknown or malformed opens nothing.
+/// What of the tree the page opens: `?toolbox=`, `?server=`, `&from=` (the first server
+/// listed), `&tools=` (the first tool listed); ids as in the form fields. Anything unknown
+/// or malformed opens nothing.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct Open {
     pub toolbox: Option<String>,
     pub server: Option<String>,
     pub from: Option<String>,
+    pub tools: Option<String>,
 }
 
 impl Open {
@@ -104,14 +112,20 @@ impl Open {
             toolbox: f.get("open-toolbox").map(str::to_string),
             server: f.get("open-server").map(str::to_string),
             from: f.get("open-from").map(str::to_string),
+            tools: f.get("open-tools").map(str::to_string),
         }
     }
 
     fn first_row(&self) -> usize {
-        self.from
-            .as_deref()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        Open::offset(&self.from)
+    }
+
+    fn first_tool(&self) -> usize {
+        Open::offset(&self.tools)
+    }
+
+    fn offset(v: &Option<String>) -> usize {
+        v.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0)
     }
 
     /// The agent page's URL with this opening (the query only, never a fragment).
@@ -125,6 +139,9 @@ impl Open {
         }
         if self.first_row() > 0 {
             q.append_pair("from", &self.first_row().to_string());
+        }
+        if self.first_tool() > 0 {
+            q.append_pair("tools", &self.first_tool().to_string());
         }
         let q = q.finish();
         if q.is_empty() {
@@ -145,6 +162,9 @@ impl Open {
         }
         if self.first_row() > 0 {
             out.push(("open-from", self.first_row().to_string()));
+        }
+        if self.first_tool() > 0 {
+            out.push(("open-tools", self.first_tool().to_string()));
         }
         out
     }
@@ -236,6 +256,7 @@ fn shape(
                     toolbox,
                     server,
                     from: (from > 0).then(|| from.to_string()),
+                    tools: None,
                 };
                 o.url(agent)
             };
@@ -288,8 +309,35 @@ fn shape(
                                 _ => {}
                             }
                         }
+                        // The window of tools: from the asked offset (clamped to the last page).
+                        let count = pins.len();
+                        let t_from = if whole {
+                            0
+                        } else {
+                            open.first_tool()
+                                .min(count.saturating_sub(1) / TOOL_PAGE * TOOL_PAGE)
+                        };
+                        let t_shown = if whole { count } else { TOOL_PAGE };
+                        let tools_link = |first: usize| {
+                            let o = Open {
+                                toolbox: Some(tbid.clone()),
+                                server: Some(s.id.to_string()),
+                                from: (from > 0).then(|| from.to_string()),
+                                tools: (first > 0).then(|| first.to_string()),
+                            };
+                            o.url(agent)
+                        };
+                        let t_window = (s_open && count > t_shown).then(|| Window {
+                            first: t_from + 1,
+                            last: (t_from + t_shown).min(count),
+                            total: count,
+                            prev: (t_from > 0).then(|| tools_link(t_from.saturating_sub(t_shown))),
+                            next: (t_from + t_shown < count).then(|| tools_link(t_from + t_shown)),
+                        });
                         let tools = if s_open {
                             pins.iter()
+                                .skip(t_from)
+                                .take(t_shown)
                                 .map(|p| TreeTool {
                                     name: p.tool.clone(),
                                     description: p.definition["description"]
@@ -299,7 +347,7 @@ fn shape(
                                         .take(160)
                                         .collect(),
                                     rule: rule_of(&p.tool),
-                                    id: format!("rule-{tbid}-{}-{}", s.name, p.tool),
+                                    id: rule_id(&tbid, s.name.as_str(), &p.tool),
                                     field: format!("tool:{}:{}", s.id, p.tool),
                                 })
                                 .collect()
@@ -315,7 +363,8 @@ fn shape(
                             anchor: format!("srv-{tbid}-{}", s.name),
                             open: s_open,
                             tools,
-                            tool_count: pins.len(),
+                            tool_count: count,
+                            window: t_window,
                             allow: rules[0],
                             ask: rules[1],
                             deny: rules[2],
@@ -439,4 +488,21 @@ pub async fn save(st: &AppState, caller: &Caller, agent: &Agent, f: &Form) -> Re
         }
     }
     Ok(changed)
+}
+
+/// A tool rule's element id. `--` ends the server's part: a server name never contains it
+/// (nor ends in `-`), so server `a-b`'s tool `c` and server `a`'s tool `b-c` differ.
+fn rule_id(toolbox: &str, server: &str, tool: &str) -> String {
+    format!("rule-{toolbox}-{server}--{tool}")
+}
+
+#[cfg(test)]
+mod rule_ids {
+    use super::rule_id;
+
+    #[test]
+    fn a_dash_in_a_server_name_does_not_make_two_tools_share_an_id() {
+        assert_ne!(rule_id("tb", "a-b", "c"), rule_id("tb", "a", "b-c"));
+        assert_eq!(rule_id("tb", "mine", "echo"), "rule-tb-mine--echo");
+    }
 }

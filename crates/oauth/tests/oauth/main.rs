@@ -2,6 +2,7 @@
 //! driven without a browser, and refresh leases across two replicas.
 
 mod leases;
+mod reconnect;
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -146,10 +147,19 @@ pub async fn connect(oauth: &OAuth, s: &Setup) -> Connection {
         .create_flow(&s.user, "local", None, Some("alice".into()))
         .await
         .unwrap();
-    let url = oauth
-        .begin("local", &flow.flow_id, &s.user, "session-1")
+    authorize(oauth, &s.user, &flow.flow_id)
         .await
-        .unwrap();
+        .expect("the flow completes")
+}
+
+/// A created flow's browser part: the start step, the provider's consent (the fixture
+/// grants at once) and the callback, in one session.
+pub async fn authorize(
+    oauth: &OAuth,
+    user: &UserId,
+    flow: &toolbelt_model::FlowId,
+) -> Result<Connection, toolbelt_oauth::OAuthError> {
+    let url = oauth.begin("local", flow, user, "session-1").await?;
     let http = toolbelt_net::http::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -168,5 +178,4 @@ pub async fn connect(oauth: &OAuth, s: &Setup) -> Connection {
             Some("session-1"),
         )
         .await
-        .expect("the flow completes")
 }

@@ -138,6 +138,20 @@ pub enum ConnectionCmd {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Re-authorize a connection (one that needs it, or to change its scopes): like
+    /// `start`, but the new tokens go on this connection, so its grants hold.
+    Reconnect {
+        id: String,
+        /// Scopes to ask for (repeatable; default: the connection's).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Which account to sign in with (passed to the provider as `login_hint`).
+        #[arg(long)]
+        login_hint: Option<String>,
+        /// Print the URL and return at once.
+        #[arg(long)]
+        no_wait: bool,
+    },
     /// Refresh the tokens now.
     Refresh {
         id: String,
@@ -164,7 +178,25 @@ pub async fn connection(cmd: ConnectionCmd, ctx: &Ctx) -> Result<()> {
             scopes,
             login_hint,
             no_wait,
-        } => start(ctx, provider, scopes, login_hint, no_wait).await?,
+        } => {
+            let body = json!({
+                "provider": provider, "login_hint": login_hint,
+                "scopes": (!scopes.is_empty()).then_some(scopes),
+            });
+            start(ctx, "/api/v1/connections", body, no_wait).await?
+        }
+        ConnectionCmd::Reconnect {
+            id,
+            scopes,
+            login_hint,
+            no_wait,
+        } => {
+            let body = json!({
+                "login_hint": login_hint, "scopes": (!scopes.is_empty()).then_some(scopes),
+            });
+            let path = format!("/api/v1/connections/{}/reconnect", seg(&id));
+            start(ctx, &path, body, no_wait).await?
+        }
         ConnectionCmd::Refresh { id } => ctx.out.one(
             &ctx.api
                 .post(
@@ -189,18 +221,9 @@ pub async fn connection(cmd: ConnectionCmd, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-async fn start(
-    ctx: &Ctx,
-    provider: String,
-    scopes: Vec<String>,
-    login_hint: Option<String>,
-    no_wait: bool,
-) -> Result<()> {
-    let body = json!({
-        "provider": provider, "login_hint": login_hint,
-        "scopes": (!scopes.is_empty()).then_some(scopes),
-    });
-    let flow = ctx.api.post("/api/v1/connections", body).await?;
+/// Starts a flow at `path` (a new connection, or a reconnect) and waits for its outcome.
+async fn start(ctx: &Ctx, path: &str, body: Value, no_wait: bool) -> Result<()> {
+    let flow = ctx.api.post(path, body).await?;
     let url = flow["start_url"].as_str().unwrap_or_default();
     // The URL goes to stderr in JSON mode, so stdout stays one JSON document.
     let line =

@@ -154,8 +154,8 @@ async fn a_large_tree_opens_one_toolbox_and_server_at_a_time_and_saves_only_what
     assert_eq!(count(&small_open.html, r#"id="rule-"#), 0);
     let tools = b.get(&format!("{page}?server={lone}")).await;
     assert!(
-        tools.has(&format!(r#"id="rule-{small}-lone-wipe""#))
-            && tools.has(&format!(r#"id="rule-{small}-lone-echo""#))
+        tools.has(&format!(r#"id="rule-{small}-lone--wipe""#))
+            && tools.has(&format!(r#"id="rule-{small}-lone--echo""#))
     );
     assert!(tools.has(r#"<option value="ask" selected>"#));
     assert!(tools.has(&format!(r#"name="open-server" value="{lone}""#)));
@@ -219,4 +219,104 @@ async fn a_large_tree_opens_one_toolbox_and_server_at_a_time_and_saves_only_what
             .any(|g| g["server_id"] == first.as_str() && g["active"] == false),
         "{now:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_many_tools_lists_them_a_page_at_a_time_and_saves_only_that_page() {
+    let app = App::new(TestDb::sqlite().await).await;
+    catalog_fx(&app).await;
+    let (_, ann) = member(&app, "ann@example.com").await;
+    let tb = toolbox(&app, &ann, "wide").await;
+    let srv = app
+        .ok(
+            "/api/v1/servers",
+            &ann,
+            json!({ "name": "many", "catalog": "fx", "toolbox": tb }),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut c = app.store.conn().await.unwrap();
+    for i in 0..450 {
+        let tool = format!("t{i:03}");
+        let pin = Pin {
+            server_id: ServerId::from_db(srv.clone()),
+            tool: tool.clone(),
+            hash: "ab".repeat(32),
+            definition: json!({ "name": tool }),
+            flags: vec![],
+        };
+        toolbelt_store::pins::set(&mut c, &pin, None).await.unwrap();
+    }
+    drop(c);
+    let agent = app
+        .ok("/api/v1/agents", &ann, json!({ "name": "bot" }))
+        .await["agent"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.ok(
+        "/api/v1/grants",
+        &ann,
+        json!({ "agent": agent, "server": srv, "tool": "t000", "rule": "ask" }),
+    )
+    .await;
+    let mut b = Browser::new(&app);
+    b.sign_in("ann@example.com", PASSWORD).await;
+    let page = format!("/agents/{agent}");
+
+    let first = b.get(&format!("{page}?server={srv}")).await;
+    assert_eq!(
+        count(&first.html, r#"id="rule-"#),
+        200,
+        "a page of tools, not 450"
+    );
+    assert!(
+        first.has("Tools 1–200 of 450") && first.has("450 tool(s) · 1 ask"),
+        "{}",
+        first.html
+    );
+    assert!(
+        first.has(&format!(
+            r#"href="{page}?toolbox={tb}&#38;server={srv}&#38;tools=200#srv-{tb}-many""#
+        )),
+        "{}",
+        first.html
+    );
+    let last = b.get(&format!("{page}?server={srv}&tools=400")).await;
+    assert_eq!(count(&last.html, r#"id="rule-"#), 50);
+    assert!(last.has("Tools 401–450 of 450") && last.has(&format!(r#"id="rule-{tb}-many--t449""#)));
+    assert!(
+        last.has(r#"name="open-tools" value="400""#),
+        "saving returns to this page"
+    );
+    let past = b.get(&format!("{page}?server={srv}&tools=9999")).await;
+    assert!(
+        past.has("Tools 401–450 of 450"),
+        "past the end: the last page"
+    );
+
+    // Saving the last page: its rule is set, the rule on the first page (not posted) stays.
+    let field = format!("tool:{srv}:t420");
+    let saved = b
+        .post(
+            &format!("{page}/toolbelt"),
+            &[
+                ("open-server", &srv),
+                ("open-tools", "400"),
+                (&field, "deny"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.html);
+    assert!(saved.location.unwrap().contains("tools=400"));
+    let now = grants(&app, &ann, &agent).await;
+    let rule = |t: &str| {
+        now.iter()
+            .find(|g| g["tool"] == t)
+            .map(|g| g["rule"].clone())
+    };
+    assert_eq!(rule("t420"), Some(json!("deny")), "{now:?}");
+    assert_eq!(rule("t000"), Some(json!("ask")), "{now:?}");
 }

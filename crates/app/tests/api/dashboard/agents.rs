@@ -136,7 +136,7 @@ async fn tokens_are_issued_and_revoked_and_the_toolbelt_editor_grants() {
         "{}",
         detail.html
     );
-    assert!(detail.has(&format!(r#"id="rule-{tb}-ann-srv-wipe""#)));
+    assert!(detail.has(&format!(r#"id="rule-{tb}-ann-srv--wipe""#)));
 
     let server_field = format!("server:{srv}");
     let echo = format!("tool:{srv}:echo");

@@ -140,6 +140,20 @@ async fn connections_and_the_trust_centre_render_for_their_owner() {
     let d = b.get(&format!("/connections/{con}")).await;
     assert_eq!(d.status, StatusCode::OK, "{}", d.html);
     assert!(d.has(&format!(r#"id="grant-{}""#, a.grant)), "{}", d.html);
+    // Reconnect: off to the provider, with a flow that re-authorizes this connection.
+    let r = b.post(&format!("/connections/{con}/reconnect"), &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.html);
+    let to = r.location.unwrap();
+    assert!(
+        to.starts_with("http://127.0.0.1:9/authorize?") && to.contains("scope=read+write"),
+        "{to}"
+    );
+    let flows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM oauth_flows WHERE reconnects = $1")
+        .bind(con.as_str())
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(flows, 1);
 
     let t = b.get("/trust").await;
     assert_eq!(t.status, StatusCode::OK, "{}", t.html);
