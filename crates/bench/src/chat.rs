@@ -2,8 +2,9 @@
 //! apart from the model's and the tools' time, and how late a streamed token reaches the
 //! client after the model sent it; then many conversations at once.
 //!
-//! One `toolbelt serve` and a process-runtime DTMA running the fixture (`fx__echo`), the
-//! admin's agent granted it, an OpenAI-kind endpoint at the fixture. The model's time is
+//! One `toolbelt up --runtime process` (control plane and the `local` toolbox's DTMA in one
+//! process) running the fixture (`fx__echo`), the admin's agent granted it, an OpenAI-kind
+//! endpoint at the fixture. The model's time is
 //! what the fixture spent on each request (arrival to last byte, `received_ns` ..
 //! `finished_ns`); a tool's is the p50 of `fx__echo` called through the gateway directly
 //! with an agent token (the path chat's calls take). So a turn of K tool steps is
@@ -11,8 +12,7 @@
 //! turn without tools) and what each tool step adds.
 
 use crate::api::Api;
-use crate::gateway::gateway;
-use crate::procs::{ADMIN, Launch};
+use crate::procs::{self, ADMIN, Launch};
 use crate::stats::{fmt, summarize};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ use toolbelt_e2e::llm::Llm;
 use toolbelt_e2e::mcp::Mcp;
 use toolbelt_e2e::world::Caller;
 use toolbelt_testkit::fixture::static_fixture_bin;
+use toolbelt_testkit::proc::free_port;
 
 fn now_ns() -> i128 {
     SystemTime::now()
@@ -65,13 +66,9 @@ async fn timed_turn(chat: &Chat, llm: &Llm) -> Result<(Duration, Duration)> {
 
 pub async fn run(turns: usize, steps: usize, concurrent: usize) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let gw = gateway(
-        &dir.path().join("cp"),
-        &Launch::default(),
-        Duration::from_secs(30),
-    )
-    .await?;
-    let api = Api::new(&gw.proc.url);
+    let proc = procs::up(&dir.path().join("up"), free_port(), &Launch::default())?;
+    procs::healthy(&format!("{}/readyz", proc.url), Duration::from_secs(30)).await?;
+    let api = Api::new(&proc.url);
     let source = json!({ "type": "package", "manager": "binary", "package": "fixture-mcp",
         "command": [static_fixture_bin().display().to_string()] });
     api.call(
@@ -80,16 +77,13 @@ pub async fn run(turns: usize, steps: usize, concurrent: usize) -> Result<()> {
         json!({ "slug": "fx", "source": source, "transport": "stdio" }),
     )
     .await?;
-    let (_, _dtma) = api
-        .toolbox("calls", dir.path(), "process", &Launch::default())
-        .await?;
-    api.server("fx", "fx", "calls").await?;
+    api.server("fx", "fx", "local").await?;
     let token = api.agent("bot").await?;
-    api.grant_server("bot", "fx", "calls").await?;
-    api.wait_running("calls", 1, Duration::from_secs(60))
+    api.grant_server("bot", "fx", "local").await?;
+    api.wait_running("local", 1, Duration::from_secs(60))
         .await?;
 
-    let admin = Caller::new(&gw.proc.url, ADMIN);
+    let admin = Caller::new(&proc.url, ADMIN);
     let llm = Llm::start(tool_script(0)).await;
     admin
         .llm_with(json!({ "name": "scripted", "kind": "openai", "base_url": llm.base_url(), "model": "scripted", "shared": true }))
@@ -102,7 +96,7 @@ pub async fn run(turns: usize, steps: usize, concurrent: usize) -> Result<()> {
         .await;
 
     // The tool's own time, on the path chat's calls take.
-    let mut mcp = Mcp::new(&format!("{}/mcp", gw.proc.url), &token);
+    let mut mcp = Mcp::new(&format!("{}/mcp", proc.url), &token);
     mcp.initialize().await;
     let mut tool = Vec::new();
     for i in 0..200 {
@@ -113,7 +107,9 @@ pub async fn run(turns: usize, steps: usize, concurrent: usize) -> Result<()> {
     }
     let tool_p50 = summarize(tool).p50;
 
-    println!("## Chat (scripted OpenAI-kind LLM, `fx__echo` through the gateway)\n");
+    println!(
+        "## Chat (one `toolbelt up --runtime process`, scripted OpenAI-kind LLM, `fx__echo` through the gateway)\n"
+    );
     println!("| what | p50 | p99 | n |\n|---|---|---|---|");
     println!(
         "| tool call through the gateway (`fx__echo`) | {} | - | 200 |",
@@ -149,7 +145,7 @@ pub async fn run(turns: usize, steps: usize, concurrent: usize) -> Result<()> {
         .collect();
     let p = summarize(per);
     println!(
-        "| chat's own time per tool step (turn of {steps} steps, fixed part removed) | {} | {} | {} |",
+        "| **chat's own time per tool step** (turn of {steps} steps, fixed part removed; target p50 ≤ 2 ms) | {} | {} | {} |",
         fmt(p.p50),
         fmt(p.p99),
         p.n
@@ -192,7 +188,7 @@ pub async fn run(turns: usize, steps: usize, concurrent: usize) -> Result<()> {
         .collect();
     let l = summarize(lat);
     println!(
-        "| streamed token: LLM wrote it → client read its `text` event | {} | {} | {} |",
+        "| **streamed token**: LLM wrote it → client read its `text` event (target ≤ 5 ms) | {} | {} | {} |",
         fmt(l.p50),
         fmt(l.p99),
         l.n
@@ -231,7 +227,7 @@ pub async fn run(turns: usize, steps: usize, concurrent: usize) -> Result<()> {
         c.n
     );
     println!(
-        "\n{concurrent} concurrent conversations: {errors} errors, all done in {}.",
+        "\n{concurrent} concurrent conversations on one `toolbelt up`: **{errors} errors** (target 0), all done in {}.",
         fmt(wall)
     );
     Ok(())

@@ -87,11 +87,22 @@ fn log_file(path: &Path) -> Result<(std::fs::File, std::fs::File)> {
 
 /// `toolbelt serve` on a given port (a restart must keep it: the DTMAs know the URL).
 pub fn serve(data: &Path, port: u16, how: &Launch) -> Result<Proc> {
+    launch(&["serve"], data, port, how)
+}
+
+/// `toolbelt up --runtime process`: the control plane and the `local` toolbox's DTMA in one
+/// process.
+pub fn up(data: &Path, port: u16, how: &Launch) -> Result<Proc> {
+    launch(&["up", "--runtime", "process"], data, port, how)
+}
+
+fn launch(sub: &[&str], data: &Path, port: u16, how: &Launch) -> Result<Proc> {
     std::fs::create_dir_all(data)?;
     let log = data.with_extension("log");
     let (out, err) = log_file(&log)?;
     let mut cmd = how.command(&toolbelt_bin());
-    cmd.args(["serve", "--data-dir"])
+    cmd.args(sub)
+        .arg("--data-dir")
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(&how.args)
@@ -111,7 +122,9 @@ pub fn serve(data: &Path, port: u16, how: &Launch) -> Result<Proc> {
         "http"
     };
     Ok(Proc {
-        child: cmd.spawn().context("toolbelt serve")?,
+        child: cmd
+            .spawn()
+            .with_context(|| format!("toolbelt {}", sub[0]))?,
         url: format!("{scheme}://127.0.0.1:{port}"),
         log,
     })
