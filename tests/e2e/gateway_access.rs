@@ -1,6 +1,7 @@
 //! The gateway with the official Python SDK as the agent, in both protocol eras: each
 //! agent sees exactly its tools across toolboxes; what it may not use is invisible and
-//! uncallable; revoking a grant or a token stops the very next call of an open session.
+//! uncallable; revoking a grant or a token stops the very next call of an open session;
+//! two servers' resources of one URI are told apart by their server's prefix.
 
 use crate::gw_setup::{WAIT, World};
 use serde_json::{Value, json};
@@ -130,10 +131,50 @@ async fn sees_exactly(mode: &str) {
         json!([]),
         "a single tool grants no prompts"
     );
-    let rd = ann
+    // Both servers list `fixture://hello`: the agent sees each under its server's prefix,
+    // and the bare URI, which either could answer, goes to neither (it went to the first).
+    let listed = ann.send(json!({ "op": "list_resources" })).await;
+    let mut uris: Vec<&str> = listed["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    uris.sort();
+    assert_eq!(
+        uris,
+        [
+            "toolbelt://mine/fixture://hello",
+            "toolbelt://tools/fixture://hello"
+        ]
+    );
+    let bare = ann
         .send(json!({ "op": "read_resource", "uri": "fixture://hello" }))
         .await;
-    assert_eq!(rd["contents"][0]["text"], "hello", "{rd}");
+    assert_eq!(
+        bare["ok"], false,
+        "an ambiguous URI resolves to neither: {bare}"
+    );
+    for server in ["mine", "tools"] {
+        let uri = format!("toolbelt://{server}/fixture://hello");
+        let rd = ann.send(json!({ "op": "read_resource", "uri": uri })).await;
+        assert_eq!(rd["contents"][0]["text"], "hello", "{rd}");
+        assert_eq!(
+            rd["contents"][0]["uri"], uri,
+            "answered under the name asked"
+        );
+        // Which server answered: the audit event of the read says.
+        let audit = w
+            .as_ann(
+                "GET",
+                "/api/v1/audit?agent=ann-bot&action=resource.read&limit=1",
+                Value::Null,
+            )
+            .await;
+        let detail: Value =
+            serde_json::from_str(audit["items"][0]["detail"].as_str().unwrap()).unwrap();
+        assert_eq!(detail["server_name"], server, "{detail}");
+    }
     ann.quit().await;
     bob.quit().await;
 }

@@ -11,6 +11,8 @@ use toolbelt_e2e::sdk::Sdk;
 use toolbelt_gateway::GatewayConfig;
 
 const TEMPLATE: &str = "fixture://greeting/{name}";
+/// As the agent sees it: qualified with its server's prefix.
+const SHOWN: &str = "toolbelt://tools/fixture://greeting/{name}";
 
 async fn prompt_names(ann: &mut Sdk) -> Vec<String> {
     let r = ann.send(json!({ "op": "list_prompts" })).await;
@@ -41,7 +43,7 @@ async fn until_template(ann: &mut Sdk, listed: bool) {
     let what = format!("template {}", if listed { "listed" } else { "hidden" });
     eventually(&what, WAIT, async || {
         let uris = template_uris(ann).await;
-        when(uris.clone(), uris.contains(&TEMPLATE.to_string()) == listed)
+        when(uris.clone(), uris.contains(&SHOWN.to_string()) == listed)
     })
     .await;
 }
@@ -90,7 +92,7 @@ async fn changed_and_new_prompts_and_templates_are_held_until_approved() {
     let mut ann = w.ann_bot.mcp("legacy").await;
     // First discovery: pinned on sight, nothing held.
     assert_eq!(prompt_names(&mut ann).await, vec!["tools__greet"]);
-    assert_eq!(template_uris(&mut ann).await, vec![TEMPLATE]);
+    assert_eq!(template_uris(&mut ann).await, vec![SHOWN]);
     assert_eq!(
         greet(&mut ann, "tools__greet").await["messages"][0]["content"]["text"],
         "Hello, Ann!"
@@ -144,7 +146,7 @@ async fn changed_and_new_prompts_and_templates_are_held_until_approved() {
     until_prompt(&mut ann, "tools__farewell", true).await;
 
     // A changed template is held too, and no URI resolves through it meanwhile.
-    let uri = "fixture://greeting/Ann";
+    let uri = "toolbelt://tools/fixture://greeting/Ann";
     let rd = ann.send(json!({ "op": "read_resource", "uri": uri })).await;
     assert_eq!(rd["contents"][0]["text"], "Hello, Ann!", "{rd}");
     ann.call("tools__rug_pull", json!({ "mode": "template" }))

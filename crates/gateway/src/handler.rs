@@ -190,7 +190,7 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let Seen { view } = self.view(&ctx).await?;
-        let res: Vec<_> = view.resources.iter().map(|(r, _)| r.clone()).collect();
+        let res: Vec<_> = view.resources.iter().map(|r| r.shown.clone()).collect();
         let Page { items, next_cursor } = page(
             &res,
             req.as_ref().and_then(|r| r.cursor.as_deref()),
@@ -208,7 +208,7 @@ impl ServerHandler for Gateway {
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let Seen { view } = self.view(&ctx).await?;
         Ok(ListResourceTemplatesResult::with_all_items(
-            view.templates.iter().map(|(t, _)| t.clone()).collect(),
+            view.templates.iter().map(|t| t.shown.clone()).collect(),
         ))
     }
 

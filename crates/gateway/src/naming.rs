@@ -40,6 +40,20 @@ pub fn exposed(prefix: &str, tool: &str) -> String {
     name
 }
 
+/// How an agent names a server's resource URI (and template): `toolbelt://<prefix>/<uri>`,
+/// the server's prefix as in its tools' names, the server's own URI after it unchanged.
+/// Still a URI (the original's `:` and `/` are allowed in a path), so clients accept it.
+pub const URI_SCHEME: &str = "toolbelt://";
+
+pub fn qualified_uri(prefix: &str, uri: &str) -> String {
+    format!("{URI_SCHEME}{prefix}/{uri}")
+}
+
+/// The prefix and the server's own URI of a qualified URI; None for any other URI.
+pub fn split_uri(uri: &str) -> Option<(&str, &str)> {
+    uri.strip_prefix(URI_SCHEME)?.split_once('/')
+}
+
 /// The prefix of each server, unique among the servers given: its name, or
 /// `name-toolbox` when several servers the agent sees share the name (servers are named
 /// uniquely only within a toolbox). A prefix made so can still be another server's:
@@ -124,6 +138,14 @@ mod tests {
             exposed(&"s".repeat(32), &"t".repeat(128)),
             "deterministic"
         );
+    }
+
+    #[test]
+    fn qualified_uris_split_back_into_prefix_and_the_servers_own_uri() {
+        let q = qualified_uri("tools-alpha", "file:///etc/x?y=1#z");
+        assert_eq!(q, "toolbelt://tools-alpha/file:///etc/x?y=1#z");
+        assert_eq!(split_uri(&q), Some(("tools-alpha", "file:///etc/x?y=1#z")));
+        assert_eq!(split_uri("file:///etc/x"), None);
     }
 
     #[test]

@@ -24,6 +24,16 @@ pub struct ExposedPrompt {
     pub server: Arc<ServerEntry>,
 }
 
+/// A resource (or template) as one agent sees it: its URI qualified with the server's
+/// prefix ([`naming::qualified_uri`]), and the server's own.
+pub struct ExposedResource<T> {
+    pub shown: T,
+    /// The server's own URI (template).
+    pub upstream: String,
+    pub prefix: String,
+    pub server: Arc<ServerEntry>,
+}
+
 /// A tool as one agent sees it: its exposed name and the server's own definition.
 #[derive(Clone)]
 pub struct Exposed {
@@ -55,8 +65,10 @@ pub struct View {
     by_name: HashMap<Arc<str>, usize>,
     /// Exposed name, the prompt as shown, and its server (whose own name is `upstream`).
     pub prompts: Vec<ExposedPrompt>,
-    pub resources: Vec<(Resource, Arc<ServerEntry>)>,
-    pub templates: Vec<(ResourceTemplate, Arc<ServerEntry>)>,
+    pub resources: Vec<ExposedResource<Resource>>,
+    pub templates: Vec<ExposedResource<ResourceTemplate>>,
+    /// The servers whose resources the agent sees, by prefix (qualified URIs name them).
+    pub resource_servers: HashMap<String, Arc<ServerEntry>>,
     /// A digest of what is listed, to tell agents when it changes.
     pub fingerprint: u64,
     /// SHA-256 over the listed names and definitions: views with the same key list the
@@ -175,11 +187,27 @@ fn build(registry: &Registry, policy: &AgentPolicy) -> View {
                     server: e.clone(),
                 });
             }
-            v.resources
-                .extend(e.resources.iter().map(|r| (r.clone(), e.clone())));
+            v.resource_servers.insert(prefix.clone(), e.clone());
+            for r in e.resources.iter() {
+                let mut shown = r.clone();
+                shown.uri = naming::qualified_uri(prefix, &r.uri);
+                v.resources.push(ExposedResource {
+                    shown,
+                    upstream: r.uri.clone(),
+                    prefix: prefix.clone(),
+                    server: e.clone(),
+                });
+            }
             for t in e.templates.iter() {
                 if pinned.template_visible(&t.uri_template) {
-                    v.templates.push((t.clone(), e.clone()));
+                    let mut shown = t.clone();
+                    shown.uri_template = naming::qualified_uri(prefix, &t.uri_template);
+                    v.templates.push(ExposedResource {
+                        shown,
+                        upstream: t.uri_template.clone(),
+                        prefix: prefix.clone(),
+                        server: e.clone(),
+                    });
                 }
             }
         }

@@ -6,12 +6,13 @@
 use super::{Gateway, current_view};
 use crate::call;
 use crate::error::CallError;
+use crate::naming;
 use crate::policy::AgentIdentity;
 use crate::registry::ServerEntry;
 use crate::request_audit::RequestAudit;
 use rmcp::model::{
     CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
-    ReadResourceRequestParams, ReadResourceResponse, Reference, ResultType,
+    ReadResourceRequestParams, ReadResourceResponse, Reference, ResourceContents, ResultType,
 };
 use std::sync::Arc;
 use toolbelt_model::audit::TargetKind;
@@ -52,16 +53,29 @@ impl Gateway {
         audit: &mut RequestAudit<'_>,
     ) -> Result<ReadResourceResponse, CallError> {
         let view = current_view(&self.hub, agent).await?;
-        let server = owner_of_uri(&view, &req.uri)
+        let found = owner_of_uri(&view, &req.uri)
             .ok_or_else(|| CallError::UnknownResource(req.uri.clone()))?;
-        audit.reached(TargetKind::Resource, &server, &req.uri);
-        let peer = self.peer_of(agent, &server, audit).await?;
+        audit.reached(TargetKind::Resource, &found.server, &found.uri);
+        let peer = self.peer_of(agent, &found.server, audit).await?;
+        let mut params = req.clone();
+        params.uri = found.uri.clone();
         match self
-            .bounded(&server.name, peer.read_resource_once(req))
+            .bounded(&found.server.name, peer.read_resource_once(params))
             .await?
         {
             ReadResourceResponse::Complete(mut r) => {
                 r.result_type.get_or_insert(ResultType::COMPLETE);
+                // Asked by the qualified name, the contents answer under it too.
+                if let Some(prefix) = found.qualified {
+                    for c in &mut r.contents {
+                        let uri = match c {
+                            ResourceContents::TextResourceContents { uri, .. }
+                            | ResourceContents::BlobResourceContents { uri, .. } => uri,
+                            _ => continue,
+                        };
+                        *uri = naming::qualified_uri(prefix, uri);
+                    }
+                }
                 Ok(ReadResourceResponse::Complete(r))
             }
             other => Ok(other),
@@ -90,10 +104,13 @@ impl Gateway {
                 found.server.clone()
             }
             Reference::Resource(r) => {
-                let s = owner_of_uri(&view, &r.uri)
+                let found = owner_of_uri(&view, &r.uri)
                     .ok_or_else(|| CallError::UnknownResource(r.uri.clone()))?;
-                audit.reached(TargetKind::Resource, &s, &r.uri);
-                s
+                audit.reached(TargetKind::Resource, &found.server, &found.uri);
+                if let Reference::Resource(rr) = &mut params.r#ref {
+                    rr.uri = found.uri.clone();
+                }
+                found.server
             }
             _ => {
                 return Err(CallError::InvalidParams(
@@ -154,18 +171,75 @@ impl Gateway {
     }
 }
 
-/// The server that owns a URI: an exact resource, else the template with the longest
-/// literal prefix matching it.
-fn owner_of_uri(view: &crate::view::View, uri: &str) -> Option<Arc<ServerEntry>> {
-    if let Some((_, s)) = view.resources.iter().find(|(r, _)| r.uri == uri) {
-        return Some(s.clone());
+/// Where a URI an agent names goes: the server, the URI as that server knows it, and the
+/// prefix it was qualified with (None: the agent named the server's own URI).
+struct UriOwner<'v> {
+    server: Arc<ServerEntry>,
+    uri: String,
+    qualified: Option<&'v str>,
+}
+
+/// The server that owns a URI: by its prefix for a qualified URI (one of that server's
+/// resources or visible templates), else the only server in the view whose exact resource,
+/// or whose template with the longest literal prefix, matches it. A URI two servers would
+/// both answer resolves to neither (it once went to the first), as tool names do.
+fn owner_of_uri<'v>(view: &'v crate::view::View, uri: &str) -> Option<UriOwner<'v>> {
+    if let Some((prefix, own)) = naming::split_uri(uri) {
+        let (prefix, server) = view.resource_servers.get_key_value(prefix)?;
+        let mine = |p: &str| p == prefix.as_str();
+        let listed = view
+            .resources
+            .iter()
+            .any(|r| mine(&r.prefix) && r.upstream == own);
+        let templated = view
+            .templates
+            .iter()
+            .any(|t| mine(&t.prefix) && template_match(&t.upstream, own).is_some());
+        return (listed || templated).then(|| UriOwner {
+            server: server.clone(),
+            uri: own.to_string(),
+            qualified: Some(prefix.as_str()),
+        });
     }
-    view.templates
+    let only = |servers: Vec<&Arc<ServerEntry>>| -> Option<Arc<ServerEntry>> {
+        let first = *servers.first()?;
+        servers
+            .iter()
+            .all(|s| s.id == first.id)
+            .then(|| first.clone())
+    };
+    let unqualified = |server| UriOwner {
+        server,
+        uri: uri.to_string(),
+        qualified: None,
+    };
+    let exact: Vec<&Arc<ServerEntry>> = view
+        .resources
         .iter()
-        .filter_map(|(t, s)| {
-            let prefix = t.uri_template.split('{').next().unwrap_or("");
-            (!prefix.is_empty() && uri.starts_with(prefix)).then_some((prefix.len(), s))
-        })
-        .max_by_key(|(n, _)| *n)
-        .map(|(_, s)| s.clone())
+        .filter(|r| r.upstream == uri)
+        .map(|r| &r.server)
+        .collect();
+    if !exact.is_empty() {
+        return only(exact).map(unqualified);
+    }
+    let matched: Vec<(usize, &Arc<ServerEntry>)> = view
+        .templates
+        .iter()
+        .filter_map(|t| template_match(&t.upstream, uri).map(|n| (n, &t.server)))
+        .collect();
+    let longest = matched.iter().map(|(n, _)| *n).max()?;
+    only(
+        matched
+            .into_iter()
+            .filter(|(n, _)| *n == longest)
+            .map(|(_, s)| s)
+            .collect(),
+    )
+    .map(unqualified)
+}
+
+/// The length of a template's literal prefix when `uri` starts with it.
+fn template_match(template: &str, uri: &str) -> Option<usize> {
+    let prefix = template.split('{').next().unwrap_or("");
+    (!prefix.is_empty() && uri.starts_with(prefix)).then_some(prefix.len())
 }
