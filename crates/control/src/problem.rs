@@ -182,7 +182,9 @@ impl From<ServiceError> for Problem {
             ServiceError::Conflict(_) => Kind::Conflict,
             ServiceError::Ambiguous(_) => Kind::Ambiguous,
             ServiceError::Invalid(_) => Kind::Validation,
-            ServiceError::Unavailable(_) => Kind::Unavailable,
+            ServiceError::Unavailable(_) | ServiceError::DatabaseUnavailable { .. } => {
+                Kind::Unavailable
+            }
             ServiceError::Undecryptable(_) => Kind::Undecryptable,
             ServiceError::OAuthState(_) => Kind::OAuthState,
             ServiceError::ProviderRefused(_) => Kind::ProviderRefused,
@@ -302,6 +304,11 @@ mod tests {
         assert_eq!(p.retry_after, Some(3), "rounded up");
         let res = p.into_response();
         assert_eq!(res.headers()[header::RETRY_AFTER], "3");
+        // The database unreachable: the store's one mapping, as the gateway's 503s.
+        let down = toolbelt_store::StoreError::Db(std::io::Error::other("reset").into());
+        let p = Problem::from(down);
+        assert_eq!((p.status, p.retry_after), (503, Some(1)));
+        assert_eq!(p.detail, toolbelt_store::UNAVAILABLE);
         let p = Problem::from(ServiceError::invalid("config.port", "must be ≥ 1"));
         assert_eq!(p.detail, "config.port: must be ≥ 1");
         assert_eq!(p.errors[0].field, "config.port");

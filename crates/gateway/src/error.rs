@@ -104,21 +104,34 @@ pub enum CallError {
 
 /// What the agent is told when the database is down (restarting, unreachable): that, in
 /// words, rather than the driver's message; the call can be tried again.
-const DB_UNAVAILABLE: &str = "the database is unavailable; try again";
-
 fn audit_reason(e: &AuditError) -> String {
     match e {
-        AuditError::Write(s) if s.is_unavailable() => DB_UNAVAILABLE.into(),
+        AuditError::Write(s) if s.is_unavailable() => toolbelt_store::UNAVAILABLE.into(),
         e => e.to_string(),
     }
 }
 
 fn store_reason(e: &StoreError) -> String {
     if e.is_unavailable() {
-        DB_UNAVAILABLE.into()
+        toolbelt_store::UNAVAILABLE.into()
     } else {
         e.to_string()
     }
+}
+
+/// How long to wait, when an answer is the gateway's own `unavailable` error: the HTTP
+/// layer answers it with 503 and `Retry-After` instead of 200. Only the gateway's own: an
+/// upstream's error of the same shape loses its data on the way in ([`CallError::upstream`]).
+pub fn unavailable_retry(e: &McpError) -> Option<Duration> {
+    if e.code.0 != ErrorKind::Unavailable.code() {
+        return None;
+    }
+    let data = e.data.as_ref()?.as_object()?;
+    if data.get("unavailable").and_then(Value::as_str) != Some("database") {
+        return None;
+    }
+    let ms = data.get("retry_after_ms")?.as_u64()?;
+    Some(Duration::from_millis(ms))
 }
 
 fn retry_ms(d: Duration) -> u64 {
@@ -129,7 +142,13 @@ impl CallError {
     /// The one mapping from an upstream request's failure to what the agent is told.
     pub fn upstream(server: &str, e: ServiceError) -> CallError {
         match e {
-            ServiceError::McpError(e) => CallError::Upstream(e),
+            ServiceError::McpError(mut e) => {
+                // Only the gateway's own outage is answered 503 (see `unavailable_retry`).
+                if unavailable_retry(&e).is_some() {
+                    e.data = None;
+                }
+                CallError::Upstream(e)
+            }
             ServiceError::Timeout { timeout } => CallError::Timeout {
                 server: server.to_string(),
                 after: timeout,
@@ -170,8 +189,19 @@ impl CallError {
             AskTimedOut { .. } => ErrorKind::AskTimedOut,
             RateLimited { .. } => ErrorKind::RateLimited,
             NoAgentSession => ErrorKind::NoClientSession,
+            _ if self.retry_after().is_some() => ErrorKind::Unavailable,
             Agent(_) | Audit(_) | Store(_) => ErrorKind::Internal,
         })
+    }
+
+    /// When the database was unavailable: how long to wait (the store's one mapping, as
+    /// the REST API's 503s use it).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CallError::Audit(AuditError::Write(s)) => s.retry_after(),
+            CallError::Store(s) => s.retry_after(),
+            _ => None,
+        }
     }
 
     pub fn code(&self) -> i32 {
@@ -193,7 +223,9 @@ impl CallError {
                 Some(json!({ "retry_after_ms": retry_ms(*retry_after) }))
             }
             CallError::Upstream(e) => e.data.clone(),
-            _ => None,
+            e => e
+                .retry_after()
+                .map(|d| json!({ "unavailable": "database", "retry_after_ms": retry_ms(d) })),
         }
     }
 
@@ -355,6 +387,27 @@ mod tests {
         let d = ending(&Err(CallError::UnknownTool(long_name)));
         assert!(d.error.unwrap().len() < AUDIT_ERROR_CHARS + 40);
         assert_eq!(clip("short", 10), "short");
+    }
+
+    #[test]
+    fn a_database_outage_is_unavailable_and_only_ours_is() {
+        let down = || StoreError::Db(std::io::Error::other("connection reset").into());
+        for e in [
+            CallError::Store(down()),
+            CallError::Audit(AuditError::Write(std::sync::Arc::new(down()))),
+        ] {
+            assert_eq!((e.kind(), e.code()), (Some(ErrorKind::Unavailable), -32603));
+            let mcp: McpError = e.into();
+            assert!(mcp.message.contains(toolbelt_store::UNAVAILABLE), "{mcp:?}");
+            assert_eq!(unavailable_retry(&mcp), Some(Duration::from_secs(1)));
+        }
+        let other = CallError::Store(StoreError::Corrupt("x".into()));
+        assert_eq!(other.kind(), Some(ErrorKind::Internal));
+        assert_eq!(unavailable_retry(&other.into()), None);
+        // An upstream cannot have the gateway answer 503 for it.
+        let forged = McpError::from(CallError::Store(down()));
+        let passed: McpError = CallError::upstream("fx", ServiceError::McpError(forged)).into();
+        assert_eq!((passed.code.0, unavailable_retry(&passed)), (-32603, None));
     }
 
     #[test]

@@ -144,9 +144,15 @@ async fn list(
 }
 
 fn json(m: &ServerJsonRpcMessage) -> Response {
-    respond(Bytes::from(
+    let mut res = respond(Bytes::from(
         serde_json::to_vec(m).expect("a message serializes"),
-    ))
+    ));
+    if let ServerJsonRpcMessage::Error(e) = m
+        && let Some(wait) = crate::error::unavailable_retry(&e.error)
+    {
+        crate::http::unavailable(&mut res, wait);
+    }
+    res
 }
 
 fn respond(body: Bytes) -> Response {

@@ -97,9 +97,14 @@ async fn serve(
     let mut agent = match hub.policies.authenticate(&token).await {
         Ok(a) => a,
         Err(crate::policy::AuthError::Refused(why)) => return unauthorized(&hub, why, true),
-        Err(e) => {
+        Err(crate::policy::AuthError::Store(e)) => {
             tracing::error!(error = %e, "authentication failed");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            let wait = e.retry_after();
+            let mut res = rpc_error(StatusCode::SERVICE_UNAVAILABLE, CallError::Store(e));
+            if let Some(wait) = wait {
+                unavailable(&mut res, wait);
+            }
+            return res;
         }
     };
     if let Some(name) = req.uri().path().rsplit_once("/toolsets/").map(|(_, n)| n) {
@@ -193,6 +198,15 @@ async fn serve(
     res
 }
 
+/// The gateway's own `unavailable` error (the database is down) as HTTP says it: 503 and
+/// `Retry-After`, as the REST API answers, not an error inside a 200.
+pub(crate) fn unavailable(res: &mut Response, wait: std::time::Duration) {
+    *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+}
+
 /// An error answered before rmcp sees the request (so with no id to answer to).
 pub(crate) fn rpc_error(status: StatusCode, e: CallError) -> Response {
     let body = e.reply(&serde_json::Value::Null);
@@ -226,17 +240,21 @@ fn data_of(event: &[u8]) -> Option<String> {
 }
 
 /// Whether a JSON-RPC message is a response (not a request or notification), looked at
-/// without building it: a listing of a thousand tools is hundreds of kilobytes.
-fn is_final_response(data: &str) -> bool {
+/// without building it (a listing of a thousand tools is hundreds of kilobytes): None if
+/// not, `Some(error)` if it is, with its error when it is an error response.
+fn final_response(data: &str) -> Option<Option<rmcp::ErrorData>> {
     use serde::de::IgnoredAny;
     #[derive(serde::Deserialize)]
     struct Probe {
         method: Option<IgnoredAny>,
         result: Option<IgnoredAny>,
-        error: Option<IgnoredAny>,
+        error: Option<serde_json::Value>,
     }
-    serde_json::from_str::<Probe>(data)
-        .is_ok_and(|p| p.method.is_none() && (p.result.is_some() || p.error.is_some()))
+    let p = serde_json::from_str::<Probe>(data).ok()?;
+    if p.method.is_some() || (p.result.is_none() && p.error.is_none()) {
+        return None;
+    }
+    Some(p.error.and_then(|e| serde_json::from_value(e).ok()))
 }
 
 /// When the first real event of an SSE reply is the final response, answer with it as
@@ -259,14 +277,18 @@ async fn collapse(res: Response) -> Response {
             consumed = end + 2;
             scanned = consumed;
             let Some(data) = data_of(event) else { continue };
-            let is_final = is_final_response(&data);
-            if is_final {
+            if let Some(error) = final_response(&data) {
                 parts.headers.insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
                 parts.headers.remove(header::CONTENT_LENGTH);
-                return Response::from_parts(parts, Body::from(data));
+                let wait = error.and_then(|e| crate::error::unavailable_retry(&e));
+                let mut res = Response::from_parts(parts, Body::from(data));
+                if let Some(wait) = wait {
+                    unavailable(&mut res, wait);
+                }
+                return res;
             }
             // Something must stream first: replay what was read, then the rest.
             let head = Bytes::from(buf);

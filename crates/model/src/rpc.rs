@@ -63,6 +63,9 @@ rpc_table! {
         "unknown or ungranted resource";
     Internal = -32603, "internal", "Internal error",
         "Toolbelt itself failed (say, the call could not be audited)";
+    /// An alias of `internal`, told apart by its HTTP status (503, with `Retry-After`).
+    Unavailable = -32603, "unavailable", "the database is unavailable; try again",
+        "Toolbelt's database is unreachable (restarting, failing over): HTTP 503 with `Retry-After` and `data.retry_after_ms`; try again";
     Unauthorized = -32010, "unauthorized", "Unauthorized",
         "missing, invalid, revoked or expired agent token (HTTP 401)";
     SessionNotFound = -32011, "session_not_found", "Session not found",
@@ -95,6 +98,7 @@ pub const ALIASES: &[(ErrorKind, ErrorKind)] = &[
     (ErrorKind::RequestTooLarge, ErrorKind::InvalidRequest),
     (ErrorKind::NoClientSession, ErrorKind::MethodNotFound),
     (ErrorKind::UnknownTool, ErrorKind::InvalidParams),
+    (ErrorKind::Unavailable, ErrorKind::Internal),
 ];
 
 impl ErrorKind {

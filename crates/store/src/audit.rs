@@ -362,7 +362,31 @@ pub async fn verify(c: &mut AnyConnection) -> Result<VerifyReport> {
 /// consistently passes [`verify`] but not this: its hash at the first later checkpoint
 /// differs, and the rewrite lies after the last checkpoint that still matches. A
 /// checkpoint past the chain's end means its tail was cut (and the head moved back).
+///
+/// The head and every page of the walk are read in one snapshot (a read-only transaction,
+/// REPEATABLE READ on PostgreSQL): read in separate statements, an event appended between
+/// the head's read and the last page's — by any writer, at any moment of a busy system —
+/// showed as "the chain ends at N+1 but the head says N" on a sound chain.
 pub async fn verify_against(c: &mut AnyConnection, expected: &[Expected]) -> Result<VerifyReport> {
+    use sqlx::Connection;
+    if c.is_in_transaction() {
+        // The caller's transaction is the snapshot (and may not be nested into).
+        return walk(c, expected).await;
+    }
+    let begin = if c.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    } else {
+        // A deferred transaction: SQLite's snapshot is taken at its first read.
+        "BEGIN"
+    };
+    let mut tx = c.begin_with(begin).await?;
+    let report = walk(&mut tx, expected).await?;
+    tx.rollback().await?;
+    Ok(report)
+}
+
+/// [`verify_against`]'s walk, in the caller's snapshot.
+async fn walk(c: &mut AnyConnection, expected: &[Expected]) -> Result<VerifyReport> {
     let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_one(&mut *c)
         .await?;

@@ -74,6 +74,12 @@ impl StoreError {
         }
     }
 
+    /// How long a caller refused because the database [is unavailable](Self::is_unavailable)
+    /// should wait before trying again; None for every other error.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.is_unavailable().then_some(UNAVAILABLE_RETRY_AFTER)
+    }
+
     /// The database's disk (or its quota) is full: SQLite's `SQLITE_FULL` (13), or
     /// PostgreSQL's `disk_full` (53100). The statement changed nothing.
     pub fn is_storage_full(&self) -> bool {
@@ -85,6 +91,14 @@ impl StoreError {
         }
     }
 }
+
+/// What a caller is told when the database [is unavailable](StoreError::is_unavailable):
+/// the REST API (503) and `/mcp` (503, the JSON-RPC error `unavailable`) say the same.
+pub const UNAVAILABLE: &str = toolbelt_model::rpc::ErrorKind::Unavailable.default_message();
+
+/// The `Retry-After` of an [`UNAVAILABLE`] answer: a PostgreSQL restart or fail-over takes
+/// seconds, and every request after it succeeds again without restarting Toolbelt.
+pub const UNAVAILABLE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

@@ -33,6 +33,10 @@ pub enum ServiceError {
     /// A dependency (database, vault, toolbox) is down or not configured.
     #[error("{0}")]
     Unavailable(String),
+    /// The database cannot be reached (`StoreError::is_unavailable`): 503 with
+    /// `Retry-After`, as the gateway answers its agents.
+    #[error("{}", toolbelt_store::UNAVAILABLE)]
+    DatabaseUnavailable { retry_after: Duration },
     /// A sealed secret does not open (wrong key, tampered or moved ciphertext).
     #[error("{0}")]
     Undecryptable(String),
@@ -102,9 +106,9 @@ impl ServiceError {
     /// When to try again, for the errors that say (throttled, busy).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            ServiceError::TooManyAttempts { retry_after } | ServiceError::Busy { retry_after } => {
-                Some(*retry_after)
-            }
+            ServiceError::TooManyAttempts { retry_after }
+            | ServiceError::Busy { retry_after }
+            | ServiceError::DatabaseUnavailable { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -131,7 +135,9 @@ impl From<StoreError> for ServiceError {
             }
             other if other.is_unavailable() => {
                 tracing::error!(error = %other, "database unavailable");
-                ServiceError::unavailable("the database is unavailable")
+                ServiceError::DatabaseUnavailable {
+                    retry_after: toolbelt_store::UNAVAILABLE_RETRY_AFTER,
+                }
             }
             other => {
                 tracing::error!(error = %other, "store error");

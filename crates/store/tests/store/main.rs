@@ -4,6 +4,7 @@
 mod audit_batches;
 mod audit_chain;
 mod audit_checkpoints;
+mod audit_snapshot;
 mod basics;
 mod live;
 mod pins;

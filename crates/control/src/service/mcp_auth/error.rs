@@ -102,6 +102,10 @@ impl From<ServiceError> for AuthzError {
         match e {
             ServiceError::NotFound(m) => AuthzError::new(OAuthCode::AccessDenied, m),
             ServiceError::Unavailable(m) => AuthzError::new(OAuthCode::TemporarilyUnavailable, m),
+            e @ ServiceError::DatabaseUnavailable { retry_after } => AuthzError {
+                retry_after: Some(retry_after),
+                ..AuthzError::new(OAuthCode::TemporarilyUnavailable, e.to_string())
+            },
             ServiceError::Invalid(i) => AuthzError::request(i.to_string()),
             ServiceError::TooManyAttempts { retry_after } => AuthzError {
                 retry_after: Some(retry_after),
