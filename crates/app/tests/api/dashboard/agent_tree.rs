@@ -242,6 +242,7 @@ async fn a_server_with_many_tools_lists_them_a_page_at_a_time_and_saves_only_tha
         let tool = format!("t{i:03}");
         let pin = Pin {
             server_id: ServerId::from_db(srv.clone()),
+            kind: Default::default(),
             tool: tool.clone(),
             hash: "ab".repeat(32),
             definition: json!({ "name": tool }),
