@@ -78,36 +78,28 @@ impl World {
 
     /// Operations the seeds do not make succeed yet (see the README's known gaps): they
     /// need a pending tool change or approval, a completed OAuth connection, a DTMA's
-    /// credential, a configured LLM, or an agent whose tools were discovered.
+    /// credential, an LLM that answers, or an agent whose tools were discovered.
     pub const UNSEEDED: &'static [&'static str] = &[
         "DELETE /api/v1/agents/{agent}/toolsets/{toolset}",
-        "DELETE /api/v1/chats/{chat}",
         "DELETE /api/v1/connections/{connection}",
         "DELETE /api/v1/grants/{grant}",
-        "DELETE /api/v1/llms/{llm}",
-        "GET /api/v1/agents/{agent}/chat",
-        "GET /api/v1/chats/{chat}",
         "GET /api/v1/connections/{connection}",
-        "GET /api/v1/llms/{llm}",
         "GET /oauth/{provider}/callback",
         "GET /oauth/{provider}/start",
         "POST /api/v1/agents/{agent}/toolsets",
         "POST /api/v1/approvals/{id}/approve",
         "POST /api/v1/approvals/{id}/deny",
         "POST /api/v1/audit/verify",
-        "POST /api/v1/chats",
         "POST /api/v1/chats/{chat}/messages",
         "POST /api/v1/connections/{connection}/reconnect",
         "POST /api/v1/connections/{connection}/refresh",
         "POST /api/v1/dtma/heartbeat",
         "POST /api/v1/dtma/join",
         "POST /api/v1/dtma/secrets",
-        "POST /api/v1/llms",
         // The world's toolboxes run processes, not images (image_pins covers it).
         "POST /api/v1/servers/{server}/update-image",
         "POST /api/v1/tools/changes/{id}/approve",
         "POST /api/v1/tools/changes/{id}/reject",
-        "PUT /api/v1/agents/{agent}/chat",
     ];
 
     pub async fn start(dir: &Path) -> World {
@@ -369,6 +361,48 @@ impl World {
             .add("POST /api/v1/grants",
                 json!({ "body": { "agent": format!("{who}-bot-2"), "server": srv, "toolbox": srv_box } }));
         c.agent(&format!("{who}-bot-2")).await;
+
+        // Chat: the caller's own LLM endpoints (a name that need not resolve: nothing here
+        // calls it), the agent pointed at one, and conversations.
+        let llm = |name: &str| {
+            json!({ "name": format!("{who}-{name}"), "kind": "openai",
+                "base_url": "https://llm.example.com/v1", "model": "m" })
+        };
+        for name in ["llm", "doomed-llm"] {
+            rest.post("/api/v1/llms", llm(name)).await;
+        }
+        let settings = json!({ "llm": format!("{who}-llm") });
+        rest.ok(
+            "PUT",
+            &format!("/api/v1/agents/{bot}/chat"),
+            settings.clone(),
+        )
+        .await;
+        let chat = rest.post("/api/v1/chats", json!({ "agent": bot })).await;
+        let doomed_chat = rest.post("/api/v1/chats", json!({ "agent": bot })).await;
+        s.add("POST /api/v1/llms", json!({ "body": llm("made-llm") }))
+            .add(
+                "GET /api/v1/llms/{llm}",
+                json!({ "path": { "llm": format!("{who}-llm") } }),
+            )
+            .add(
+                "DELETE /api/v1/llms/{llm}",
+                json!({ "path": { "llm": format!("{who}-doomed-llm") } }),
+            )
+            .add(
+                "PUT /api/v1/agents/{agent}/chat",
+                json!({ "path": agent, "body": settings }),
+            )
+            .add("GET /api/v1/agents/{agent}/chat", json!({ "path": agent }))
+            .add("POST /api/v1/chats", json!({ "body": { "agent": bot } }))
+            .add(
+                "GET /api/v1/chats/{chat}",
+                json!({ "path": { "chat": id(&chat) } }),
+            )
+            .add(
+                "DELETE /api/v1/chats/{chat}",
+                json!({ "path": { "chat": id(&doomed_chat) } }),
+            );
 
         for name in ["secret", "doomed-secret"] {
             rest.post(
