@@ -70,6 +70,8 @@ impl World {
         "POST /api/v1/tools/changes/{id}/approve",
         "POST /api/v1/tools/changes/{id}/reject",
         "POST /api/v1/audit/checkpoints",
+        "GET /api/v1/audit/public-key",
+        "GET /api/v1/audit/verify",
         // The DTMA channel answers toolbox credentials, never a user's.
         "POST /api/v1/dtma/join",
         "POST /api/v1/dtma/heartbeat",
@@ -221,6 +223,23 @@ impl World {
         Self::own("a", &mut a, &admin, (&fx, "local", "fx__echo")).await;
         Self::own("m", &mut m, &member, (&m_srv, "m-box", "m-srv__echo")).await;
         Self::admin_only(&mut a, &admin).await;
+        // Providers are everyone's to read and connect with; a flow is its starter's.
+        let flow = member
+            .rest
+            .post("/api/v1/connections", json!({ "provider": "prov" }))
+            .await;
+        m.add(
+            "GET /api/v1/providers/{provider}",
+            json!({ "path": { "provider": "prov" } }),
+        )
+        .add(
+            "POST /api/v1/connections",
+            json!({ "body": { "provider": "prov" } }),
+        )
+        .add(
+            "GET /api/v1/connections/flows/{flow}",
+            json!({ "path": { "flow": flow["flow_id"].as_str().unwrap() } }),
+        );
         World {
             server,
             _dtma: dtma,
