@@ -82,13 +82,11 @@ impl World {
     /// need a pending tool change or approval, a completed OAuth connection, a DTMA's
     /// credential, an LLM that answers, or an agent whose tools were discovered.
     pub const UNSEEDED: &'static [&'static str] = &[
-        "DELETE /api/v1/agents/{agent}/toolsets/{toolset}",
         "DELETE /api/v1/connections/{connection}",
         "DELETE /api/v1/grants/{grant}",
         "GET /api/v1/connections/{connection}",
         "GET /oauth/{provider}/callback",
         "GET /oauth/{provider}/start",
-        "POST /api/v1/agents/{agent}/toolsets",
         "POST /api/v1/approvals/{id}/approve",
         "POST /api/v1/approvals/{id}/deny",
         "POST /api/v1/audit/verify",
@@ -252,7 +250,7 @@ impl World {
     /// What every caller makes for themselves, and the seeds that use it.
     /// `running`: a server the caller may use that runs (id, toolbox, one of its tools).
     async fn own(who: &str, s: &mut Seeds, c: &Caller, running: (&str, &str, &str)) {
-        let (srv, srv_box, _tool) = running;
+        let (srv, srv_box, tool) = running;
         let rest = &c.rest;
         for op in ["logs", "stats"] {
             s.add(
@@ -380,6 +378,19 @@ impl World {
             .add("POST /api/v1/grants",
                 json!({ "body": { "agent": format!("{who}-bot-2"), "server": srv, "toolbox": srv_box } }));
         c.agent(&format!("{who}-bot-2")).await;
+
+        // Toolsets of the agent's tools (its grant on the running server lists `tool`).
+        let set = |name: &str| json!({ "name": format!("{who}-{name}"), "tools": [tool] });
+        rest.post(&format!("/api/v1/agents/{bot}/toolsets"), set("doomed-set"))
+            .await;
+        s.add(
+            "POST /api/v1/agents/{agent}/toolsets",
+            json!({ "path": agent, "body": set("made-set") }),
+        )
+        .add(
+            "DELETE /api/v1/agents/{agent}/toolsets/{toolset}",
+            json!({ "path": { "agent": bot, "toolset": format!("{who}-doomed-set") } }),
+        );
 
         // Chat: the caller's own LLM endpoints (a name that need not resolve: nothing here
         // calls it), the agent pointed at one, and conversations.
