@@ -55,17 +55,7 @@ pub async fn update_image(
     }
     let mut c = st.store.conn().await?;
     let s = refs::server(&mut c, &caller.scope, r, toolbox).await?;
-    if !caller.is_admin() && s.owner_id.as_ref() != Some(caller.id()) {
-        return Err(ServiceError::forbidden(
-            "only admins may change shared servers",
-        ));
-    }
-    if s.desired == DesiredState::Deleted {
-        return Err(ServiceError::conflict(format!(
-            "server {} is being deleted",
-            s.name
-        )));
-    }
+    super::servers::may_change(caller, &s)?;
     let entry = catalog::get(&mut c, s.catalog_id.as_str()).await?;
     let tb = toolboxes::get_internal(&mut c, &s.toolbox_id).await?;
     drop(c);

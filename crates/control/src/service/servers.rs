@@ -302,17 +302,7 @@ pub async fn change(
     let desired = change.desired();
     let mut tx = st.store.begin_audited().await?;
     let s = refs::server(&mut tx, &caller.scope, r, toolbox).await?;
-    if !caller.is_admin() && s.owner_id.as_ref() != Some(caller.id()) {
-        return Err(ServiceError::forbidden(
-            "only admins may change shared servers",
-        ));
-    }
-    if s.desired == DesiredState::Deleted {
-        return Err(ServiceError::conflict(format!(
-            "server {} is being deleted",
-            s.name
-        )));
-    }
+    may_change(caller, &s)?;
     let s = found(
         format!("server {r}"),
         servers::set_desired(
@@ -361,4 +351,21 @@ async fn settle_if_remote(c: &mut AnyConnection, s: Server) -> Result<Server, St
     };
     servers::apply_observed(c, &s.id, obs).await?;
     servers::get_internal(c, &s.id).await
+}
+
+/// Who may change a server they can see (start, stop, restart, delete, update its image):
+/// its owner, or an admin; and nobody once it is being deleted.
+pub(super) fn may_change(caller: &Caller, s: &Server) -> Result<()> {
+    if !caller.is_admin() && s.owner_id.as_ref() != Some(caller.id()) {
+        return Err(ServiceError::forbidden(
+            "only admins may change shared servers",
+        ));
+    }
+    if s.desired == DesiredState::Deleted {
+        return Err(ServiceError::conflict(format!(
+            "server {} is being deleted",
+            s.name
+        )));
+    }
+    Ok(())
 }

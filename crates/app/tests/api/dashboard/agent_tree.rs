@@ -26,6 +26,19 @@ async fn grants(app: &App, token: &str, agent: &str) -> Vec<Value> {
         .clone()
 }
 
+/// A tool as discovery would have pinned it.
+async fn pin(c: &mut toolbelt_store::AnyConnection, server: &str, tool: &str, definition: Value) {
+    let pin = Pin {
+        server_id: ServerId::from_db(server.to_string()),
+        kind: Default::default(),
+        tool: tool.into(),
+        hash: "ab".repeat(32),
+        definition,
+        flags: vec![],
+    };
+    toolbelt_store::pins::set(c, &pin, None).await.unwrap();
+}
+
 async fn toolbox(app: &App, token: &str, name: &str) -> String {
     app.ok("/api/v1/toolboxes", token, json!({ "name": name }))
         .await["id"]
@@ -71,15 +84,8 @@ async fn a_large_tree_opens_one_toolbox_and_server_at_a_time_and_saves_only_what
         .map(|s| (s.clone(), "echo"))
         .chain([(lone.clone(), "echo"), (lone.clone(), "wipe")]);
     for (server, tool) in pins {
-        let pin = Pin {
-            server_id: ServerId::from_db(server),
-            kind: Default::default(),
-            tool: tool.into(),
-            hash: "ab".repeat(32),
-            definition: json!({ "name": tool, "description": format!("{tool}s") }),
-            flags: vec![],
-        };
-        toolbelt_store::pins::set(&mut c, &pin, None).await.unwrap();
+        let definition = json!({ "name": tool, "description": format!("{tool}s") });
+        pin(&mut c, &server, tool, definition).await;
     }
     drop(c);
     let agent = app
@@ -240,15 +246,7 @@ async fn a_server_with_many_tools_lists_them_a_page_at_a_time_and_saves_only_tha
     let mut c = app.store.conn().await.unwrap();
     for i in 0..450 {
         let tool = format!("t{i:03}");
-        let pin = Pin {
-            server_id: ServerId::from_db(srv.clone()),
-            kind: Default::default(),
-            tool: tool.clone(),
-            hash: "ab".repeat(32),
-            definition: json!({ "name": tool }),
-            flags: vec![],
-        };
-        toolbelt_store::pins::set(&mut c, &pin, None).await.unwrap();
+        pin(&mut c, &srv, &tool, json!({ "name": tool })).await;
     }
     drop(c);
     let agent = app
